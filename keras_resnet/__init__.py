@@ -1,0 +1,38 @@
+"""keras-resnet: the networks of He et al. (2015) as Keras 3 models.
+
+    import keras_resnet
+    model = keras_resnet.ResNet(50)            # ImageNet ResNet-50, option B
+    model = keras_resnet.ResNet(110)           # CIFAR ResNet-110, option A
+    model = keras_resnet.ResNet(34, plain=True)
+"""
+
+from keras_resnet.flops import count_flops
+from keras_resnet.layers import ZeroPadShortcut
+from keras_resnet.models import (
+    DeepResNet,
+    ResNet,
+    feature_extractor,
+    plain18,
+    plain20,
+    plain32,
+    plain34,
+    plain44,
+    plain56,
+    plain110,
+    recursion_headroom,
+    resnet18,
+    resnet20,
+    resnet32,
+    resnet34,
+    resnet44,
+    resnet50,
+    resnet56,
+    resnet101,
+    resnet110,
+    resnet152,
+    resnet200,
+    resnet1202,
+    stage_output_names,
+)
+
+__version__ = "0.1.0"

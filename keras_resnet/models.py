@@ -1,0 +1,468 @@
+"""`ResNet(...)`: the model factory, its argument checks, named constructors."""
+
+import contextlib
+import sys
+
+import keras
+from keras import layers
+
+from keras_resnet import blocks
+from keras_resnet import specs
+from keras_resnet import weights as weights_lib
+
+POOLINGS = (None, "avg", "max")
+# Keras builds a functional graph with one recursive Python call per layer on
+# the longest path (keras/src/ops/function.py, `_build_map_helper`), and a
+# ResNet's longest path has about 2 layers per block. Past this many weighted
+# layers that walk would hit Python's default recursion limit of 1000.
+DEEP_GRAPH_DEPTH = 400
+_RECURSION_LIMIT = 50_000
+_DEFAULTS = {
+    specs.CIFAR: {"shortcut": "A", "classes": 10, "size": 32},
+    specs.IMAGENET: {"shortcut": "B", "classes": 1000, "size": 224},
+}
+
+
+def ResNet(
+    depth,
+    shortcut=None,
+    plain=False,
+    *,
+    family=None,
+    variant="v1",
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=None,
+    classifier_activation="softmax",
+    data_format=None,
+    weight_decay=None,
+    name=None,
+):
+    """Builds a network of He et al. (2015) as a functional `keras.Model`.
+
+    The family follows the depth. 18, 34, 50, 101, 152 (and 200) are the
+    ImageNet nets of Table 1: a 7x7/2 stem, a 3x3/2 max-pool, four stages
+    conv2_x..conv5_x. Any other depth 6n+2 is the CIFAR net of Sec. 4.2: a
+    3x3 stem with 16 filters and three stages of n basic blocks with 16, 32
+    and 64 filters. The CIFAR nets of depth 50, 152 and 200 need
+    `family="cifar"`. Both end with global average pooling and a dense
+    classifier.
+
+    Args:
+        depth: number of weighted layers, as the paper counts them.
+        shortcut: "A" (identity, zero-padded where dimensions grow; no
+            parameters), "B" (1x1 projections where dimensions change) or
+            "C" (projections everywhere). Defaults to "A" for CIFAR and "B"
+            for ImageNet, as in the paper. Must be None when `plain=True`.
+        plain: build the plain baseline: the same net with no shortcuts.
+        family: None (follow the depth), "cifar" or "imagenet".
+        variant: where a bottleneck block strides. "v1" (default): in the
+            first 1x1 conv, as in the paper's released model,
+            keras.applications and keras-cv. "v1.5": in the 3x3 conv, as in
+            torchvision, NVIDIA and keras-hub; slightly more accurate, about
+            12% more FLOPs at depth 50, and its weights are not
+            interchangeable with v1's. Basic-block nets (18, 34, CIFAR) are
+            the same in both.
+        include_top: whether to end with the pooling + dense classifier.
+        weights: None (random He-normal init), a path to a `.weights.h5` or
+            `.keras` file saved from a model with the same layer names, or
+            a registered preset name (see `keras_resnet.weights`).
+        input_tensor: optional Keras tensor to use as the model's input.
+        input_shape: shape of one image, (H, W, C) for channels_last or
+            (C, H, W) for channels_first. H and W may be None (any size);
+            they must be at least the net's total stride (4 for CIFAR, 32
+            for ImageNet). Defaults to 32x32x3 (CIFAR) or 224x224x3.
+        pooling: with `include_top=False`: None returns the last stage's
+            feature map, "avg" or "max" a global pooling of it. With
+            `include_top=True`: the pooling before the classifier, "avg"
+            (the paper's, the default) or "max".
+        classes: number of classes; defaults to 10 (CIFAR) or 1000.
+        classifier_activation: activation of the classifier, "softmax" by
+            default; None returns logits. The classifier always computes in
+            float32, also under a mixed-precision policy.
+        data_format: "channels_last" (default, from
+            `keras.config.image_data_format()`) or "channels_first".
+        weight_decay: None, or the paper's SGD weight decay (1e-4). It is
+            added as `keras.regularizers.L2(weight_decay / 2)` on every conv
+            and dense kernel, so the gradient gains `weight_decay * w`:
+            exactly Caffe's and PyTorch's coupled `weight_decay`, momentum
+            included. (The `weight_decay` argument of Keras optimizers is
+            decoupled, AdamW-style, and is not the paper's.) BN parameters
+            and biases are not decayed.
+        name: model name; defaults to e.g. "resnet56" or "plain34".
+
+    Returns:
+        A `keras.Model`. Each stage's output is the layer named
+        `"{stage}_block{last}_out"` (`stage_output_names(model)` lists them,
+        `feature_extractor(model)` returns them all).
+
+    Raises:
+        ValueError: for any argument out of range, naming the value received
+            and what is valid.
+    """
+    spec = specs.get_spec(depth, family)
+    defaults = _DEFAULTS[spec.family]
+    shortcut = _check_shortcut(shortcut, plain, defaults["shortcut"])
+    if variant not in blocks.VARIANTS:
+        raise ValueError(
+            f"`variant` must be one of {blocks.VARIANTS}. Received variant={variant!r}."
+        )
+    if not isinstance(include_top, bool):
+        raise ValueError(
+            f"`include_top` must be True or False. Received include_top={include_top!r}."
+        )
+    if pooling not in POOLINGS:
+        raise ValueError(
+            f"`pooling` must be one of {POOLINGS}. Received pooling={pooling!r}."
+        )
+    classes = defaults["classes"] if classes is None else classes
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise ValueError(
+            f"`classes` must be a positive int. Received classes={classes!r}."
+        )
+    if include_top:
+        try:
+            keras.activations.get(classifier_activation)
+        except ValueError as error:
+            raise ValueError(
+                "`classifier_activation` must be None or a Keras activation. "
+                f"Received classifier_activation={classifier_activation!r}."
+            ) from error
+    data_format = _check_data_format(data_format)
+    regularizer = _regularizer(weight_decay)
+    options = blocks.LayerOptions(data_format=data_format, kernel_regularizer=regularizer)
+
+    inputs, x = _inputs(input_tensor, input_shape, spec, defaults["size"], data_format)
+    weights_path = weights_lib.resolve(weights, spec=spec, variant=variant)
+
+    if spec.family == specs.IMAGENET:
+        x = blocks.conv_bn_relu(x, 64, 7, 2, "conv1", options)
+        x = layers.ZeroPadding2D(1, data_format=data_format, name="pool1_pad")(x)
+        x = layers.MaxPooling2D(3, strides=2, data_format=data_format, name="pool1_pool")(x)
+    else:
+        x = blocks.conv_bn_relu(x, 16, 3, 1, "conv1", options)
+    for stage in spec.stages:
+        x = blocks.apply_stage(x, stage, spec.block, shortcut, options, variant)
+
+    if include_top:
+        x = _global_pool(pooling or "avg", data_format)(x)
+        x = layers.Dense(
+            classes,
+            activation=classifier_activation,
+            kernel_regularizer=regularizer,
+            # Logits and probabilities stay float32 under mixed precision.
+            dtype=keras.config.dtype_policy().variable_dtype,
+            name="predictions",
+        )(x)
+    elif pooling is not None:
+        x = _global_pool(pooling, data_format)(x)
+
+    if name is None:
+        name = _default_name(spec, shortcut, plain, variant, defaults["shortcut"])
+    model_class = DeepResNet if spec.depth > DEEP_GRAPH_DEPTH else keras.Model
+    model = model_class(inputs, x, name=name)
+    if weights_path is not None:
+        weights_lib.load_into(model, weights_path)
+    return model
+
+
+@contextlib.contextmanager
+def recursion_headroom(limit=_RECURSION_LIMIT):
+    """Raises Python's recursion limit to at least `limit` inside the block.
+
+    Python 3.11+ keeps pure-Python frames off the C stack, so a deep but
+    finite recursion such as Keras's graph walk is safe with a higher limit.
+    The old limit is restored on exit.
+    """
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class DeepResNet(keras.Model):
+    """A functional model whose graph is too deep for Keras's default walk.
+
+    Identical to `keras.Model(inputs, outputs)` (same layers, config and
+    weights), except that building it, which `keras.saving.load_model` also
+    does, runs under `recursion_headroom()`. `ResNet` returns one for depths
+    above `DEEP_GRAPH_DEPTH` (e.g. ResNet-1202), and a plain `keras.Model`
+    otherwise, so that shallower models load without keras_resnet whenever
+    they use only built-in layers.
+
+    New functional models made from one of its tensors, e.g.
+    `keras.Model(model.input, model.get_layer(...).output)`, walk the same
+    deep graph: make them inside `with keras_resnet.recursion_headroom():`
+    (`feature_extractor` does).
+    """
+
+    # The signature must be Functional's, (inputs, outputs, name), for Keras
+    # to save the graph's config rather than a subclassed model's.
+    def __init__(self, inputs, outputs, name=None, **kwargs):
+        with recursion_headroom():
+            super().__init__(inputs, outputs, name=name, **kwargs)
+
+
+def _check_shortcut(shortcut, plain, default):
+    if not isinstance(plain, bool):
+        raise ValueError(f"`plain` must be True or False. Received plain={plain!r}.")
+    if plain:
+        if shortcut is not None:
+            raise ValueError(
+                "A plain net has no shortcuts, so `shortcut` must be None "
+                f"when plain=True. Received shortcut={shortcut!r}."
+            )
+        return None
+    if shortcut is None:
+        return default
+    if shortcut not in blocks.SHORTCUTS:
+        hint = ""
+        if isinstance(shortcut, str) and shortcut.upper() in blocks.SHORTCUTS:
+            hint = f" (the paper's upper-case option names: did you mean {shortcut.upper()!r}?)"
+        raise ValueError(
+            f"`shortcut` must be one of {blocks.SHORTCUTS}, or None for the "
+            f"family's default{hint}. Received shortcut={shortcut!r}."
+        )
+    return shortcut
+
+
+def _check_data_format(data_format):
+    if data_format is None:
+        return keras.config.image_data_format()
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(
+            "`data_format` must be None, 'channels_last' or 'channels_first'. "
+            f"Received data_format={data_format!r}."
+        )
+    return data_format
+
+
+def _regularizer(weight_decay):
+    if weight_decay is None:
+        return None
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or weight_decay < 0:
+        raise ValueError(
+            "`weight_decay` must be None or a float >= 0 (the paper uses 1e-4). "
+            f"Received weight_decay={weight_decay!r}."
+        )
+    return keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+
+
+def check_input_shape(input_shape, spec, data_format):
+    """Checks one image's shape against the net; returns it as a tuple."""
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
+        raise ValueError(
+            "`input_shape` must be a tuple of 3 dims, (H, W, C) for "
+            "channels_last or (C, H, W) for channels_first. "
+            f"Received input_shape={input_shape!r}."
+        )
+    if data_format == "channels_last":
+        height, width, channels = input_shape
+    else:
+        channels, height, width = input_shape
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(
+            f"The channel dim of `input_shape` must be a positive int "
+            f"({data_format}). Received input_shape={tuple(input_shape)!r}."
+        )
+    minimum = spec.total_stride
+    for dim in (height, width):
+        if dim is None:
+            continue
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < minimum:
+            raise ValueError(
+                f"`input_shape`={tuple(input_shape)!r} is too small or not "
+                f"an int: the {spec.family} ResNets downsample by "
+                f"{minimum}, so height and width must be ints >= {minimum}, "
+                "or None for any size."
+            )
+    return tuple(input_shape)
+
+
+def _inputs(input_tensor, input_shape, spec, size, data_format):
+    """Returns (model inputs, first tensor) from input_tensor/input_shape."""
+    if input_tensor is not None:
+        if not keras.backend.is_keras_tensor(input_tensor):
+            raise ValueError(
+                "`input_tensor` must be a Keras tensor, e.g. from "
+                f"keras.Input(...). Received input_tensor={input_tensor!r}."
+            )
+        tensor_shape = tuple(input_tensor.shape[1:])
+        if input_shape is not None and tuple(input_shape) != tensor_shape:
+            raise ValueError(
+                f"`input_shape`={tuple(input_shape)!r} contradicts the shape "
+                f"of `input_tensor`, {tensor_shape!r}. Pass one of them."
+            )
+        check_input_shape(tensor_shape, spec, data_format)
+        return keras.utils.get_source_inputs(input_tensor), input_tensor
+    if input_shape is None:
+        input_shape = (size, size, 3) if data_format == "channels_last" else (3, size, size)
+    shape = check_input_shape(input_shape, spec, data_format)
+    inputs = keras.Input(shape=shape, name="images")
+    return inputs, inputs
+
+
+def _global_pool(pooling, data_format):
+    cls = layers.GlobalAveragePooling2D if pooling == "avg" else layers.GlobalMaxPooling2D
+    return cls(data_format=data_format, name=f"{pooling}_pool")
+
+
+def _default_name(spec, shortcut, plain, variant, default_shortcut):
+    name = f"{'plain' if plain else 'resnet'}{spec.depth}"
+    if shortcut is not None and shortcut != default_shortcut:
+        name += f"_{shortcut.lower()}"
+    if spec.block == specs.BOTTLENECK and variant == "v1.5":
+        name += "_v1_5"
+    if spec.family == specs.CIFAR and spec.depth in specs.IMAGENET_BLOCKS:
+        name += "_cifar"
+    return name
+
+
+def stage_output_names(model):
+    """Names of the layers that output each stage, e.g. `conv2_block3_out`.
+
+    Returns:
+        A dict from stage name ("conv2", ..., "conv5") to layer name, in
+        network order. These are the feature maps a detection backbone uses
+        (the paper's Sec. 7 puts Faster R-CNN on conv2_x..conv5_x).
+    """
+    last = {}
+    for layer in model.layers:
+        parts = layer.name.split("_")
+        if len(parts) == 3 and parts[2] == "out" and parts[1].startswith("block"):
+            last[parts[0]] = layer.name
+    if not last:
+        raise ValueError(
+            f"Model {model.name!r} has no layers named "
+            "'<stage>_block<i>_out'; it was not built by keras_resnet.ResNet."
+        )
+    return last
+
+
+def feature_extractor(model, stages=None):
+    """A model from `model`'s inputs to a dict of stage feature maps.
+
+    Args:
+        model: a model built by `ResNet(...)`.
+        stages: stage names to return ("conv2" .. "conv5" for ImageNet,
+            "conv2" .. "conv4" for CIFAR); all by default.
+
+    Returns:
+        A functional `keras.Model` sharing `model`'s layers and weights,
+        whose output is `{stage: feature map}`.
+    """
+    names = stage_output_names(model)
+    stages = list(names) if stages is None else list(stages)
+    unknown = [s for s in stages if s not in names]
+    if unknown:
+        raise ValueError(
+            f"`stages` must be among {list(names)}. Received stages={stages!r}."
+        )
+    outputs = {s: model.get_layer(names[s]).output for s in stages}
+    with recursion_headroom():
+        return keras.Model(model.input, outputs, name=f"{model.name}_features")
+
+
+# Named constructors: every network the paper reports. Each takes the
+# keyword arguments of `ResNet`.
+
+
+def resnet20(**kwargs):
+    """ResNet-20 for CIFAR (n=3): 0.27M parameters, 8.75% error (Table 6)."""
+    return ResNet(20, **kwargs)
+
+
+def resnet32(**kwargs):
+    """ResNet-32 for CIFAR (n=5): 0.46M parameters, 7.51% error (Table 6)."""
+    return ResNet(32, **kwargs)
+
+
+def resnet44(**kwargs):
+    """ResNet-44 for CIFAR (n=7): 0.66M parameters, 7.17% error (Table 6)."""
+    return ResNet(44, **kwargs)
+
+
+def resnet56(**kwargs):
+    """ResNet-56 for CIFAR (n=9): 0.85M parameters, 6.97% error (Table 6)."""
+    return ResNet(56, **kwargs)
+
+
+def resnet110(**kwargs):
+    """ResNet-110 for CIFAR (n=18): 1.7M parameters, 6.43% error (Table 6)."""
+    return ResNet(110, **kwargs)
+
+
+def resnet1202(**kwargs):
+    """ResNet-1202 for CIFAR (n=200): 19.4M parameters, 7.93% error."""
+    return ResNet(1202, **kwargs)
+
+
+def resnet18(**kwargs):
+    """ResNet-18 for ImageNet: basic blocks 2,2,2,2; 1.8 GFLOPs (Table 1)."""
+    return ResNet(18, **kwargs)
+
+
+def resnet34(**kwargs):
+    """ResNet-34 for ImageNet: basic blocks 3,4,6,3; 3.6 GFLOPs (Table 1)."""
+    return ResNet(34, **kwargs)
+
+
+def resnet50(**kwargs):
+    """ResNet-50 for ImageNet: bottlenecks 3,4,6,3; 3.8 GFLOPs (Table 1)."""
+    return ResNet(50, **kwargs)
+
+
+def resnet101(**kwargs):
+    """ResNet-101 for ImageNet: bottlenecks 3,4,23,3; 7.6 GFLOPs (Table 1)."""
+    return ResNet(101, **kwargs)
+
+
+def resnet152(**kwargs):
+    """ResNet-152 for ImageNet: bottlenecks 3,8,36,3; 11.3 GFLOPs (Table 1)."""
+    return ResNet(152, **kwargs)
+
+
+def resnet200(**kwargs):
+    """ResNet-200 for ImageNet: bottlenecks 3,24,36,3 (not in this paper)."""
+    return ResNet(200, **kwargs)
+
+
+def plain20(**kwargs):
+    """Plain-20 for CIFAR: ResNet-20 without shortcuts (Fig. 6, left)."""
+    return ResNet(20, plain=True, **kwargs)
+
+
+def plain32(**kwargs):
+    """Plain-32 for CIFAR: ResNet-32 without shortcuts (Fig. 6, left)."""
+    return ResNet(32, plain=True, **kwargs)
+
+
+def plain44(**kwargs):
+    """Plain-44 for CIFAR: ResNet-44 without shortcuts (Fig. 6, left)."""
+    return ResNet(44, plain=True, **kwargs)
+
+
+def plain56(**kwargs):
+    """Plain-56 for CIFAR: ResNet-56 without shortcuts (Fig. 6, left)."""
+    return ResNet(56, plain=True, **kwargs)
+
+
+def plain110(**kwargs):
+    """Plain-110 for CIFAR: ResNet-110 without shortcuts (Sec. 4.2)."""
+    return ResNet(110, plain=True, **kwargs)
+
+
+def plain18(**kwargs):
+    """Plain-18 for ImageNet: 27.94% top-1 error (Table 2)."""
+    return ResNet(18, plain=True, **kwargs)
+
+
+def plain34(**kwargs):
+    """Plain-34 for ImageNet: 28.54% top-1 error (Table 2), worse than 18."""
+    return ResNet(34, plain=True, **kwargs)

@@ -1,0 +1,50 @@
+"""keras-resnet: every network of He et al. (2015) as a Keras 3 model."""
+
+import pathlib
+import re
+
+import setuptools
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(
+    r'__version__ = "([^"]+)"', (HERE / "keras_resnet" / "__init__.py").read_text()
+).group(1)
+
+setuptools.setup(
+    name="keras-resnet",
+    version=VERSION,
+    description=(
+        "The networks of 'Deep Residual Learning for Image Recognition' "
+        "(He et al., 2015) as Keras 3 models, with the paper's training recipes."
+    ),
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["keras_resnet", "keras_resnet.*"]),
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.0",
+        "tensorflow-datasets>=4.9",
+        "absl-py",
+        "h5py",
+        "numpy",
+    ],
+    extras_require={
+        # Everything the test suite needs. torch==2.13.0 is the CPU build
+        # these machines carry; a looser pin pulls a multi-GB CUDA build.
+        "test": [
+            "pytest>=7",
+            "scikit-learn",
+            "jax[cpu]",
+            "torch==2.13.0",
+        ],
+        # Peers, for benchmarks and weight conversion.
+        "peers": ["keras-cv", "keras-hub", "safetensors"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: Keras",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
