@@ -84,7 +84,10 @@ def ResNet(
             default; None returns logits. The classifier always computes in
             float32, also under a mixed-precision policy.
         data_format: "channels_last" (default, from
-            `keras.config.image_data_format()`) or "channels_first".
+            `keras.config.image_data_format()`) or "channels_first". Note
+            that TensorFlow's CPU kernels run only channels_last
+            convolutions; channels_first runs on GPUs, and on any device
+            under the JAX and PyTorch backends.
         weight_decay: None, or the paper's SGD weight decay (1e-4). It is
             added as `keras.regularizers.L2(weight_decay / 2)` on every conv
             and dense kernel, so the gradient gains `weight_decay * w`:
