@@ -143,6 +143,8 @@ def ResNet(
 
     if spec.family == specs.IMAGENET:
         x = blocks.conv_bn_relu(x, 64, 7, 2, "conv1", options)
+        # Zero padding equals Caffe/PyTorch's -inf padding here: inputs are
+        # post-ReLU, so >= 0.
         x = layers.ZeroPadding2D(1, data_format=data_format, name="pool1_pad")(x)
         x = layers.MaxPooling2D(3, strides=2, data_format=data_format, name="pool1_pool")(x)
     else:
