@@ -180,7 +180,13 @@ def test_layer_order_and_initialisation():
     model = build(20)
     conv = model.get_layer("conv2_block1_1_conv")
     assert not conv.use_bias
-    assert isinstance(conv.kernel_initializer, keras.initializers.HeNormal)
+    init = conv.kernel_initializer.get_config()
+    assert (init["scale"], init["mode"], init["distribution"]) == (2.0, "fan_in", "untruncated_normal")
+    # The draws are N(0, 2 / fan_in), and differ from layer to layer.
+    kernel = model.get_layer("conv4_block2_1_conv").kernel.numpy()
+    assert kernel.std() == pytest.approx((2 / (3 * 3 * 64)) ** 0.5, rel=0.05)
+    other = model.get_layer("conv4_block2_2_conv").kernel.numpy()
+    assert not np.allclose(kernel, other)
     # ReLU comes after the addition: the block output consumes the Add.
     out = model.get_layer("conv2_block1_out")
     assert out._inbound_nodes[0].operation is out
