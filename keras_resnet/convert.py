@@ -93,13 +93,23 @@ def from_keras_applications(model, **kwargs):
     if conv1.data_format != "channels_last":
         raise ValueError("Only channels_last keras.applications models are supported.")
     ours = _build_like(model, depth, "v1", kwargs)
+    return assign(ours, keras_applications_arrays(model, ours))
+
+
+def keras_applications_arrays(peer, model):
+    """The weights of keras.applications ResNet `peer`, as `model` needs them.
+
+    Returns:
+        A dict from each weighted layer name of `model` to its arrays
+        (conv biases and BN epsilon folded into the BN statistics).
+    """
     arrays = {}
-    for layer in ours.layers:
+    for layer in model.layers:
         if not layer.weights:
             continue
-        source = model.get_layer(layer.name)
+        source = peer.get_layer(layer.name)
         if layer.name.endswith("_bn"):
-            conv = model.get_layer(layer.name[:-3] + "_conv")
+            conv = peer.get_layer(layer.name[:-3] + "_conv")
             bias = conv.bias.numpy() if conv.use_bias else None
             gamma, beta, mean, var = (w.numpy() for w in source.weights)
             arrays[layer.name] = fold_batch_norm(
@@ -110,7 +120,7 @@ def from_keras_applications(model, **kwargs):
             arrays[layer.name] = [source.kernel.numpy()]
         else:  # the classifier
             arrays[layer.name] = [w.numpy() for w in source.weights]
-    return assign(ours, arrays)
+    return arrays
 
 
 def from_torchvision(state_dict, *, variant=None, bn_epsilon=TORCHVISION_BN_EPSILON, **kwargs):
@@ -155,23 +165,41 @@ def from_torchvision(state_dict, *, variant=None, bn_epsilon=TORCHVISION_BN_EPSI
             )
         kwargs.setdefault("classes", arrays["fc.weight"].shape[0])
     ours = ResNet(depth, variant=variant, **kwargs)
+    return assign(ours, torchvision_arrays(arrays, ours, bn_epsilon))
 
+
+def torchvision_arrays(state_dict, model, bn_epsilon=TORCHVISION_BN_EPSILON):
+    """The weights of a torchvision-layout state dict, as `model` needs them.
+
+    Every key is used, except `num_batches_tracked` and, for a model
+    without a top, `fc.*`.
+
+    Returns:
+        A dict from each weighted layer name of `model` to its arrays.
+
+    Raises:
+        ValueError: naming a key the state dict lacks, or keys it has that
+            the model has no place for.
+    """
+    arrays = {k: np.asarray(v) for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
     used, converted = set(), {}
 
     def take(key):
         if key not in arrays:
             raise ValueError(
-                f"The state dict has no {key!r}, which a torchvision "
-                f"ResNet-{depth} has: it is not a torchvision-layout ResNet."
+                f"The state dict has no {key!r}, which {model.name!r} needs: "
+                "it is not a torchvision-layout ResNet of this depth."
             )
         used.add(key)
         return arrays[key]
 
-    for layer in ours.layers:
+    has_top = False
+    for layer in model.layers:
         if not layer.weights:
             continue
         key = _torchvision_key(layer.name)
         if layer.name == "predictions":
+            has_top = True
             converted[layer.name] = [take("fc.weight").T, take("fc.bias")]
         elif layer.name.endswith("_conv"):
             converted[layer.name] = [take(key + ".weight").transpose(2, 3, 1, 0)]
@@ -180,13 +208,13 @@ def from_torchvision(state_dict, *, variant=None, bn_epsilon=TORCHVISION_BN_EPSI
             converted[layer.name] = fold_batch_norm(
                 gamma, beta, mean, var, epsilon=bn_epsilon, target_epsilon=layer.epsilon
             )
-    unused = sorted(set(arrays) - used - ({"fc.weight", "fc.bias"} if not kwargs["include_top"] else set()))
+    unused = sorted(set(arrays) - used - (set() if has_top else {"fc.weight", "fc.bias"}))
     if unused:
         raise ValueError(
-            f"The state dict has keys a torchvision ResNet-{depth} lacks: "
+            f"The state dict has keys {model.name!r} lacks: "
             f"{unused[:5]}{'...' if len(unused) > 5 else ''}."
         )
-    return assign(ours, converted)
+    return converted
 
 
 def from_keras_cv(model, **kwargs):
