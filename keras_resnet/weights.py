@@ -356,6 +356,9 @@ def fetch(preset, no_top=False):
             f"{preset.depth}, sha256), after which it downloads to (or is "
             f"read from) {target}."
         )
+    # get_file silently falls back to /tmp/.keras when the cache folder does
+    # not exist yet; create it so the file lands where the messages say.
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     try:
         return keras.utils.get_file(
             fname=fname, origin=url, file_hash=file_hash,
