@@ -87,7 +87,8 @@ def preprocess_input(x, weights, data_format=None):
     """
     mode = mode_of(weights)
     if not isinstance(x, keras.KerasTensor) and not _is_symbolic(x):
-        lowest = float(np.min(ops.convert_to_numpy(x))) if np.size(ops.convert_to_numpy(x)) else 0.0
+        values = ops.convert_to_numpy(x)
+        lowest = float(np.min(values)) if values.size else 0.0
         if lowest < 0:
             raise ValueError(
                 "preprocess_input expects raw RGB pixels in 0..255, but the "
