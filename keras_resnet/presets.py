@@ -24,7 +24,8 @@ the hash that pins it is the publisher's.
   how to pin it after checking the file (`register_preset`) or how to
   convert a local file directly (`keras_resnet.convert.from_torchvision`).
 - cifar10: the zoo's own CIFAR-10 checkpoints register here by name once
-  trained (`keras_resnet.weights.register_preset`); none are published yet.
+  trained (`keras_resnet.weights.register_preset`, or a JSON registry file
+  named by $KERAS_RESNET_PRESETS); none are published yet.
 
 Reported accuracies are the publishers' ImageNet-1k validation top-1
 figures (single 224 crop), not measured here.
@@ -150,7 +151,8 @@ EMPTY_REASONS = {
     "cifar10": (
         "No trained CIFAR-10 weights are published yet. Train them with "
         "`python -m zoo.train --recipe=cifar10_resnet20 --workdir=DIR`, then "
-        "`keras_resnet.weights.register_preset('cifar10', 'DIR/model.keras', "
-        "depth=20, ...)`."
+        "register them: `keras_resnet.weights.register_preset('cifar10', "
+        "'DIR/model.keras', depth=20, ...)`, or list them in a JSON file "
+        "named by $KERAS_RESNET_PRESETS (see keras_resnet.weights.load_registry)."
     ),
 }

@@ -234,6 +234,40 @@ def register_preset(
     return preset
 
 
+def load_registry(path):
+    """Registers every preset listed in a JSON registry file.
+
+    The file is a JSON list of objects, each the keyword arguments of one
+    `register_preset` call ("name", "path", "depth", "sha256", "recipe",
+    "top1", "preprocessing", ...); a relative "path" is relative to the
+    file. This is how the zoo's trained checkpoints persist as presets
+    across processes: set the environment variable
+    `KERAS_RESNET_PRESETS=/path/to/presets.json` and they register when
+    keras_resnet is imported.
+
+    Returns:
+        The registered `Preset`s.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"Preset registry file not found: {path!r} (from $KERAS_RESNET_PRESETS?).")
+    with open(path) as f:
+        entries = json.load(f)
+    if not isinstance(entries, list):
+        raise ValueError(f"Preset registry {path!r} must hold a JSON list of objects.")
+    registered = []
+    for entry in entries:
+        entry = dict(entry)
+        try:
+            name, target = entry.pop("name"), entry.pop("path")
+        except KeyError as error:
+            raise ValueError(f"Preset registry {path!r}: entry {entry!r} lacks {error}.") from None
+        if not target.startswith(("http://", "https://")) and not os.path.isabs(target):
+            target = os.path.join(os.path.dirname(os.path.abspath(path)), target)
+        entry.setdefault("overwrite", True)
+        registered.append(register_preset(name, target, **entry))
+    return registered
+
+
 def file_sha256(path):
     """The sha256 of a file, as hex."""
     digest = hashlib.sha256()
@@ -527,3 +561,7 @@ def _arrays_by_layer_name(path):
         if key in by_key:
             arrays[layer_config["config"]["name"]] = by_key[key]
     return arrays
+
+
+if os.environ.get("KERAS_RESNET_PRESETS"):
+    load_registry(os.environ["KERAS_RESNET_PRESETS"])

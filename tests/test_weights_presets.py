@@ -5,6 +5,7 @@ import dataclasses
 import functools
 import hashlib
 import http.server
+import json
 import os
 import shutil
 import threading
@@ -269,3 +270,20 @@ def test_register_preset_errors(tmp_path):
         weights_lib.register_preset("y", path, depth=8, preprocessing="bgr")
     with pytest.raises(ValueError, match="64 chars"):
         weights_lib.pin_hash("torchvision_imagenet", 18, "abc")
+
+
+def test_registry_file(tmp_path):
+    keras_resnet.ResNet(8).save_weights(str(tmp_path / "r8.weights.h5"))
+    registry = tmp_path / "presets.json"
+    registry.write_text(json.dumps([{
+        "name": "cifar10", "path": "r8.weights.h5", "depth": 8,
+        "recipe": "cifar10_resnet8", "top1": 0.87, "preprocessing": "rescale",
+    }]))
+    (preset,) = weights_lib.load_registry(registry)
+    assert (preset.recipe, preset.top1, preset.path) == (
+        "cifar10_resnet8", 0.87, str(tmp_path / "r8.weights.h5"))
+    assert preset.file_hash == _sha256(tmp_path / "r8.weights.h5")
+    keras_resnet.ResNet(8, weights="cifar10")
+    registry.write_text(json.dumps([{"name": "x", "depth": 8}]))
+    with pytest.raises(ValueError, match="lacks 'path'"):
+        weights_lib.load_registry(registry)
