@@ -11,10 +11,26 @@ shapes and the fix, and the model is left untouched.
   They load into a model of the same architecture; the classifier may be
   left out (`include_top=False`).
 
-Presets (`PRESETS`) are the hook for named, downloadable weights; none are
-registered yet.
+Presets (`keras_resnet.presets` lists the built-in ones) are named after
+their source and hold one entry per depth. Loading one:
+
+1. `resolve` (before the model is built) checks the name, the depth and the
+   stride layout (`variant`).
+2. `load_into` (after) checks the built model against the preset (classes
+   when `include_top=True`, 3 input channels, the shortcut option), then
+   downloads the file with `keras.utils.get_file`, its hash pinned, into the
+   Keras cache (~/.keras/models, or $KERAS_HOME/models), converts it and
+   assigns it. A download whose hash differs is deleted and never used; a
+   cached file whose hash differs is downloaded again. An unpinned preset is
+   never downloaded. Offline, the error names the URL and the path to put
+   the file at by hand.
+
+`include_top=False` works with every preset. Images must be preprocessed
+as the preset says: `keras_resnet.preprocess_input(x, weights=name)`.
 """
 
+import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -24,20 +40,33 @@ import zipfile
 import h5py
 import keras
 
-# name -> metadata dict; filled in by the presets module of a later release.
-PRESETS = {}
+from keras_resnet import presets as presets_lib
+
+# name -> {depth: Preset}; the built-ins plus whatever register_preset adds.
+PRESETS = {name: dict(entries) for name, entries in presets_lib.BUILTIN.items()}
+ALIASES = dict(presets_lib.ALIASES)
 FILE_SUFFIXES = (".weights.h5", ".keras")
 _CLASSIFIER = "predictions"
 
 
+@dataclasses.dataclass(frozen=True)
+class PresetWeights:
+    """What `resolve` returns for a preset: loaded by `load_into`."""
+
+    preset: presets_lib.Preset
+
+
 def resolve(weights, spec, variant):
-    """Returns the local path `weights` names, or None for random init.
+    """Checks `weights` before the model is built.
+
+    Returns:
+        None for random init, the path of a local weights file, or a
+        `PresetWeights` for a preset (downloaded later, by `load_into`).
 
     Raises:
         ValueError: if `weights` is neither None, an existing weights file,
-            nor a preset.
+            nor a preset that has this depth and stride layout.
     """
-    del spec, variant  # Used once presets exist (depth, stride layout).
     if weights is None:
         return None
     if isinstance(weights, os.PathLike):
@@ -47,26 +76,374 @@ def resolve(weights, spec, variant):
             "`weights` must be None, a path to a .weights.h5/.keras file, or "
             f"a preset name. Received weights={weights!r}."
         )
-    if weights in PRESETS:
-        raise NotImplementedError(f"Preset {weights!r} has no loader yet.")
+    if _canonical(weights) in PRESETS:
+        preset = get_preset(weights, depth=spec.depth, family=spec.family)
+        if spec.block == "bottleneck" and variant != preset.variant:
+            raise ValueError(
+                f"Preset {weights!r} for depth {spec.depth} was trained with "
+                f"the {preset.variant} stride layout (variant={preset.variant!r}), "
+                f"but the model is built with variant={variant!r}: the weights "
+                f"would load but compute something else. Pass "
+                f"variant={preset.variant!r}."
+            )
+        return PresetWeights(preset)
     if weights.endswith(FILE_SUFFIXES):
         if not os.path.isfile(weights):
             raise ValueError(f"`weights` file not found. Received weights={weights!r}.")
         return weights
-    presets = sorted(PRESETS) or "none registered yet"
     raise ValueError(
         "`weights` must be None, a path to a file ending in .weights.h5 or "
-        f".keras, or a preset name (presets: {presets}). "
+        f".keras, or a preset name (presets: {preset_names()}). "
         f"Received weights={weights!r}."
     )
 
 
+def preset_names():
+    """All preset names, aliases included, sorted."""
+    return sorted(set(PRESETS) | set(ALIASES))
+
+
+def _canonical(name):
+    return ALIASES.get(name, name)
+
+
+def get_preset(name, depth=None, family=None):
+    """Returns the `Preset` called `name` (for `depth`, if it has several).
+
+    Raises:
+        ValueError: if there is no such preset, or none for this depth.
+    """
+    if not isinstance(name, str) or _canonical(name) not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}. Presets: {preset_names()}.")
+    entries = PRESETS[_canonical(name)]
+    if not entries:
+        reason = presets_lib.EMPTY_REASONS.get(_canonical(name), "It has no weights registered.")
+        raise ValueError(f"Preset {name!r} has no weights yet: {reason}")
+    if depth is None:
+        # Every entry of one name shares its preprocessing and classes.
+        return next(iter(entries.values()))
+    preset = entries.get(depth)
+    if preset is None or (family is not None and preset.family != family):
+        have = sorted(entries)
+        raise ValueError(
+            f"Preset {name!r} has weights for depths {have} "
+            f"({next(iter(entries.values())).family}), not for depth {depth}"
+            f"{'' if family is None else f' ({family})'}. "
+            f"Presets with depth {depth}: "
+            f"{sorted(n for n, e in PRESETS.items() if depth in e) or 'none'}."
+        )
+    return preset
+
+
+def register_preset(
+    name,
+    path,
+    *,
+    depth,
+    family=None,
+    variant="v1",
+    shortcut=None,
+    classes=None,
+    preprocessing="none",
+    sha256=None,
+    recipe=None,
+    top1=None,
+    accuracy_source=None,
+    overwrite=False,
+):
+    """Registers a local or downloadable weights file under a preset name.
+
+    This is how the zoo's checkpoints become presets, e.g.
+
+        register_preset("cifar10", "runs/r20/model.keras", depth=20,
+                        recipe="cifar10_resnet20", top1=0.9125,
+                        preprocessing={"mean": MEAN, "std": STD})
+
+    after which `ResNet(20, weights="cifar10")` loads it.
+
+    Args:
+        name: the preset name.
+        path: a local `.keras`/`.weights.h5` file saved from a
+            `keras_resnet.ResNet` of the same architecture, or an http(s)
+            URL of one (then `sha256` is required).
+        depth, family, variant, shortcut, classes: the architecture the
+            file fits (family, shortcut and classes default from the depth).
+        preprocessing: what the weights expect; a
+            `keras_resnet.preprocessing.MODES` key or a dict
+            {"mean": (r, g, b), "std": (r, g, b)} in pixel units. A `.keras`
+            file from the zoo holds its preprocessing inside the model, but
+            `ResNet(..., weights=name)` builds the bare net, so say it here.
+        sha256: the file's sha256. For a local file it is computed (and, if
+            given, checked); it is checked again at every load.
+        recipe, top1, accuracy_source: metadata: the training recipe, the
+            measured top-1 accuracy (fraction) and where it was measured.
+        overwrite: replace an existing entry for this name and depth.
+
+    Returns:
+        The registered `Preset`.
+    """
+    from keras_resnet import preprocessing as preprocessing_lib
+    from keras_resnet import specs
+
+    spec = specs.get_spec(depth, family)
+    preprocessing_lib._parameters(preprocessing)  # Raises on a bad mode.
+    path = os.fspath(path)
+    is_url = path.startswith(("http://", "https://"))
+    if not path.endswith(FILE_SUFFIXES):
+        raise ValueError(f"`path` must end in .weights.h5 or .keras. Received path={path!r}.")
+    if is_url:
+        if sha256 is None:
+            raise ValueError(
+                f"Registering a download ({path}) needs its `sha256`: an "
+                "unpinned download would load whatever the server sends."
+            )
+    else:
+        if not os.path.isfile(path):
+            raise ValueError(f"Weights file not found. Received path={path!r}.")
+        actual = file_sha256(path)
+        if sha256 is not None and sha256 != actual:
+            raise ValueError(f"{path!r} has sha256 {actual}, not the given {sha256}.")
+        sha256 = actual
+        path = os.path.abspath(path)
+    if name in ALIASES:
+        raise ValueError(f"{name!r} is an alias of {ALIASES[name]!r}; choose another name.")
+    entries = PRESETS.setdefault(name, {})
+    if depth in entries and not overwrite:
+        raise ValueError(
+            f"Preset {name!r} already has depth {depth}; pass overwrite=True to replace it."
+        )
+    defaults = {"cifar": ("A", 10), "imagenet": ("B", 1000)}[spec.family]
+    preset = presets_lib.Preset(
+        name=name,
+        depth=depth,
+        family=spec.family,
+        variant=variant,
+        shortcut=shortcut or defaults[0],
+        classes=classes or defaults[1],
+        preprocessing=preprocessing,
+        source_format=presets_lib.KERAS_RESNET,
+        url=path if is_url else None,
+        file_hash=sha256,
+        fname=f"{name}_{depth}_{sha256[:12]}_{os.path.basename(path)}" if is_url else None,
+        path=None if is_url else path,
+        top1=top1,
+        accuracy_source=accuracy_source,
+        recipe=recipe,
+    )
+    entries[depth] = preset
+    return preset
+
+
+def load_registry(path):
+    """Registers every preset listed in a JSON registry file.
+
+    The file is a JSON list of objects, each the keyword arguments of one
+    `register_preset` call ("name", "path", "depth", "sha256", "recipe",
+    "top1", "preprocessing", ...); a relative "path" is relative to the
+    file. This is how the zoo's trained checkpoints persist as presets
+    across processes: set the environment variable
+    `KERAS_RESNET_PRESETS=/path/to/presets.json` and they register when
+    keras_resnet is imported.
+
+    Returns:
+        The registered `Preset`s.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"Preset registry file not found: {path!r} (from $KERAS_RESNET_PRESETS?).")
+    with open(path) as f:
+        entries = json.load(f)
+    if not isinstance(entries, list):
+        raise ValueError(f"Preset registry {path!r} must hold a JSON list of objects.")
+    registered = []
+    for entry in entries:
+        entry = dict(entry)
+        try:
+            name, target = entry.pop("name"), entry.pop("path")
+        except KeyError as error:
+            raise ValueError(f"Preset registry {path!r}: entry {entry!r} lacks {error}.") from None
+        if not target.startswith(("http://", "https://")) and not os.path.isabs(target):
+            target = os.path.join(os.path.dirname(os.path.abspath(path)), target)
+        entry.setdefault("overwrite", True)
+        registered.append(register_preset(name, target, **entry))
+    return registered
+
+
+def file_sha256(path):
+    """The sha256 of a file, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def load_into(model, path):
-    """Checks that the weights in `path` fit `model`, then assigns them."""
+    """Checks that the weights in `path` fit `model`, then assigns them.
+
+    Args:
+        model: the model `ResNet` built.
+        path: what `resolve` returned: a local file path or a
+            `PresetWeights`.
+    """
+    if isinstance(path, PresetWeights):
+        return _load_preset(model, path.preset)
+    return _load_file(model, path)
+
+
+def _load_preset(model, preset):
+    from keras_resnet import convert
+
+    layers = {layer.name for layer in model.layers}
+    include_top = _CLASSIFIER in layers
+    _check_model_fits(model, preset, include_top)
+    if preset.source_format == presets_lib.KERAS_RESNET:
+        path = preset.path if preset.url is None else fetch(preset)
+        if preset.path is not None and file_sha256(path) != preset.file_hash:
+            raise ValueError(
+                f"Preset {preset.name!r} file {path!r} changed since it was "
+                f"registered: its sha256 is no longer {preset.file_hash}."
+            )
+        _load_file(model, path, skip_foreign=True)
+    elif preset.source_format == presets_lib.TORCHVISION_SAFETENSORS:
+        state = convert.load_safetensors(fetch(preset))
+        convert.assign(model, convert.torchvision_arrays(state, model))
+    elif preset.source_format == presets_lib.KERAS_APPLICATIONS_H5:
+        path = fetch(preset, no_top=not include_top)
+        constructor = getattr(keras.applications, f"ResNet{preset.depth}")
+        peer = constructor(
+            weights=path,
+            include_top=include_top,
+            input_shape=(224, 224, 3) if include_top else (None, None, 3),
+        )
+        convert.assign(model, convert.keras_applications_arrays(peer, model))
+    else:
+        raise ValueError(f"Preset {preset.name!r} has unknown source_format {preset.source_format!r}.")
+
+
+def _check_model_fits(model, preset, include_top):
+    """The checks that need the built model, made before any download."""
+    described = f"Preset {preset.name!r} (depth {preset.depth})"
+    if include_top:
+        classes = model.get_layer(_CLASSIFIER).units
+        if classes != preset.classes:
+            raise ValueError(
+                f"{described} has a {preset.classes}-class classifier, but the "
+                f"model has classes={classes} with include_top=True. Pass "
+                f"include_top=False (and add your own head) to use its "
+                f"backbone, or classes={preset.classes}."
+            )
+    conv1 = model.get_layer("conv1_conv")
+    channels = conv1.kernel.shape[2]
+    if channels != 3:
+        raise ValueError(
+            f"{described} was trained on 3-channel RGB images, but the model "
+            f"takes {channels} channels."
+        )
+    names = {layer.name for layer in model.layers}
+    if "conv2_block1_add" not in names:
+        shortcut = None
+    elif "conv2_block2_0_conv" in names:
+        shortcut = "C"
+    elif "conv3_block1_0_pad" in names:
+        shortcut = "A"
+    else:
+        shortcut = "B"
+    if shortcut != preset.shortcut:
+        got = "plain=True" if shortcut is None else f"shortcut={shortcut!r}"
+        raise ValueError(
+            f"{described} was trained with shortcut={preset.shortcut!r}, "
+            f"but the model is built with {got}."
+        )
+
+
+def _cache_dir():
+    """Where keras.utils.get_file caches: $KERAS_HOME, or ~/.keras."""
+    return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+
+
+def fetch(preset, no_top=False):
+    """Downloads a preset's file (or finds it in the cache) and returns its path.
+
+    The hash is pinned: a cached file whose hash differs is downloaded
+    again; a download whose hash differs is deleted and raises.
+
+    Raises:
+        ValueError: if the preset's hash is not pinned, or the download's
+            hash differs.
+        OSError: if the download fails, naming the URL and the path at
+            which to put the file by hand.
+    """
+    url, file_hash = preset.url, preset.file_hash
+    if no_top and preset.url_no_top:
+        url, file_hash = preset.url_no_top, preset.file_hash_no_top
+    fname = preset.fname if preset.fname and url == preset.url else os.path.basename(url)
+    target = os.path.join(_cache_dir(), "models", fname)
+    if file_hash is None:
+        raise ValueError(
+            f"Preset {preset.name!r} (depth {preset.depth}) has no pinned "
+            "hash yet, so keras-resnet will not download it: a file it "
+            "cannot verify could be anything. Either download "
+            f"{url} yourself, check it against the publisher's listing and "
+            "convert it directly with keras_resnet.convert.from_torchvision("
+            "keras_resnet.convert.load_safetensors(path)); or pin its sha256 "
+            f"with keras_resnet.weights.pin_hash({preset.name!r}, "
+            f"{preset.depth}, sha256), after which it downloads to (or is "
+            f"read from) {target}."
+        )
+    # get_file silently falls back to /tmp/.keras when the cache folder does
+    # not exist yet; create it so the file lands where the messages say.
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    try:
+        return keras.utils.get_file(
+            fname=fname, origin=url, file_hash=file_hash,
+            cache_subdir="models", cache_dir=_cache_dir(),
+        )
+    except ValueError as error:
+        if os.path.exists(target):
+            os.remove(target)
+        raise ValueError(
+            f"The file downloaded from {url} for preset {preset.name!r} does "
+            f"not have the pinned hash {file_hash}; it was deleted and not "
+            f"used. ({error})"
+        ) from error
+    except Exception as error:  # get_file raises a bare Exception on fetch failure.
+        raise OSError(
+            f"Could not download preset {preset.name!r} (depth "
+            f"{preset.depth}) from {url}: {error}. If this machine is "
+            f"offline, download that file elsewhere and put it at {target} "
+            f"(its hash must be {file_hash})."
+        ) from error
+
+
+def pin_hash(name, depth, file_hash):
+    """Pins the hash of a preset whose hash is not pinned (after you checked it).
+
+    Returns:
+        The updated `Preset`.
+    """
+    preset = get_preset(name, depth=depth)
+    if preset.file_hash is not None and preset.file_hash != file_hash:
+        raise ValueError(f"Preset {name!r} depth {depth} is already pinned to {preset.file_hash}.")
+    if not (isinstance(file_hash, str) and re.fullmatch(r"[0-9a-f]{64}", file_hash)):
+        raise ValueError(f"`file_hash` must be a sha256 in hex (64 chars). Received {file_hash!r}.")
+    preset = dataclasses.replace(preset, file_hash=file_hash)
+    PRESETS[_canonical(name)][depth] = preset
+    return preset
+
+
+def _load_file(model, path, skip_foreign=False):
+    """Checks that the weights in a local file fit `model`, then assigns them.
+
+    Args:
+        skip_foreign: ignore layers of a `.keras` file whose names are not
+            ResNet layer names (e.g. the preprocessing a zoo model holds).
+    """
     if path.endswith(".keras"):
         source = _arrays_by_layer_name(path)
         keyed = {layer.name: layer for layer in _weighted_layers(model)}
         describe = "layer name"
+        if skip_foreign:
+            source = {k: v for k, v in source.items() if k in keyed or _is_resnet_layer(k)}
     else:
         with h5py.File(path, "r") as f:
             source = _arrays_by_h5_key(f)
@@ -95,6 +472,11 @@ def load_into(model, path):
         )
     for layer, arrays in assignments:
         layer.set_weights(arrays)
+
+
+
+def _is_resnet_layer(name):
+    return name == _CLASSIFIER or re.fullmatch(r"conv\d(_block\d+_\d)?_(conv|bn)", name) is not None
 
 
 def _mismatch_message(path, model, layer, expected, found):
@@ -179,3 +561,7 @@ def _arrays_by_layer_name(path):
         if key in by_key:
             arrays[layer_config["config"]["name"]] = by_key[key]
     return arrays
+
+
+if os.environ.get("KERAS_RESNET_PRESETS"):
+    load_registry(os.environ["KERAS_RESNET_PRESETS"])

@@ -1,0 +1,149 @@
+"""Fine-tune a pretrained ResNet on your own image folder.
+
+    python examples/transfer_learning.py --data=ROOT --out=DIR \
+        --depth=50 --weights=imagenet --image_size=224
+
+ROOT holds `train/<class>/*.jpg` and `val/<class>/*.jpg`. The script
+1. loads the backbone with the weights and `include_top=False`, with the
+   weights' own preprocessing in front of it (so raw pixels go in);
+2. freezes it and trains a new head (global average pool, dropout, dense);
+3. unfreezes the top stage(s) and trains on with a 10x smaller learning
+   rate, BatchNorm still frozen;
+4. evaluates on `val/` and saves `DIR/model.keras` (raw RGB pixels in,
+   class probabilities out) and `DIR/classes.json`.
+
+The BatchNorm pitfall. A BN layer normalises with the statistics of the
+current batch while training and with its moving averages at inference.
+Fine-tuning on a small dataset in training mode replaces the moving
+averages learned on millions of images with noisy ones from a few batches
+(and, while frozen, trains the head on batch statistics it will never see
+at test time), so accuracy collapses, often right when the backbone is
+unfrozen. This script calls the backbone with `training=False`, which keeps
+every BN layer in inference mode whatever `trainable` says, and also keeps
+the BN layers non-trainable when it unfreezes the top stages, so their
+scale and offset stay as pretrained.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+
+import keras
+
+from keras_resnet import models as models_lib
+from keras_resnet import preprocessing as preprocessing_lib
+from keras_resnet import weights as weights_lib
+
+
+def load_folder(root, image_size, batch_size, seed=0):
+    """Returns (train, val, class_names) from root/train and root/val."""
+    options = dict(image_size=(image_size, image_size), batch_size=batch_size, label_mode="int")
+    train = keras.utils.image_dataset_from_directory(
+        os.path.join(root, "train"), shuffle=True, seed=seed, **options)
+    val = keras.utils.image_dataset_from_directory(
+        os.path.join(root, "val"), shuffle=False, class_names=train.class_names, **options)
+    return train, val, train.class_names
+
+
+def build(depth, weights, classes, image_size, preprocessing=None, dropout=0.2):
+    """The backbone with its preprocessing, and a new head.
+
+    Args:
+        depth: the ResNet depth of the backbone.
+        weights: a preset name, a weights file, or None (from scratch).
+        classes: classes of the new head.
+        image_size: side of the (square) input images.
+        preprocessing: a `keras_resnet.preprocessing.MODES` key or dict;
+            defaults to the preset's own. Needed for a weights file or None.
+
+    Returns:
+        (model, backbone).
+    """
+    if preprocessing is None:
+        if not (isinstance(weights, str) and weights in weights_lib.preset_names()):
+            raise ValueError(
+                "Say which `preprocessing` the weights expect: only presets "
+                f"carry it. Received weights={weights!r}."
+            )
+        preprocessing = preprocessing_lib.mode_of(weights)
+    backbone = models_lib.ResNet(
+        depth, weights=weights, include_top=False, input_shape=(image_size, image_size, 3))
+    inputs = keras.Input((image_size, image_size, 3), name="raw_images")
+    x = preprocessing_lib.Preprocessing(preprocessing, name="preprocessing")(inputs)
+    # training=False: BN uses its moving statistics, also during fit().
+    x = backbone(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(classes, activation="softmax", name="head")(x)
+    return keras.Model(inputs, outputs, name="transfer"), backbone
+
+
+def unfreeze_top(backbone, stages):
+    """Makes the last `stages` stages trainable, BN layers excepted."""
+    names = list(models_lib.stage_output_names(backbone))[-stages:]
+    backbone.trainable = True
+    for layer in backbone.layers:
+        top = any(layer.name.startswith(f"{stage}_") for stage in names)
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = top and not is_bn
+    return names
+
+
+def run(data, out, depth=50, weights="imagenet", image_size=224, preprocessing=None,
+        batch_size=32, head_epochs=5, finetune_epochs=5, lr=1e-3, unfreeze_stages=1, seed=0):
+    """Trains the head, then fine-tunes; returns a dict of accuracies."""
+    keras.utils.set_random_seed(seed)
+    train, val, class_names = load_folder(data, image_size, batch_size, seed)
+    model, backbone = build(depth, weights, len(class_names), image_size, preprocessing)
+
+    backbone.trainable = False
+    model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(train, epochs=head_epochs, verbose=2)
+    head_accuracy = model.evaluate(val, verbose=0)[1]
+
+    unfrozen = unfreeze_top(backbone, unfreeze_stages)
+    # Recompile: trainable flags are read at compile time.
+    model.compile(keras.optimizers.Adam(lr / 10), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(train, epochs=finetune_epochs, verbose=2)
+    accuracy = model.evaluate(val, verbose=0)[1]
+
+    os.makedirs(out, exist_ok=True)
+    _atomic_write(out, "model.keras", model.save)
+    _atomic_write(out, "classes.json", lambda p: open(p, "w").write(json.dumps(class_names)))
+    return {"head_accuracy": float(head_accuracy), "val_accuracy": float(accuracy),
+            "unfrozen_stages": unfrozen, "classes": class_names}
+
+
+def _atomic_write(folder, name, write):
+    # Write beside the target, then rename: no half-written file is left.
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix="_" + name)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, os.path.join(folder, name))
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="folder with train/<class> and val/<class>")
+    parser.add_argument("--out", required=True, help="where model.keras and classes.json go")
+    parser.add_argument("--depth", type=int, default=50)
+    parser.add_argument("--weights", default="imagenet", help="preset name or weights file")
+    parser.add_argument("--preprocessing", default=None, help="mode, for a weights file")
+    parser.add_argument("--image_size", type=int, default=224)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--head_epochs", type=int, default=5)
+    parser.add_argument("--finetune_epochs", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--unfreeze_stages", type=int, default=1)
+    args = parser.parse_args(argv)
+    result = run(**vars(args))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""The converters compute the same function as the peer they port from.
+
+Each peer gets random weights, BN statistics and conv biases included (with
+the peers' default init, moving mean 0 and variance 1, a converter that
+dropped them would still pass), then both nets run on the same random
+images, with and without the top. The fast run covers one net per
+converter (keras.applications ResNet-50, torchvision and keras-cv
+ResNet-18); the other depths, layouts and the keras-cv classifier are slow.
+"""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import keras_resnet
+from keras_resnet import convert
+
+TOLERANCE = 1e-4
+
+
+def _randomise(model, rng):
+    """Random BN statistics/affines and conv biases, keeping activations O(1)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            # The last BN of a residual branch gets a small gamma so that
+            # deep stacks neither explode nor vanish.
+            scale = 0.3 if layer.name.endswith(("_2_bn", "_3_bn")) else 1.0
+            layer.set_weights([
+                rng.uniform(0.5, 1.5, n) * scale,
+                rng.normal(0, 0.1, n),
+                rng.normal(0, 0.5, n),
+                rng.uniform(0.5, 2.0, n),
+            ])
+        elif isinstance(layer, keras.layers.Conv2D) and layer.use_bias:
+            layer.set_weights([layer.kernel.numpy(), rng.normal(0, 0.5, layer.bias.shape)])
+        elif isinstance(layer, keras.layers.Dense):
+            layer.set_weights([rng.normal(0, 0.05, w.shape) for w in layer.get_weights()])
+
+
+def _features(model, name="conv5_block3_out"):
+    return keras.Model(model.input, model.get_layer(name).output)
+
+
+def _max_diff(a, b, x):
+    return float(np.max(np.abs(a.predict(x, verbose=0) - b.predict(x, verbose=0))))
+
+
+# ---------------------------------------------------------------- keras.applications
+
+
+def _check_keras_applications(constructor, depth, blocks5=3, no_top_peer=True):
+    rng = np.random.default_rng(depth)
+    peer = constructor(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
+    _randomise(peer, rng)
+    ours = convert.from_keras_applications(peer)
+    assert ours.name == f"resnet{depth}"
+    x = rng.uniform(-120, 120, (2, 64, 64, 3)).astype("float32")
+    assert _max_diff(peer, ours, x) <= TOLERANCE
+    last = f"conv5_block{blocks5}_out"
+    assert _max_diff(_features(peer, last), _features(ours, last), x) <= TOLERANCE
+
+    if not no_top_peer:
+        return
+    # The same weights without the top, built by the converter from a
+    # no-top peer.
+    no_top = constructor(weights=None, include_top=False, input_shape=(64, 64, 3), pooling="avg")
+    no_top.set_weights(peer.get_weights()[: len(no_top.get_weights())])
+    ours_no_top = convert.from_keras_applications(no_top)
+    assert "predictions" not in [layer.name for layer in ours_no_top.layers]
+    assert _max_diff(no_top, ours_no_top, x) <= TOLERANCE
+
+
+def test_keras_applications_resnet50():
+    # The no-top peer costs two more model builds; 101 and 152 check it.
+    _check_keras_applications(keras.applications.ResNet50, 50, no_top_peer=False)
+
+
+@pytest.mark.slow
+def test_keras_applications_resnet101():
+    _check_keras_applications(keras.applications.ResNet101, 101)
+
+
+@pytest.mark.slow
+def test_keras_applications_resnet152():
+    # 101 checks the no-top peer; here it would add a minute.
+    _check_keras_applications(keras.applications.ResNet152, 152, no_top_peer=False)
+
+
+def test_keras_applications_rejects_resnet_v2():
+    peer = keras.applications.ResNet50V2(weights=None, include_top=False, input_shape=(32, 32, 3))
+    with pytest.raises(ValueError, match="ResNetV2"):
+        convert.from_keras_applications(peer)
+
+
+def test_fold_batch_norm_is_exact_in_float64():
+    rng = np.random.default_rng(0)
+    gamma, beta, mean, var, bias = (rng.uniform(0.5, 2, 8) for _ in range(5))
+    x = rng.normal(size=(4, 8))
+    eps_src, eps_dst = 1.001e-5, 1e-5
+    expected = gamma * (x + bias - mean) / np.sqrt(var + eps_src) + beta
+    g, b, m, v = (a.astype(np.float64) for a in convert.fold_batch_norm(
+        gamma, beta, mean, var, conv_bias=bias, epsilon=eps_src, target_epsilon=eps_dst))
+    np.testing.assert_allclose(g * (x - m) / np.sqrt(v + eps_dst) + b, expected, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- torchvision
+
+
+def torchvision_state_dict(depth, classes=1000, seed=0):
+    """A random state dict with torchvision's exact key names and shapes."""
+    rng = np.random.default_rng(seed)
+    block, layout = keras_resnet.specs.IMAGENET_BLOCKS[depth]
+    expansion = 4 if block == "bottleneck" else 1
+    state = {}
+
+    def conv(key, out, inp, k):
+        fan_in = inp * k * k
+        state[key + ".weight"] = rng.normal(0, np.sqrt(2 / fan_in), (out, inp, k, k)).astype("float32")
+
+    def bn(key, n, scale=1.0):
+        state[key + ".weight"] = (rng.uniform(0.5, 1.5, n) * scale).astype("float32")
+        state[key + ".bias"] = rng.normal(0, 0.1, n).astype("float32")
+        state[key + ".running_mean"] = rng.normal(0, 0.5, n).astype("float32")
+        state[key + ".running_var"] = rng.uniform(0.5, 2.0, n).astype("float32")
+        state[key + ".num_batches_tracked"] = np.array(7, dtype="int64")
+
+    conv("conv1", 64, 3, 7)
+    bn("bn1", 64)
+    inp = 64
+    for s, (filters, blocks) in enumerate(zip((64, 128, 256, 512), layout)):
+        for b in range(blocks):
+            p = f"layer{s + 1}.{b}"
+            if block == "bottleneck":
+                conv(p + ".conv1", filters, inp, 1), bn(p + ".bn1", filters)
+                conv(p + ".conv2", filters, filters, 3), bn(p + ".bn2", filters)
+                conv(p + ".conv3", filters * 4, filters, 1), bn(p + ".bn3", filters * 4, 0.3)
+            else:
+                conv(p + ".conv1", filters, inp, 3), bn(p + ".bn1", filters)
+                conv(p + ".conv2", filters, filters, 3), bn(p + ".bn2", filters, 0.3)
+            if b == 0 and (s > 0 or inp != filters * expansion):
+                conv(p + ".downsample.0", filters * expansion, inp, 1)
+                bn(p + ".downsample.1", filters * expansion)
+            inp = filters * expansion
+    state["fc.weight"] = rng.normal(0, 0.05, (classes, inp)).astype("float32")
+    state["fc.bias"] = rng.normal(0, 0.05, classes).astype("float32")
+    return state
+
+
+def torch_reference(state, images, include_top=True, stride_in_3x3=True):
+    """torchvision's ResNet forward pass, written from its source with
+    torch.nn.functional on the state dict (torchvision is not installed)."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    t = {k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}
+    x = torch.from_numpy(images).permute(0, 3, 1, 2)
+
+    def bn(x, key):
+        return F.batch_norm(x, t[key + ".running_mean"], t[key + ".running_var"],
+                            t[key + ".weight"], t[key + ".bias"], False, 0.0, 1e-5)
+
+    def conv(x, key, stride=1):
+        w = t[key + ".weight"]
+        return F.conv2d(x, w, stride=stride, padding=w.shape[-1] // 2)
+
+    with torch.no_grad():
+        x = F.relu(bn(conv(x, "conv1", 2), "bn1"))
+        x = F.max_pool2d(x, 3, 2, 1)
+        blocks = sorted({tuple(map(int, m.groups())) for k in state
+                         if (m := re.match(r"layer(\d)\.(\d+)\.", k))})
+        for s, b in blocks:
+            p = f"layer{s}.{b}"
+            stride = 2 if s > 1 and b == 0 else 1
+            identity = x
+            if p + ".conv3.weight" in state:
+                s1, s3 = (1, stride) if stride_in_3x3 else (stride, 1)
+                y = F.relu(bn(conv(x, p + ".conv1", s1), p + ".bn1"))
+                y = F.relu(bn(conv(y, p + ".conv2", s3), p + ".bn2"))
+                y = bn(conv(y, p + ".conv3"), p + ".bn3")
+            else:
+                y = F.relu(bn(conv(x, p + ".conv1", stride), p + ".bn1"))
+                y = bn(conv(y, p + ".conv2"), p + ".bn2")
+            if p + ".downsample.0.weight" in state:
+                identity = bn(conv(x, p + ".downsample.0", stride), p + ".downsample.1")
+            x = F.relu(y + identity)
+        if not include_top:
+            return x.permute(0, 2, 3, 1).numpy()
+        x = x.mean(dim=(2, 3))
+        return F.linear(x, t["fc.weight"], t["fc.bias"]).numpy()
+
+
+@pytest.mark.parametrize("depth", [
+    18, pytest.param(34, marks=pytest.mark.slow), pytest.param(50, marks=pytest.mark.slow)])
+def test_torchvision(depth):
+    state = torchvision_state_dict(depth, classes=10, seed=depth)
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (2, 64, 64, 3)).astype("float32")
+    ours = convert.from_torchvision(state, input_shape=(64, 64, 3), classifier_activation=None)
+    assert ours.output_shape == (None, 10)
+    if depth == 50:
+        assert ours.name == "resnet50_v1_5"  # torchvision's stride layout
+    got = ours.predict(x, verbose=0)
+    np.testing.assert_allclose(got, torch_reference(state, x), atol=TOLERANCE, rtol=0)
+
+    no_top = convert.from_torchvision(state, include_top=False, input_shape=(64, 64, 3))
+    np.testing.assert_allclose(
+        no_top.predict(x, verbose=0), torch_reference(state, x, include_top=False),
+        atol=TOLERANCE, rtol=0,
+    )
+
+
+@pytest.mark.slow
+def test_torchvision_v1_stride_layout():
+    state = torchvision_state_dict(50, classes=5, seed=3)
+    x = np.random.default_rng(2).normal(0, 1, (1, 64, 64, 3)).astype("float32")
+    ours = convert.from_torchvision(state, variant="v1", input_shape=(64, 64, 3),
+                                    classifier_activation=None)
+    np.testing.assert_allclose(ours.predict(x, verbose=0),
+                               torch_reference(state, x, stride_in_3x3=False),
+                               atol=TOLERANCE, rtol=0)
+    # And the layouts differ, so a wrong variant cannot pass unnoticed.
+    assert np.max(np.abs(ours.predict(x, verbose=0) - torch_reference(state, x))) > 1e-3
+
+
+def test_torchvision_from_safetensors(tmp_path):
+    safetensors = pytest.importorskip("safetensors.numpy")
+    state = torchvision_state_dict(18, classes=3)
+    path = tmp_path / "model.safetensors"
+    safetensors.save_file(state, str(path))
+    loaded = convert.load_safetensors(str(path))
+    x = np.random.default_rng(0).normal(0, 1, (1, 64, 64, 3)).astype("float32")
+    ours = convert.from_torchvision(loaded, input_shape=(64, 64, 3), classifier_activation=None)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), torch_reference(state, x),
+                               atol=TOLERANCE, rtol=0)
+
+
+def test_torchvision_errors():
+    state = torchvision_state_dict(18, classes=3)
+    with pytest.raises(ValueError, match="layer2.0.downsample.1.running_var"):
+        convert.from_torchvision({k: v for k, v in state.items()
+                                  if k != "layer2.0.downsample.1.running_var"})
+    with pytest.raises(ValueError, match="lacks.*'extra.weight'"):
+        convert.from_torchvision({**state, "extra.weight": np.zeros(3)})
+    with pytest.raises(ValueError, match="basic blocks per stage \\(2, 2, 1, 2\\)"):
+        convert.from_torchvision({k: v for k, v in state.items() if not k.startswith("layer3.1.")})
+    with pytest.raises(ValueError, match="no 'fc.weight'"):
+        convert.from_torchvision({k: v for k, v in state.items() if not k.startswith("fc.")},
+                                 include_top=True)
+
+
+# ---------------------------------------------------------------- keras-cv
+
+
+def _keras_cv_backbone(block_type, layout, **kwargs):
+    keras_cv = pytest.importorskip("keras_cv")
+    return keras_cv.models.ResNetBackbone(
+        stackwise_filters=[64, 128, 256, 512], stackwise_blocks=list(layout),
+        stackwise_strides=[1, 2, 2, 2], block_type=block_type, **kwargs)
+
+
+@pytest.mark.parametrize("block_type,layout,depth", [
+    ("basic_block", (2, 2, 2, 2), 18),
+    pytest.param("block", (3, 4, 6, 3), 50, marks=pytest.mark.slow),
+])
+def test_keras_cv_backbone(block_type, layout, depth):
+    # 65 = 32 * 2 + 1: every stride-2 layer sees an odd side, where TF's
+    # "same" padding is symmetric like ours (see keras_resnet.convert).
+    peer = _keras_cv_backbone(block_type, layout, include_rescaling=False, input_shape=(65, 65, 3))
+    rng = np.random.default_rng(depth)
+    _randomise(peer, rng)
+    ours = convert.from_keras_cv(peer)
+    assert ours.name == f"resnet{depth}"
+    x = rng.normal(0, 1, (2, 65, 65, 3)).astype("float32")
+    assert _max_diff(peer, ours, x) <= TOLERANCE
+
+    # Even sides: keras-cv pads asymmetrically, so outputs differ (the
+    # documented caveat; if this ever fails, fix the docstring).
+    even = _keras_cv_backbone(block_type, layout, include_rescaling=False, input_shape=(64, 64, 3))
+    even.set_weights(peer.get_weights())
+    x64 = x[:, :64, :64]
+    assert _max_diff(even, convert.from_keras_cv(even), x64) > 1e-3
+
+
+@pytest.mark.slow
+def test_keras_cv_classifier_with_rescaling():
+    keras_cv = pytest.importorskip("keras_cv")
+    backbone = _keras_cv_backbone("basic_block", (2, 2, 2, 2), include_rescaling=True,
+                                  input_shape=(33, 33, 3))
+    peer = keras_cv.models.ImageClassifier(backbone=backbone, num_classes=7, activation="softmax")
+    _randomise(peer, np.random.default_rng(5))
+    ours = convert.from_keras_cv(peer)
+    assert ours.output_shape == (None, 7)
+    x = np.random.default_rng(6).uniform(0, 255, (2, 33, 33, 3)).astype("float32")
+    assert _max_diff(peer, ours, x) <= TOLERANCE

@@ -1,0 +1,288 @@
+"""Presets: the download path end to end on a loopback HTTP server, and the
+checks that must fail before anything is downloaded."""
+
+import dataclasses
+import functools
+import hashlib
+import http.server
+import json
+import shutil
+import threading
+
+import keras
+import numpy as np
+import pytest
+
+import keras_resnet
+from keras_resnet import convert
+from keras_resnet import preprocessing
+from keras_resnet import presets
+from keras_resnet import weights as weights_lib
+
+from test_convert import torch_reference, torchvision_state_dict
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """A private Keras cache and a registry restored after each test."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    saved = {name: dict(entries) for name, entries in weights_lib.PRESETS.items()}
+    yield
+    weights_lib.PRESETS.clear()
+    weights_lib.PRESETS.update(saved)
+
+
+class Server:
+    """Serves a folder on 127.0.0.1 and counts the GET requests."""
+
+    def __init__(self, root):
+        self.root, self.requests = root, []
+        outer = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, name):
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "served"
+    root.mkdir()
+    s = Server(root)
+    yield s
+    s.close()
+
+
+def _sha256(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def _same_weights(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+
+
+def test_download_cache_hash_and_corrupted_files(server, tmp_path):
+    source = keras_resnet.ResNet(8)
+    served = server.root / "resnet8.weights.h5"
+    source.save_weights(str(served))
+    good = served.read_bytes()
+    weights_lib.register_preset(
+        "loopback", server.url("resnet8.weights.h5"), depth=8, sha256=_sha256(served))
+    cached = tmp_path / "keras_home" / "models"
+
+    # First use downloads into the Keras cache and loads.
+    model = keras_resnet.ResNet(8, weights="loopback")
+    assert _same_weights(model, source)
+    assert len(server.requests) == 1
+    (cached_file,) = cached.iterdir()
+
+    # Second use is a cache hit: no request.
+    assert _same_weights(keras_resnet.ResNet(8, weights="loopback"), source)
+    assert len(server.requests) == 1
+
+    # A corrupted cached file is not used: it is downloaded again.
+    with open(cached_file, "ab") as f:
+        f.write(b"garbage")
+    assert _same_weights(keras_resnet.ResNet(8, weights="loopback"), source)
+    assert len(server.requests) == 2
+    assert cached_file.read_bytes() == good
+
+    # A download with the wrong hash raises and is deleted, never loaded.
+    cached_file.unlink()
+    served.write_bytes(good[:-10] + b"0123456789")
+    with pytest.raises(ValueError, match="does not have the pinned hash.*deleted and not used"):
+        keras_resnet.ResNet(8, weights="loopback")
+    assert list(cached.iterdir()) == []
+
+    # Offline: the error names the URL and where to put the file by hand.
+    server.close()
+    with pytest.raises(OSError) as error:
+        keras_resnet.ResNet(8, weights="loopback")
+    assert server.url("resnet8.weights.h5") in str(error.value)
+    assert str(cached_file) in str(error.value)
+
+
+@pytest.mark.slow
+def test_torchvision_preset_downloads_converts_and_loads(server):
+    safetensors = pytest.importorskip("safetensors.numpy")
+    state = torchvision_state_dict(18, classes=1000, seed=4)
+    served = server.root / "resnet18.safetensors"
+    safetensors.save_file(state, str(served))
+    builtin = weights_lib.PRESETS["torchvision_imagenet"][18]
+    assert builtin.file_hash is None  # Not pinned: see keras_resnet.presets.
+    weights_lib.PRESETS["torchvision_imagenet"][18] = dataclasses.replace(
+        builtin, url=server.url("resnet18.safetensors"), file_hash=_sha256(served))
+
+    x = np.random.default_rng(0).normal(0, 1, (2, 64, 64, 3)).astype("float32")
+    model = keras_resnet.ResNet(
+        18, weights="torchvision_imagenet", input_shape=(64, 64, 3), classifier_activation=None)
+    np.testing.assert_allclose(model.predict(x, verbose=0), torch_reference(state, x), atol=1e-4)
+    backbone = keras_resnet.ResNet(
+        18, weights="torchvision_imagenet", include_top=False, input_shape=(64, 64, 3))
+    np.testing.assert_allclose(backbone.predict(x, verbose=0),
+                               torch_reference(state, x, include_top=False), atol=1e-4)
+    assert len(server.requests) == 1  # The second model hit the cache.
+
+
+def _save_legacy_h5(model, path):
+    # The format of the published keras.applications files (Keras 2 h5).
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+
+
+@pytest.mark.slow
+def test_imagenet_preset_from_keras_applications_h5(server):
+    rng = np.random.default_rng(0)
+    peer = keras.applications.ResNet50(weights=None)
+    for layer in peer.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n),
+                               rng.normal(0, 0.5, n), rng.uniform(0.5, 2.0, n)])
+    _save_legacy_h5(peer, server.root / "top.h5")
+    no_top = keras.applications.ResNet50(weights=None, include_top=False)
+    no_top.set_weights(peer.get_weights()[: len(no_top.get_weights())])
+    _save_legacy_h5(no_top, server.root / "notop.h5")
+    builtin = weights_lib.PRESETS["keras_applications_imagenet"][50]
+    weights_lib.PRESETS["keras_applications_imagenet"][50] = dataclasses.replace(
+        builtin, url=server.url("top.h5"), file_hash=_sha256(server.root / "top.h5"),
+        url_no_top=server.url("notop.h5"), file_hash_no_top=_sha256(server.root / "notop.h5"))
+
+    x = rng.uniform(0, 255, (2, 224, 224, 3)).astype("float32")
+    x = keras.applications.resnet.preprocess_input(x)
+    ours = keras_resnet.ResNet(50, weights="imagenet")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), peer.predict(x, verbose=0), atol=1e-4)
+    backbone = keras_resnet.ResNet(50, weights="imagenet", include_top=False, input_shape=(96, 96, 3))
+    assert server.requests[-1].endswith("notop.h5")
+    peer_features = keras.Model(peer.input, peer.get_layer("conv5_block3_out").output)
+    ours_features = keras.Model(ours.input, ours.get_layer("conv5_block3_out").output)
+    np.testing.assert_allclose(
+        backbone.predict(x[:, :96, :96], verbose=0),
+        convert.from_keras_applications(
+            keras.applications.ResNet50(weights=str(server.root / "notop.h5"),
+                                        include_top=False, input_shape=(96, 96, 3))
+        ).predict(x[:, :96, :96], verbose=0), atol=1e-4)
+    np.testing.assert_allclose(ours_features.predict(x, verbose=0),
+                               peer_features.predict(x, verbose=0), atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(depth=50, weights="imagenet", classes=10),
+     "1000-class classifier, but the model has classes=10 with include_top=True"),
+    (dict(depth=50, weights="imagenet", variant="v1.5"), "v1 stride layout.*Pass variant='v1'"),
+    (dict(depth=50, weights="torchvision_imagenet"), "v1.5 stride layout.*Pass variant='v1.5'"),
+    (dict(depth=18, weights="imagenet"), "depths \\[50, 101, 152\\].*torchvision_imagenet"),
+    (dict(depth=50, weights="imagenet", shortcut="C"), "shortcut='B'.*shortcut='C'"),
+    (dict(depth=34, plain=True, weights="torchvision_imagenet"), "plain=True"),
+    (dict(depth=50, weights="imagenet", input_shape=(224, 224, 1)), "3-channel"),
+    (dict(depth=20, weights="cifar10"), "No trained CIFAR-10 weights are published yet"),
+    (dict(depth=18, weights="torchvision_imagenet"), "no pinned hash yet.*huggingface.co/timm/resnet18"),
+    (dict(depth=20, weights="cifar100"), "presets: \\['cifar10', 'imagenet'"),
+])
+def test_errors_before_any_download(kwargs, message, monkeypatch):
+    def no_download(*args, **kw):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(keras.utils, "get_file", no_download)
+    depth = kwargs.pop("depth")
+    with pytest.raises(ValueError, match=message):
+        keras_resnet.ResNet(depth, **kwargs)
+
+
+def test_builtin_presets_metadata():
+    from keras.src.applications import resnet as keras_resnet_app
+
+    for depth, preset in presets.BUILTIN["keras_applications_imagenet"].items():
+        top, no_top = keras_resnet_app.WEIGHTS_HASHES[f"resnet{depth}"]
+        assert (preset.file_hash, preset.file_hash_no_top) == (top, no_top)
+        assert preset.url.startswith(keras_resnet_app.BASE_WEIGHTS_PATH)
+        assert (preset.variant, preset.preprocessing, preset.classes) == ("v1", "caffe", 1000)
+    assert weights_lib.get_preset("imagenet", depth=101).name == "keras_applications_imagenet"
+    assert weights_lib.get_preset("torchvision_imagenet", depth=50).variant == "v1.5"
+    for entries in presets.BUILTIN.values():
+        for preset in entries.values():
+            assert preset.source_format in presets.SOURCE_FORMATS
+            assert preset.top1 is None or 0 < preset.top1 < 1
+
+
+def test_zoo_style_keras_file_registers_as_cifar10(tmp_path):
+    # A zoo model.keras holds its preprocessing (here a Normalization with
+    # weights) in front of the net; the preset loads the net's weights.
+    inputs = keras.Input((32, 32, 3), name="raw")
+    norm = keras.layers.Normalization(mean=[125.3, 123.0, 113.9], variance=[63.0**2, 62.1**2, 66.7**2])
+    trained = keras_resnet.ResNet(20, input_tensor=norm(inputs))
+    path = tmp_path / "model.keras"
+    trained.save(path)
+    preset = weights_lib.register_preset(
+        "cifar10", path, depth=20, recipe="cifar10_resnet20", top1=0.5,
+        preprocessing={"mean": [125.3, 123.0, 113.9], "std": [63.0, 62.1, 66.7]})
+    assert preset.file_hash == _sha256(path)
+    model = keras_resnet.ResNet(20, weights="cifar10")
+    net_layers = [layer for layer in trained.layers if layer.name != norm.name]
+    expected = [w for layer in net_layers for w in layer.get_weights()]
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), expected))
+    x = np.full((1, 32, 32, 3), 255.0, "float32")
+    np.testing.assert_allclose(
+        preprocessing.preprocess_input(x, weights="cifar10")[0, 0, 0],
+        (255 - np.array([125.3, 123.0, 113.9])) / np.array([63.0, 62.1, 66.7]), rtol=1e-5)
+
+    # The file changes after registration: refused.
+    shutil.copy(path, tmp_path / "copy.keras")
+    with open(path, "ab") as f:
+        f.write(b"x")
+    with pytest.raises(ValueError, match="changed since it was registered"):
+        keras_resnet.ResNet(20, weights="cifar10")
+
+
+def test_register_preset_errors(tmp_path):
+    with pytest.raises(ValueError, match="needs its `sha256`"):
+        weights_lib.register_preset("x", "https://example.com/a.weights.h5", depth=20)
+    path = tmp_path / "a.weights.h5"
+    keras_resnet.ResNet(8).save_weights(str(path))
+    with pytest.raises(ValueError, match="not the given"):
+        weights_lib.register_preset("x", path, depth=8, sha256="0" * 64)
+    with pytest.raises(ValueError, match="alias"):
+        weights_lib.register_preset("imagenet", path, depth=8)
+    weights_lib.register_preset("x", path, depth=8)
+    with pytest.raises(ValueError, match="overwrite=True"):
+        weights_lib.register_preset("x", path, depth=8)
+    with pytest.raises(ValueError, match="Preprocessing mode must be"):
+        weights_lib.register_preset("y", path, depth=8, preprocessing="bgr")
+    with pytest.raises(ValueError, match="64 chars"):
+        weights_lib.pin_hash("torchvision_imagenet", 18, "abc")
+
+
+def test_registry_file(tmp_path):
+    keras_resnet.ResNet(8).save_weights(str(tmp_path / "r8.weights.h5"))
+    registry = tmp_path / "presets.json"
+    registry.write_text(json.dumps([{
+        "name": "cifar10", "path": "r8.weights.h5", "depth": 8,
+        "recipe": "cifar10_resnet8", "top1": 0.87, "preprocessing": "rescale",
+    }]))
+    (preset,) = weights_lib.load_registry(registry)
+    assert (preset.recipe, preset.top1, preset.path) == (
+        "cifar10_resnet8", 0.87, str(tmp_path / "r8.weights.h5"))
+    assert preset.file_hash == _sha256(tmp_path / "r8.weights.h5")
+    keras_resnet.ResNet(8, weights="cifar10")
+    registry.write_text(json.dumps([{"name": "x", "depth": 8}]))
+    with pytest.raises(ValueError, match="lacks 'path'"):
+        weights_lib.load_registry(registry)
