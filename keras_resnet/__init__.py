@@ -6,6 +6,7 @@
     model = keras_resnet.ResNet(34, plain=True)
 """
 
+from keras_resnet import convert
 from keras_resnet.flops import count_flops
 from keras_resnet.layers import ZeroPadShortcut
 from keras_resnet.models import (
@@ -34,5 +35,7 @@ from keras_resnet.models import (
     resnet1202,
     stage_output_names,
 )
+from keras_resnet.preprocessing import Preprocessing, preprocess_input, preprocessing_layer
+from keras_resnet.weights import register_preset
 
 __version__ = "0.1.0"

@@ -7,6 +7,7 @@ import keras
 from keras import layers
 
 from keras_resnet import blocks
+from keras_resnet import preprocessing
 from keras_resnet import specs
 from keras_resnet import weights as weights_lib
 
@@ -39,6 +40,7 @@ def ResNet(
     classifier_activation="softmax",
     data_format=None,
     weight_decay=None,
+    include_preprocessing=False,
     name=None,
 ):
     """Builds a network of He et al. (2015) as a functional `keras.Model`.
@@ -95,6 +97,10 @@ def ResNet(
             included. (The `weight_decay` argument of Keras optimizers is
             decoupled, AdamW-style, and is not the paper's.) BN parameters
             and biases are not decayed.
+        include_preprocessing: put the preprocessing the preset `weights`
+            were trained with inside the model (a `Preprocessing` layer right
+            after the input), so that it takes raw RGB pixels 0..255. Needs
+            `weights` to be a preset name.
         name: model name; defaults to e.g. "resnet56" or "plain34".
 
     Returns:
@@ -140,6 +146,14 @@ def ResNet(
 
     inputs, x = _inputs(input_tensor, input_shape, spec, defaults["size"], data_format)
     weights_path = weights_lib.resolve(weights, spec=spec, variant=variant)
+    if include_preprocessing:
+        if not isinstance(weights_path, weights_lib.PresetWeights):
+            raise ValueError(
+                "include_preprocessing=True puts the preprocessing of a preset "
+                "in the model, so `weights` must be a preset name "
+                f"({weights_lib.preset_names()}). Received weights={weights!r}."
+            )
+        x = preprocessing.preprocessing_layer(weights, data_format=data_format)(x)
 
     if spec.family == specs.IMAGENET:
         x = blocks.conv_bn_relu(x, 64, 7, 2, "conv1", options)
