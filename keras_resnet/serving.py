@@ -1,5 +1,9 @@
 """SavedModel and TFLite export with serving signatures.
 
+The package exports `export` and `export_tflite` as `keras_resnet.export`
+and `keras_resnet.export_tflite`; this module is named `serving` so that the
+function `keras_resnet.export` does not shadow a module of the same name.
+
 `export(model, path)` writes a TF SavedModel, ready for TF Serving, through
 Keras 3's `keras.export.ExportArchive`. It has three endpoints, each one a
 signature of the SavedModel:
@@ -276,7 +280,11 @@ def _head(model):
 def _archive(tf, plan, endpoints, top_k=True):
     """An ExportArchive whose endpoints share one traced model call."""
     archive = keras.export.ExportArchive()
-    archive.track(plan.model)
+    # The endpoints' variables are saved without `track()`: add_endpoint
+    # collects every variable they use. `track()` is only needed for lookup
+    # tables, and on a deep model its walk of every layer's trackables costs
+    # more than tracing the model, so only the (small) preprocessing layer,
+    # which could hold such a table, is tracked.
     if isinstance(plan.preprocessing, keras.layers.Layer):
         if not plan.preprocessing.built:
             plan.preprocessing.build((None, plan.height, plan.width, 3))
@@ -318,25 +326,23 @@ def _archive(tf, plan, endpoints, top_k=True):
         def serve_bytes(image_bytes):
             return classify(_decode_images(tf, image_bytes, plan.image_size))
 
-        if "serve" in endpoints:
-            archive.add_endpoint("serve", serve, input_signature=[image_spec])
-        if "serve_uint8" in endpoints:
-            archive.add_endpoint(
-                "serve_uint8",
-                serve_uint8,
-                input_signature=[tf.TensorSpec(image_spec.shape, tf.uint8, name="images")],
+        signatures = {
+            "serve": (serve, image_spec),
+            "serve_uint8": (serve_uint8, tf.TensorSpec(image_spec.shape, tf.uint8, name="images")),
+            "serve_bytes": (serve_bytes, tf.TensorSpec((None,), tf.string, name="image_bytes")),
+        }
+        if "serve_bytes" in endpoints and plan.image_size is None:
+            raise ValueError(
+                "The model takes images of any size, so the bytes signature "
+                "needs a size to resize to: pass image_size=(height, width)."
             )
-        if "serve_bytes" in endpoints:
-            if plan.image_size is None:
-                raise ValueError(
-                    "The model takes images of any size, so the bytes signature "
-                    "needs a size to resize to: pass image_size=(height, width)."
-                )
-            archive.add_endpoint(
-                "serve_bytes",
-                serve_bytes,
-                input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")],
-            )
+        for name in endpoints:
+            fn, spec = signatures[name]
+            # Traced here, once: given an input_signature, ExportArchive
+            # would trace each endpoint again when it writes the signatures.
+            endpoint = tf.function(fn, input_signature=[spec], autograph=False)
+            endpoint.get_concrete_function()
+            archive.add_endpoint(name, endpoint)
     return archive
 
 
