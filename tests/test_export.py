@@ -338,3 +338,10 @@ def test_tflite_bad_arguments(tmp_path):
         export_lib.export_tflite(tiny_model(), tmp_path / "m.tflite", quantization="int4")
     with pytest.raises(ValueError, match=r"must end with '.tflite'"):
         export_lib.export_tflite(tiny_model(), tmp_path / "m.tfl")
+
+
+def test_zoo_export_missing_model(tmp_path):
+    from zoo import export as zoo_export
+
+    with pytest.raises(FileNotFoundError, match="No model.keras in --workdir="):
+        zoo_export.export_run(tmp_path, tmp_path / "out")
