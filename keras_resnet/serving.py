@@ -60,6 +60,7 @@ def export(
     top_k=None,
     image_size=None,
     fold_batchnorm=False,
+    endpoints=ENDPOINTS,
     overwrite=False,
     verbose=False,
 ):
@@ -90,6 +91,10 @@ def export(
             size (input_shape with None height or width).
         fold_batchnorm: export the inference graph with every BN folded
             into its conv (see `keras_resnet.fold.fold_batchnorm`).
+        endpoints: which of "serve", "serve_uint8" and "serve_bytes" to
+            write (all by default). The first one is also `serving_default`.
+            Each endpoint captures every variable, so on a very deep model
+            (ResNet-1202) each one adds noticeably to export and load time.
         overwrite: replace an existing non-empty `path`.
         verbose: print the endpoints Keras wrote.
 
@@ -103,10 +108,11 @@ def export(
     """
     tf = _tensorflow()
     path = _check_path(path, overwrite)
+    endpoints = _check_endpoints(endpoints)
     plan = _Plan(model, class_names, preprocessing, top_k, image_size, fold_batchnorm)
 
     def write(tmp):
-        archive = _archive(tf, plan, endpoints=ENDPOINTS)
+        archive = _archive(tf, plan, endpoints=endpoints)
         archive.write_out(tmp, verbose=verbose)
 
     _write_atomically(path, overwrite, write)
@@ -363,6 +369,23 @@ def _decode_images(tf, image_bytes, image_size):
         image_bytes,
         fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32),
     )
+
+
+def _check_endpoints(endpoints):
+    if isinstance(endpoints, str) or not isinstance(endpoints, (tuple, list)):
+        endpoints_ok = False
+    else:
+        endpoints_ok = (
+            len(endpoints) > 0
+            and all(e in ENDPOINTS for e in endpoints)
+            and len(set(endpoints)) == len(endpoints)
+        )
+    if not endpoints_ok:
+        raise ValueError(
+            f"`endpoints` must be a non-empty list of distinct names from {ENDPOINTS}. "
+            f"Received endpoints={endpoints!r}."
+        )
+    return tuple(endpoints)
 
 
 def _tensorflow():

@@ -190,6 +190,15 @@ def test_existing_path_needs_overwrite_and_stays_intact(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
 
 
+def test_chosen_endpoints(tmp_path):
+    path = export_lib.export(tiny_model(), tmp_path / "x", endpoints=["serve_uint8"])
+    loaded = tf.saved_model.load(path)
+    assert set(loaded.signatures) == {"serve_uint8", "serving_default"}
+    x = pixels((2, 8, 8, 3))
+    out = loaded.signatures["serving_default"](images=tf.constant(x))
+    assert out["probabilities"].shape == (2, 3)
+
+
 def test_empty_directory_is_not_occupied(tmp_path):
     export_lib.export(tiny_model(), tmp_path)
     assert (tmp_path / "saved_model.pb").is_file()
@@ -222,6 +231,9 @@ def test_failed_write_keeps_old_export(tmp_path):
         ({"image_size": 8}, "image_size=8"),
         ({"fold_batchnorm": "yes"}, "fold_batchnorm='yes'"),
         ({"overwrite": 1}, "overwrite=1"),
+        ({"endpoints": "serve"}, "endpoints='serve'"),
+        ({"endpoints": ["serve", "predict"]}, r"endpoints=\['serve', 'predict'\]"),
+        ({"endpoints": []}, r"endpoints=\[\]"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, message):
