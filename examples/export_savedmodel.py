@@ -1,6 +1,6 @@
 """Train a ResNet-20 briefly, export it as a SavedModel, reload, and compare.
 
-    python examples/export_savedmodel.py                  # ~2 min on 2 CPU cores
+    python examples/export_savedmodel.py                  # a few minutes on 2 CPU cores
     python examples/export_savedmodel.py --steps=20 --train_per_class=50 \\
         --test_per_class=20                               # a smoke run
 

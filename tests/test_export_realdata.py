@@ -20,8 +20,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
 TRAIN_PER_CLASS = 500
-TEST_PER_CLASS = 100
-STEPS = 250
+TEST_PER_CLASS = 200
+STEPS = 200
 
 
 def read_split(root, split, per_class):
