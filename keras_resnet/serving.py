@@ -1,0 +1,452 @@
+"""SavedModel and TFLite export with serving signatures.
+
+The package exports `export` and `export_tflite` as `keras_resnet.export`
+and `keras_resnet.export_tflite`; this module is named `serving` so that the
+function `keras_resnet.export` does not shadow a module of the same name.
+
+`export(model, path)` writes a TF SavedModel, ready for TF Serving, through
+Keras 3's `keras.export.ExportArchive`. It has three endpoints, each one a
+signature of the SavedModel:
+
+    serve / serving_default   images, float32 (batch, H, W, 3)
+    serve_uint8               images, uint8   (batch, H, W, 3)
+    serve_bytes               image_bytes, string (batch,): encoded JPEG,
+                              PNG, GIF or BMP files, decoded, resized to the
+                              model's H x W (aspect not kept) and fed in
+
+Images are RGB, channels last, with the pixel values the model was trained
+on (0..255 for zoo models, which carry their preprocessing inside). Each
+endpoint of a classifier returns
+
+    probabilities   float32 (batch, classes)
+    top_k_ids       int32   (batch, k)   class ids, most probable first
+    top_k_scores    float32 (batch, k)   their probabilities
+    top_k_names     string  (batch, k)   their names, when `class_names`
+                                         is given
+
+and a model without a classifier (`include_top=False`) returns `features`.
+A classifier with `classifier_activation=None` (logits) gets a softmax, so
+`probabilities` are always probabilities.
+
+All endpoints share one traced function of the model, so a deep model is
+traced once. `export_tflite` writes the float or dynamic-range quantised
+TFLite version of the same graph (probabilities only).
+
+This module needs the TensorFlow backend and imports TensorFlow only when
+called, so `import keras_resnet` works without TensorFlow.
+"""
+
+import os
+import pathlib
+import shutil
+import tempfile
+
+import keras
+
+from keras_resnet.fold import fold_batchnorm as fold_batchnorm_fn
+from keras_resnet.models import recursion_headroom
+
+DEFAULT_TOP_K = 5
+QUANTIZATIONS = (None, "dynamic")
+ENDPOINTS = ("serve", "serve_uint8", "serve_bytes")
+
+
+def export(
+    model,
+    path,
+    *,
+    class_names=None,
+    preprocessing=None,
+    top_k=None,
+    image_size=None,
+    fold_batchnorm=False,
+    endpoints=ENDPOINTS,
+    overwrite=False,
+    verbose=False,
+):
+    """Writes `model` as a TF SavedModel with serving signatures.
+
+    Reload it with `tf.saved_model.load(path)` (call `.serve(images)` or
+    `.signatures["serving_default"](images=...)`) or with
+    `keras.layers.TFSMLayer(path, call_endpoint="serve")`.
+
+    Args:
+        model: a `keras.Model` with one image input, e.g. from
+            `keras_resnet.ResNet` or a zoo run's `model.keras`.
+        path: the SavedModel directory to write. It is written to a
+            temporary directory next to it and renamed into place, so an
+            interrupted export leaves no half-written SavedModel.
+        class_names: optional list of `classes` strings (index = class id);
+            adds the `top_k_names` output.
+        preprocessing: what turns the served images into the model's input,
+            baked into every endpoint: None (the identity: the model already
+            takes raw images, as zoo models do), or a callable on a float32
+            (batch, H, W, 3) tensor, e.g. a Keras layer such as
+            `keras.layers.Normalization(mean=[125.3, 123.0, 113.9],
+            variance=[63.0**2, 62.1**2, 66.7**2])` or
+            `keras.layers.Rescaling(1 / 255)`.
+        top_k: how many class ids to return; default `min(5, classes)`.
+        image_size: (height, width) that `serve_bytes` resizes to. Defaults
+            to the model's input size; required when the model takes any
+            size (input_shape with None height or width).
+        fold_batchnorm: export the inference graph with every BN folded
+            into its conv (see `keras_resnet.fold.fold_batchnorm`).
+        endpoints: which of "serve", "serve_uint8" and "serve_bytes" to
+            write (all by default). The first one is also `serving_default`.
+            Each endpoint captures every variable, so on a very deep model
+            (ResNet-1202) each one adds noticeably to export and load time.
+        overwrite: replace an existing non-empty `path`.
+        verbose: print the endpoints Keras wrote.
+
+    Returns:
+        The path written, as a string.
+
+    Raises:
+        FileExistsError: `path` exists, is not an empty directory, and
+            `overwrite` is False. The existing export is left intact.
+        ValueError: for a bad argument, naming the value received.
+    """
+    tf = _tensorflow()
+    path = _check_path(path, overwrite)
+    endpoints = _check_endpoints(endpoints)
+    plan = _Plan(model, class_names, preprocessing, top_k, image_size, fold_batchnorm)
+
+    def write(tmp):
+        archive = _archive(tf, plan, endpoints=endpoints)
+        archive.write_out(tmp, verbose=verbose)
+
+    _write_atomically(path, overwrite, write)
+    return str(path)
+
+
+def export_tflite(
+    model,
+    path,
+    *,
+    quantization=None,
+    preprocessing=None,
+    fold_batchnorm=False,
+    overwrite=False,
+):
+    """Writes `model` as a TFLite flatbuffer that returns probabilities.
+
+    The graph is the `serve` endpoint of `export` (preprocessing baked in),
+    with one input, float32 images (batch, H, W, 3), and one output,
+    `probabilities` (or `features` for a model without a classifier).
+
+    Args:
+        model: a `keras.Model` with one image input.
+        path: the `.tflite` file to write (atomically).
+        quantization: None (float32) or "dynamic" (dynamic-range
+            quantisation: int8 weights, float activations; about 4x smaller).
+        preprocessing: as in `export`.
+        fold_batchnorm: fold every BN into its conv first. The converter
+            folds BN itself, so this mostly matters for the SavedModel.
+        overwrite: replace an existing `path`.
+
+    Returns:
+        The path written, as a string.
+    """
+    tf = _tensorflow()
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(
+            f"`quantization` must be one of {QUANTIZATIONS}. "
+            f"Received quantization={quantization!r}."
+        )
+    path = pathlib.Path(path)
+    if path.suffix != ".tflite":
+        raise ValueError(f"`path` must end with '.tflite'. Received path={str(path)!r}.")
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{str(path)!r} exists; pass overwrite=True to replace it."
+        )
+    plan = _Plan(model, None, preprocessing, None, None, fold_batchnorm)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+        saved = os.path.join(tmp, "saved_model")
+        _archive(tf, plan, endpoints=("serve",), top_k=False).write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serve"])
+        if quantization == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        flatbuffer = converter.convert()
+        staged = os.path.join(tmp, "model.tflite")
+        with open(staged, "wb") as f:
+            f.write(flatbuffer)
+        os.replace(staged, path)
+    return str(path)
+
+
+class _Plan:
+    """The checked arguments of an export, and what the model looks like."""
+
+    def __init__(self, model, class_names, preprocessing, top_k, image_size, fold):
+        if not isinstance(model, keras.Model):
+            raise ValueError(f"`model` must be a keras.Model. Received model={model!r}.")
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise ValueError(
+                "`model` must have one image input and one output. Received a model "
+                f"with {len(model.inputs)} inputs and {len(model.outputs)} outputs."
+            )
+        if not isinstance(fold, bool):
+            raise ValueError(
+                f"`fold_batchnorm` must be True or False. Received fold_batchnorm={fold!r}."
+            )
+        if preprocessing is not None and not callable(preprocessing):
+            raise ValueError(
+                "`preprocessing` must be None or a callable on float32 images "
+                f"(e.g. a Keras layer). Received preprocessing={preprocessing!r}."
+            )
+        self.preprocessing = preprocessing
+        self.model = fold_batchnorm_fn(model) if fold else model
+
+        shape = tuple(model.inputs[0].shape)
+        if len(shape) != 4 or 3 not in (shape[1], shape[3]):
+            raise ValueError(
+                "`model` must take images (batch, H, W, 3) or (batch, 3, H, W). "
+                f"Received a model with input shape {shape}."
+            )
+        self.channels_first = shape[3] != 3
+        self.height, self.width = (shape[2], shape[3]) if self.channels_first else shape[1:3]
+        self.input_dtype = model.inputs[0].dtype
+        self.image_size = self._check_image_size(image_size)
+
+        self.head = _head(model)
+        self.classes = model.outputs[0].shape[-1] if self.head != "features" else None
+        self.class_names = self._check_class_names(class_names)
+        self.top_k = self._check_top_k(top_k)
+
+    def _check_image_size(self, image_size):
+        fixed = (self.height, self.width)
+        if image_size is None:
+            return fixed if None not in fixed else None
+        if (
+            not isinstance(image_size, (tuple, list))
+            or len(image_size) != 2
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in image_size)
+        ):
+            raise ValueError(
+                "`image_size` must be (height, width), two positive ints. "
+                f"Received image_size={image_size!r}."
+            )
+        for got, want in zip(image_size, fixed):
+            if want is not None and got != want:
+                raise ValueError(
+                    f"`image_size`={tuple(image_size)} contradicts the model's fixed "
+                    f"input size {fixed}. Leave it None, or export a model built "
+                    "with input_shape=(None, None, 3)."
+                )
+        return tuple(image_size)
+
+    def _check_class_names(self, class_names):
+        if class_names is None:
+            return None
+        if self.head == "features":
+            raise ValueError(
+                "`class_names` needs a classifier, but the model has no "
+                "softmax or logits output (was it built with include_top=False?)."
+            )
+        names = list(class_names)
+        if len(names) != self.classes or not all(isinstance(n, str) for n in names):
+            raise ValueError(
+                f"`class_names` must be a list of {self.classes} strings (one per "
+                f"class). Received {len(names)} entries: {names[:12]!r}."
+            )
+        return names
+
+    def _check_top_k(self, top_k):
+        if self.head == "features":
+            return None
+        if top_k is None:
+            return min(DEFAULT_TOP_K, self.classes)
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.classes:
+            raise ValueError(
+                f"`top_k` must be an int in [1, {self.classes}] (the model's classes). "
+                f"Received top_k={top_k!r}."
+            )
+        return top_k
+
+
+def _head(model):
+    """"probabilities", "logits" or "features": what the model outputs."""
+    if len(model.outputs[0].shape) != 2:
+        return "features"
+    layer = model
+    while isinstance(layer, keras.Model):
+        layer = layer.outputs[0]._keras_history.operation
+    if isinstance(layer, keras.layers.Softmax):
+        return "probabilities"
+    activation = getattr(layer, "activation", None)
+    if activation is keras.activations.softmax:
+        return "probabilities"
+    if isinstance(layer, keras.layers.Dense) and activation is keras.activations.linear:
+        return "logits"
+    return "features"
+
+
+def _archive(tf, plan, endpoints, top_k=True):
+    """An ExportArchive whose endpoints share one traced model call."""
+    archive = keras.export.ExportArchive()
+    # The endpoints' variables are saved without `track()`: add_endpoint
+    # collects every variable they use. `track()` is only needed for lookup
+    # tables, and on a deep model its walk of every layer's trackables costs
+    # more than tracing the model, so only the (small) preprocessing layer,
+    # which could hold such a table, is tracked.
+    if isinstance(plan.preprocessing, keras.layers.Layer):
+        if not plan.preprocessing.built:
+            plan.preprocessing.build((None, plan.height, plan.width, 3))
+        archive.track(plan.preprocessing)
+    image_spec = tf.TensorSpec((None, plan.height, plan.width, 3), tf.float32, name="images")
+
+    with recursion_headroom():
+
+        @tf.function(input_signature=[image_spec], autograph=False)
+        def classify(images):
+            # A SavedModel signature call does not check shapes, so a wrong
+            # rank would fail deep in the first conv; fail here, by name.
+            x = tf.ensure_shape(images, image_spec.shape, name="check_images_shape")
+            if plan.preprocessing is not None:
+                x = plan.preprocessing(x)
+            if plan.channels_first:
+                x = tf.transpose(x, [0, 3, 1, 2])
+            if x.dtype != plan.input_dtype:
+                x = tf.cast(x, plan.input_dtype)
+            y = plan.model(x, training=False)
+            if plan.head == "features":
+                return {"features": y}
+            probabilities = tf.nn.softmax(y) if plan.head == "logits" else y
+            outputs = {"probabilities": tf.cast(probabilities, tf.float32)}
+            if top_k:
+                scores, ids = tf.math.top_k(outputs["probabilities"], k=plan.top_k)
+                outputs["top_k_ids"] = ids
+                outputs["top_k_scores"] = scores
+                if plan.class_names is not None:
+                    outputs["top_k_names"] = tf.gather(tf.constant(plan.class_names), ids)
+            return outputs
+
+        def serve(images):
+            return classify(images)
+
+        def serve_uint8(images):
+            return classify(tf.cast(images, tf.float32))
+
+        def serve_bytes(image_bytes):
+            return classify(_decode_images(tf, image_bytes, plan.image_size))
+
+        signatures = {
+            "serve": (serve, image_spec),
+            "serve_uint8": (serve_uint8, tf.TensorSpec(image_spec.shape, tf.uint8, name="images")),
+            "serve_bytes": (serve_bytes, tf.TensorSpec((None,), tf.string, name="image_bytes")),
+        }
+        if "serve_bytes" in endpoints and plan.image_size is None:
+            raise ValueError(
+                "The model takes images of any size, so the bytes signature "
+                "needs a size to resize to: pass image_size=(height, width)."
+            )
+        for name in endpoints:
+            fn, spec = signatures[name]
+            # Traced here, once: given an input_signature, ExportArchive
+            # would trace each endpoint again when it writes the signatures.
+            endpoint = tf.function(fn, input_signature=[spec], autograph=False)
+            endpoint.get_concrete_function()
+            archive.add_endpoint(name, endpoint)
+    return archive
+
+
+def _decode_images(tf, image_bytes, image_size):
+    """Decodes a batch of encoded images to float32 (batch, H, W, 3)."""
+    height, width = image_size
+
+    def decode(data):
+        # decode_image raises InvalidArgumentError on data it cannot decode
+        # (unknown format, truncated or corrupt JPEG/PNG); the request fails,
+        # the server does not.
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        image = tf.image.resize(tf.cast(image, tf.float32), (height, width))
+        return tf.ensure_shape(image, (height, width, 3))
+
+    return tf.map_fn(
+        decode,
+        image_bytes,
+        fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32),
+    )
+
+
+def _check_endpoints(endpoints):
+    if isinstance(endpoints, str) or not isinstance(endpoints, (tuple, list)):
+        endpoints_ok = False
+    else:
+        endpoints_ok = (
+            len(endpoints) > 0
+            and all(e in ENDPOINTS for e in endpoints)
+            and len(set(endpoints)) == len(endpoints)
+        )
+    if not endpoints_ok:
+        raise ValueError(
+            f"`endpoints` must be a non-empty list of distinct names from {ENDPOINTS}. "
+            f"Received endpoints={endpoints!r}."
+        )
+    return tuple(endpoints)
+
+
+def _tensorflow():
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            "keras_resnet.export writes TF SavedModels and needs the TensorFlow "
+            f"backend (KERAS_BACKEND=tensorflow). Current backend: "
+            f"{keras.backend.backend()!r}."
+        )
+    import tensorflow as tf
+
+    return tf
+
+
+def _check_path(path, overwrite):
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"`path` must be a str or os.PathLike. Received path={path!r}.")
+    path = pathlib.Path(path)
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"`overwrite` must be True or False. Received overwrite={overwrite!r}.")
+    if _occupied(path) and not overwrite:
+        raise FileExistsError(
+            f"{str(path)!r} exists and is not an empty directory; pass "
+            "overwrite=True to replace it. Nothing was written."
+        )
+    return path
+
+
+def _occupied(path):
+    if path.is_dir():
+        return any(path.iterdir())
+    return path.exists() or path.is_symlink()
+
+
+def _write_atomically(path, overwrite, write):
+    """Calls `write(tmp_dir)` and renames tmp_dir to `path`.
+
+    The export goes to a temporary directory in `path`'s parent (same file
+    system, so the rename is atomic). An existing `path` is moved aside only
+    once the new export is complete, and removed after the rename.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    target = staging / "export"
+    old = None
+    try:
+        write(str(target))
+        if _occupied(path):
+            if not overwrite:  # Appeared while we wrote.
+                raise FileExistsError(
+                    f"{str(path)!r} appeared during the export; pass overwrite=True."
+                )
+            old = staging / "old"
+            os.replace(path, old)
+        elif path.is_dir():
+            path.rmdir()
+        try:
+            os.replace(target, path)
+        except BaseException:
+            if old is not None:
+                os.replace(old, path)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

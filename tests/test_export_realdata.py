@@ -1,0 +1,138 @@
+"""Export of a ResNet-20 trained on real CIFAR-10: TFLite quantisation, zoo CLI, example."""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_resnet
+from keras_resnet import serving
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.slow, pytest.mark.realdata]
+
+TRAIN_PER_CLASS = 500
+TEST_PER_CLASS = 200
+STEPS = 200
+
+
+def read_split(root, split, per_class):
+    classes = sorted(p.name for p in (root / split).iterdir() if p.is_dir())
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        paths = sorted((root / split / name).glob("*.jpg"))[:per_class]
+        files += paths
+        labels += [label] * len(paths)
+    encoded = [path.read_bytes() for path in files]
+    pixels = np.stack([tf.io.decode_jpeg(data, channels=3).numpy() for data in encoded])
+    return encoded, pixels, np.array(labels), classes
+
+
+@pytest.fixture(scope="module")
+def trained(cifar_root):
+    """A ResNet-20 trained STEPS steps on real CIFAR-10, mean subtraction inside.
+
+    Built like a zoo run's model.keras: raw 0..255 pixels in, a per-pixel
+    mean Normalization layer in front of the library's ResNet-20.
+    """
+    keras.utils.set_random_seed(0)
+    _, train_x, train_y, classes = read_split(cifar_root, "train", TRAIN_PER_CLASS)
+    test_jpeg, test_x, test_y, _ = read_split(cifar_root, "test", TEST_PER_CLASS)
+    mean = train_x.astype("float32").mean(axis=0)
+    inputs = keras.Input((32, 32, 3), name="pixels")
+    x = keras.layers.Normalization(axis=(1, 2, 3), mean=mean, variance=np.ones_like(mean))(inputs)
+    model = keras.Model(inputs, keras_resnet.resnet20()(x))
+    model.compile(keras.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy")
+    data = (tf.data.Dataset.from_tensor_slices((train_x.astype("float32"), train_y))
+            .shuffle(len(train_x), seed=0).repeat().batch(64))
+    start = time.time()
+    model.fit(data, steps_per_epoch=STEPS, epochs=1, verbose=0)
+    probs = model.predict(test_x.astype("float32"), batch_size=250, verbose=0)
+    accuracy = float(np.mean(probs.argmax(1) == test_y))
+    print(f"\ntrained ResNet-20: {STEPS} steps in {time.time() - start:.0f} s, "
+          f"test accuracy {accuracy:.1%} on {len(test_y)} images")
+    # A real classifier, well above chance (10%), or the agreement tests mean little.
+    assert accuracy > 0.3, accuracy
+    return {"model": model, "classes": classes, "test_x": test_x, "test_y": test_y,
+            "test_jpeg": test_jpeg, "probs": probs}
+
+
+def run_tflite(path, images):
+    interpreter = tf.lite.Interpreter(model_path=path)
+    runner = interpreter.get_signature_runner("serve")
+    return np.concatenate([
+        runner(images=images[i:i + 100])["probabilities"] for i in range(0, len(images), 100)
+    ])
+
+
+def test_tflite_float_and_dynamic_range(trained, tmp_path):
+    images = trained["test_x"].astype("float32")
+    float_path = serving.export_tflite(trained["model"], tmp_path / "float.tflite")
+    float_probs = run_tflite(float_path, images)
+    np.testing.assert_allclose(float_probs, trained["probs"], atol=1e-4, rtol=0)
+
+    quant_path = serving.export_tflite(trained["model"], tmp_path / "dynamic.tflite",
+                                       quantization="dynamic")
+    quant_probs = run_tflite(quant_path, images)
+    agreement = np.mean(quant_probs.argmax(1) == trained["probs"].argmax(1))
+    print(f"\ndynamic-range TFLite: top-1 agreement {agreement:.2%} on {len(images)} images, "
+          f"{os.path.getsize(quant_path)} vs {os.path.getsize(float_path)} bytes")
+    assert agreement >= 0.99
+    assert os.path.getsize(quant_path) < 0.5 * os.path.getsize(float_path)
+
+
+def test_bytes_signature_on_real_jpegs(trained, tmp_path):
+    path = serving.export(trained["model"], tmp_path / "sm", class_names=trained["classes"])
+    loaded = tf.saved_model.load(path)
+    out = loaded.signatures["serve_bytes"](image_bytes=tf.constant(trained["test_jpeg"]))
+    np.testing.assert_allclose(out["probabilities"].numpy(), trained["probs"], atol=1e-5, rtol=0)
+    names = out["top_k_names"].numpy()[:, 0].astype(str)
+    np.testing.assert_array_equal(names, np.array(trained["classes"])[trained["probs"].argmax(1)])
+
+
+def test_zoo_export_command(trained, tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    trained["model"].save(workdir / "model.keras")
+    (workdir / "classes.json").write_text(json.dumps(trained["classes"]))
+    output = tmp_path / "exported"
+    command = [sys.executable, "-m", "zoo.export", f"--workdir={workdir}", f"--output={output}",
+               "--fold_batchnorm"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Wrote {output}" in result.stdout
+    loaded = tf.saved_model.load(str(output))
+    images = trained["test_x"][:200]
+    out = loaded.signatures["serve_uint8"](images=tf.constant(images))
+    np.testing.assert_allclose(out["probabilities"].numpy(), trained["probs"][:200], atol=1e-4, rtol=0)
+    assert set(out["top_k_names"].numpy().ravel().astype(str)) <= set(trained["classes"])
+
+    # Again without --overwrite: refused, the export is intact.
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert again.returncode != 0
+    assert "overwrite=True" in again.stderr
+    assert (output / "saved_model.pb").is_file()
+
+
+def test_example_script_short_mode(cifar_root, tmp_path):
+    command = [sys.executable, str(REPO / "examples" / "export_savedmodel.py"),
+               f"--data={cifar_root}", "--steps=15", "--train_per_class=40",
+               "--test_per_class=20", f"--output={tmp_path / 'sm'}"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    agreements = re.findall(r"top-1 agreement with Keras ([\d.]+)%", result.stdout)
+    assert len(agreements) == 2, result.stdout
+    assert all(float(a) >= 99.0 for a in agreements), result.stdout
+    assert (tmp_path / "sm" / "saved_model.pb").is_file()
