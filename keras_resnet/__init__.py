@@ -8,6 +8,7 @@
 
 from keras_resnet import convert
 from keras_resnet.flops import count_flops
+from keras_resnet.fold import fold_batchnorm
 from keras_resnet.layers import ZeroPadShortcut
 from keras_resnet.models import (
     DeepResNet,
@@ -36,6 +37,7 @@ from keras_resnet.models import (
     stage_output_names,
 )
 from keras_resnet.preprocessing import Preprocessing, preprocess_input, preprocessing_layer
+from keras_resnet.serving import export, export_tflite
 from keras_resnet.weights import register_preset
 
 __version__ = "0.1.0"
