@@ -206,17 +206,17 @@ def _tfds_arrays(name, data_dir, size):
 
     # tfds.load downloads and prepares the dataset on first use.
     splits, info = tfds.load(
-        name,
-        split=["train", "test"],
-        data_dir=data_dir,
-        as_supervised=True,
-        batch_size=-1,
-        with_info=True,
+        name, split=["train", "test"], data_dir=data_dir, as_supervised=True, with_info=True
     )
     arrays = []
-    for images, labels in splits:
+    for split in splits:
+        # Batches of 10k rather than batch_size=-1, which needs split sizes
+        # (absent under tfds.testing.mock_data).
+        parts = [(np.asarray(x), np.asarray(y)) for x, y in tfds.as_numpy(split.batch(10000))]
+        images = np.concatenate([p[0] for p in parts])
+        labels = np.concatenate([p[1] for p in parts]).astype(np.int32)
         if images.shape[1:3] != (size, size):
-            images = tf.cast(tf.image.resize(images, (size, size)), tf.uint8)
-        arrays.append((np.asarray(images, np.uint8), np.asarray(labels, np.int32)))
+            images = np.asarray(tf.cast(tf.image.resize(images, (size, size)), tf.uint8))
+        arrays.append((images.astype(np.uint8), labels))
     classes = info.features["label"].names
     return arrays[0], arrays[1], list(classes)
