@@ -33,7 +33,6 @@ IMAGENET_TINY = [
     "eval_resize=36",
     "mean_examples=4",
 ]
-FAST = ("cifar10_resnet20", "imagenet_resnet18")
 
 
 def run_two_steps(name, workdir):
@@ -61,20 +60,12 @@ def check_run_files(workdir, steps):
     return results, rows
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=() if n in FAST else pytest.mark.slow)
-        for n in recipes.names()
-        if n != "cifar10_resnet1202"
-    ]
-    + [pytest.param("cifar10_resnet1202", marks=pytest.mark.slow)],
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("name", recipes.names())
 def test_every_recipe_runs_two_steps_on_mock_data(name, tmp_path):
     run_two_steps(name, tmp_path)
     check_run_files(tmp_path, 2)
-    if name in FAST:
-        assert any((tmp_path / "logs").rglob("events.out.tfevents.*"))
+    assert any((tmp_path / "logs").rglob("events.out.tfevents.*"))
 
 
 TINY_DIGITS = ["batch_size=16", "epoch_steps=4", "steps=12", "val_size=64"]
@@ -105,6 +96,7 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated crash at the start of epoch 2")
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_and_ends_at_the_same_step(tmp_path, monkeypatch):
     recipe = train.resolve("cifar10_resnet20", assignments=TINY_DIGITS)
     real_callbacks = runs.callbacks

@@ -50,7 +50,8 @@ class Batches(keras.utils.PyDataset):
         self.epoch += 1
 
 
-def run(recipe, workdir, config, dataset, data_dir, strategy_name, tpu, verbose):
+def run(recipe, workdir, dataset, data_dir, strategy, verbose):
+    """Trains on in-memory arrays (no TensorFlow); `strategy` must be None."""
     if recipe.family != recipes.CIFAR:
         raise ValueError(
             f"Without TensorFlow only CIFAR-family recipes run (in-memory data). "

@@ -117,12 +117,17 @@ def train_and_evaluate(
     """
     import keras
 
+    backend = keras.backend.backend()
+    tf_strategy = None
+    if backend == "tensorflow":
+        # First, before any TF op: multi-worker collectives must be
+        # configured at program start.
+        tf_strategy = distribute.get_strategy(strategy, tpu)
     if mixed_precision not in POLICIES:
         raise ValueError(
             f"`mixed_precision` must be one of {POLICIES}. Received {mixed_precision!r}."
         )
     datasets.parse(dataset)
-    backend = keras.backend.backend()
     if backend != "tensorflow" and strategy != "auto":
         raise ValueError(
             f"--strategy={strategy} needs the TensorFlow backend; KERAS_BACKEND={backend} "
@@ -150,7 +155,7 @@ def train_and_evaluate(
         from zoo import fit_tf as fitter
     else:
         from zoo import fit_arrays as fitter
-    return fitter.run(recipe, workdir, config, dataset, data_dir, strategy, tpu, verbose)
+    return fitter.run(recipe, workdir, dataset, data_dir, tf_strategy, verbose)
 
 
 def _check_same_run(workdir, config):
