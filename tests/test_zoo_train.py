@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+import keras_resnet  # noqa: F401  (registers the option-A layer for loading)
 from zoo import datasets
 from zoo import history
 from zoo import recipes

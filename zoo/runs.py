@@ -87,6 +87,12 @@ def finish(workdir, recipe, model, train_model, test_data, classes, evaluate_kwa
         "images_per_s": steps * recipe.batch_size / train_time if train_time else None,
         "backend": keras.backend.backend(),
     }
+    if model.compiled:
+        # Saved uncompiled: loading then needs only keras_resnet (for the
+        # option-A layer), not zoo's lr schedule.
+        trained = model
+        model = model.__class__.from_config(trained.get_config())
+        model.set_weights(trained.get_weights())
     save_model(model, workdir / "model.keras")
     history.write_json(workdir / "classes.json", list(classes))
     history.write_json(workdir / "results.json", results)
