@@ -15,7 +15,9 @@ import tensorflow_datasets as tfds
 
 import keras_resnet  # noqa: F401  (registers the option-A layer for loading)
 from zoo import datasets
+from zoo import evaluate
 from zoo import history
+from zoo import plot
 from zoo import recipes
 from zoo import runs
 from zoo import train
@@ -84,6 +86,17 @@ def test_digits_run_writes_the_contract_and_model_keras_is_standalone(tmp_path):
     accuracy = np.mean(probs.argmax(-1) == splits.test[1])
     assert accuracy == pytest.approx(results["test_accuracy"], abs=1e-6)
     assert json.loads((tmp_path / "classes.json").read_text()) == [str(i) for i in range(10)]
+    # zoo.evaluate: the centre view is what training reported.
+    accuracies = evaluate.evaluate(tmp_path, ["center"])
+    assert accuracies["center"] == pytest.approx(results["test_accuracy"], abs=1e-6)
+    accuracies = evaluate.evaluate(tmp_path, ["ten_crop", "multiscale"], scales=[32, 40], limit=30)
+    assert 0.0 <= accuracies["ten_crop"] <= 1.0 and 0.0 <= accuracies["multiscale"] <= 1.0
+    assert json.loads((tmp_path / "eval_multiscale.json").read_text())["images"] == 30
+    # zoo.plot: a Fig. 6-style PNG.
+    png = plot.plot([tmp_path], tmp_path / "fig6.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no history.csv"):
+        plot.plot([tmp_path / "nothing"], tmp_path / "x.png")
     # A finished run is not trained again.
     assert train.train_and_evaluate(recipe, tmp_path, verbose=0) == results
     # A different run in the same workdir is refused, naming what differs.

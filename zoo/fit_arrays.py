@@ -65,6 +65,7 @@ def run(recipe, workdir, dataset, data_dir, strategy, verbose):
     devices = keras.distribution.list_devices()
     if len(devices) > 1:
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        print(f"zoo: keras.distribution.DataParallel over {len(devices)} devices")
         if recipe.batch_size % len(devices):
             raise ValueError(
                 f"The global batch_size={recipe.batch_size} does not split evenly over "

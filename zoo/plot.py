@@ -17,7 +17,6 @@ from absl import flags
 from zoo import history
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("out", "errors.png", "Output PNG file.")
 
 
 def load_run(workdir):
@@ -82,5 +81,11 @@ def main(argv):
     print(f"wrote {path}")
 
 
+def define_flags():
+    """Defines the command-line flags (only when run as a program)."""
+    flags.DEFINE_string("out", "errors.png", "Output PNG file.")
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

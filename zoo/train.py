@@ -37,17 +37,6 @@ POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 DEMO_STEPS = 300
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("recipe", None, "Registered recipe name (see zoo.recipes.names()).")
-flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
-flags.DEFINE_string(
-    "dataset", datasets.DIGITS, "digits (offline demo), tfds:NAME or folder:PATH."
-)
-flags.DEFINE_string("data_dir", None, "tfds data directory (imagenet2012: the manual download).")
-flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES), "tf.distribute strategy.")
-flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
-flags.DEFINE_integer("steps", None, "Total training steps (scales the lr schedule).")
-flags.DEFINE_multi_string("set", [], "Recipe override key=value; repeatable.")
-flags.DEFINE_enum("mixed_precision", "float32", list(POLICIES), "Keras dtype policy.")
 
 
 def demo_schedule(recipe):
@@ -204,5 +193,21 @@ def main(argv):
     )
 
 
+def define_flags():
+    """Defines the command-line flags (only when run as a program)."""
+    flags.DEFINE_string("recipe", None, "Registered recipe name (see zoo.recipes.names()).")
+    flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
+    flags.DEFINE_string(
+        "dataset", datasets.DIGITS, "digits (offline demo), tfds:NAME or folder:PATH."
+    )
+    flags.DEFINE_string("data_dir", None, "tfds data directory (imagenet2012: the manual download).")
+    flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES), "tf.distribute strategy.")
+    flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+    flags.DEFINE_integer("steps", None, "Total training steps (scales the lr schedule).")
+    flags.DEFINE_multi_string("set", [], "Recipe override key=value; repeatable.")
+    flags.DEFINE_enum("mixed_precision", "float32", list(POLICIES), "Keras dtype policy.")
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
