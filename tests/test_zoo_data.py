@@ -149,3 +149,24 @@ def test_tfds_imagenet_streams_through_mock_data():
     assert len(data.classes) == 1000
     assert images.shape == (4, 32, 32, 3) and test_images.shape[1:] == (32, 32, 3)
     assert data.mean.shape == (32, 32, 3)
+
+
+def test_random_pad_crop_layer_crops_each_image_on_its_own():
+    from zoo import augment_layers
+
+    images = np.random.default_rng(3).uniform(0, 255, (12, 32, 32, 3)).astype("float32")
+    layer = augment_layers.RandomPadCrop(4, seed=5)
+    out = np.asarray(layer(images, training=True))
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    offsets = []
+    for i in range(12):
+        found = [
+            (r, c)
+            for r in range(9)
+            for c in range(9)
+            if np.allclose(out[i], padded[i, r : r + 32, c : c + 32])
+        ]
+        assert found, f"image {i} is not a window of its padded image"
+        offsets.append(found[0])
+    assert len(set(offsets)) > 1  # one offset per image, not per batch
+    assert np.array_equal(np.asarray(layer(images, training=False)), images)

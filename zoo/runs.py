@@ -1,6 +1,5 @@
 """What every training backend shares: compile, callbacks, the run's files."""
 
-import json
 import os
 import pathlib
 import time
