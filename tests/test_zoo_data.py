@@ -1,0 +1,172 @@
+"""Data: sources, their errors, the paper's augmentations, the tf.data pipelines."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from zoo import augment
+from zoo import datasets
+from zoo import pipeline
+from zoo import recipes
+
+TINY = dataclasses.replace(
+    recipes.get("cifar10_resnet20"), val_size=4, batch_size=8, steps=8, epoch_steps=4
+)
+
+
+def make_folder(root, classes=("cat", "dog"), per_class=6, size=32, splits=("train", "test")):
+    rng = np.random.default_rng(0)
+    for split in splits:
+        for name in classes:
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i:03d}.jpg")
+    return root
+
+
+def test_parse_rejects_unknown_specs():
+    assert datasets.parse("folder:/x") == ("folder", "/x")
+    assert datasets.parse("tfds:cifar10") == ("tfds", "cifar10")
+    with pytest.raises(ValueError, match=r"Received 'imagenet'"):
+        datasets.parse("imagenet")
+
+
+def test_digits_are_real_images_at_the_recipe_size():
+    splits = datasets.load_arrays("digits", dataclasses.replace(TINY, val_size=200))
+    x, y = splits.train
+    assert x.shape[1:] == (32, 32, 3) and x.dtype == np.uint8
+    assert len(y) + len(splits.val[1]) + len(splits.test[1]) == 1797
+    assert len(splits.val[1]) == 200 and x.max() == 255
+    assert sorted(set(y.tolist())) == list(range(10))
+    # 8x8 upsampled by 4 fills 32x32: every 4x4 block is constant.
+    assert np.array_equal(x[0, ::4, ::4].repeat(4, 0).repeat(4, 1), x[0])
+
+
+def test_split_is_deterministic_and_disjoint():
+    images = np.arange(100)[:, None]
+    labels = np.arange(100)
+    (a, _), (va, _) = datasets.split_train_val(images, labels, 10, seed=1)
+    (b, _), (vb, _) = datasets.split_train_val(images, labels, 10, seed=1)
+    (_, _), (vc, _) = datasets.split_train_val(images, labels, 10, seed=2)
+    assert np.array_equal(va, vb) and not np.array_equal(va, vc)
+    assert not set(a.ravel()) & set(va.ravel()) and len(a) == 90
+    with pytest.raises(ValueError, match="val_size"):
+        datasets.split_train_val(images, labels, 100, seed=1)
+
+
+def test_folder_errors_are_clear(tmp_path):
+    root = make_folder(tmp_path / "ok")
+    assert datasets.check_folder(root) == ["cat", "dog"]
+    (root / "train" / "cow").mkdir()
+    with pytest.raises(ValueError, match=r"Class folder .*train/cow holds no images"):
+        datasets.check_folder(root)
+    Image.new("RGB", (32, 32)).save(root / "train" / "cow" / "0.jpg")
+    with pytest.raises(ValueError, match=r"only in train: \['cow'\]; only in test: \[\]"):
+        datasets.check_folder(root)
+    with pytest.raises(ValueError, match="has no test/ directory"):
+        datasets.check_folder(make_folder(tmp_path / "half", splits=("train",)))
+
+
+def test_corrupt_image_names_the_file(tmp_path):
+    root = make_folder(tmp_path)
+    bad = root / "train" / "dog" / "004.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    with pytest.raises(ValueError, match=f"Cannot decode image file {bad}"):
+        datasets.load_arrays(f"folder:{root}", TINY)
+    # The streaming (ImageNet-style) decoder names it too.
+    with pytest.raises(tf.errors.InvalidArgumentError, match=str(bad)):
+        pipeline.read_image_file(tf.constant(str(bad)))
+
+
+def test_folder_arrays_and_mean(tmp_path):
+    root = make_folder(tmp_path, size=40)  # resized to the recipe's 32
+    data = pipeline.build(f"folder:{root}", TINY)
+    assert data.classes == ["cat", "dog"] and data.num_train == 8
+    images, labels = next(iter(data.train))
+    assert images.shape == (8, 32, 32, 3) and images.dtype == tf.float32
+    assert data.mean.shape == (32, 32, 3)
+    test = np.concatenate([y.numpy() for _, y in data.test])
+    assert sorted(test.tolist()) == [0] * 6 + [1] * 6
+
+
+def test_cifar_augmentation_is_a_padded_window_or_its_mirror():
+    images = tf.random.uniform((16, 32, 32, 3), 0, 255, seed=1)
+    out = augment.cifar_batch(images, tf.constant([3, 4], tf.int64)).numpy()
+    padded = np.pad(images.numpy(), ((0, 0), (4, 4), (4, 4), (0, 0)))
+    flipped = 0
+    for i in range(16):
+        windows = [padded[i, r : r + 32, c : c + 32] for r in range(9) for c in range(9)]
+        if any(np.array_equal(out[i], w) for w in windows):
+            continue
+        assert any(np.array_equal(out[i][:, ::-1], w) for w in windows)
+        flipped += 1
+    assert 0 < flipped < 16
+    again = augment.cifar_batch(images, tf.constant([3, 4], tf.int64)).numpy()
+    assert np.array_equal(out, again)  # stateless: same seed, same batch
+
+
+def test_imagenet_augmentation_shapes_and_eval_crop():
+    image = tf.cast(tf.random.uniform((300, 400, 3), 0, 255, seed=2), tf.uint8)
+    out = augment.imagenet_train(image, tf.constant([1, 2], tf.int64))
+    assert out.shape == (224, 224, 3)
+    center = augment.imagenet_eval(image)
+    assert center.shape == (224, 224, 3)
+    resized = augment.resize_shorter(tf.cast(image, tf.float32), 256)
+    assert resized.shape[:2] == (256, 341)
+
+
+def test_tfds_cifar10_through_mock_data():
+    with tfds.testing.mock_data(num_examples=24):
+        data = pipeline.build("tfds:cifar10", TINY)
+    assert len(data.classes) == 10  # mock metadata has no class names
+    images, labels = next(iter(data.train))
+    assert images.shape == (8, 32, 32, 3)
+
+
+def test_tfds_imagenet_streams_through_mock_data():
+    recipe = dataclasses.replace(
+        recipes.get("imagenet_resnet18"),
+        image_size=32,
+        scale_min=36,
+        scale_max=40,
+        eval_resize=36,
+        val_size=2,
+        batch_size=4,
+        mean_examples=4,
+        steps=4,
+        epoch_steps=2,
+    )
+    with tfds.testing.mock_data(num_examples=10):
+        data = pipeline.build("tfds:imagenet2012", recipe, data_dir="/nonexistent/manual")
+        images, _ = next(iter(data.train))
+        test_images, _ = next(iter(data.test))
+    assert len(data.classes) == 1000
+    assert images.shape == (4, 32, 32, 3) and test_images.shape[1:] == (32, 32, 3)
+    assert data.mean.shape == (32, 32, 3)
+
+
+def test_random_pad_crop_layer_crops_each_image_on_its_own():
+    from zoo import augment_layers
+
+    images = np.random.default_rng(3).uniform(0, 255, (12, 32, 32, 3)).astype("float32")
+    layer = augment_layers.RandomPadCrop(4, seed=5)
+    out = np.asarray(layer(images, training=True))
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    offsets = []
+    for i in range(12):
+        found = [
+            (r, c)
+            for r in range(9)
+            for c in range(9)
+            if np.allclose(out[i], padded[i, r : r + 32, c : c + 32])
+        ]
+        assert found, f"image {i} is not a window of its padded image"
+        offsets.append(found[0])
+    assert len(set(offsets)) > 1  # one offset per image, not per batch
+    assert np.array_equal(np.asarray(layer(images, training=False)), images)

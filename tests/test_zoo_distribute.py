@@ -1,0 +1,191 @@
+"""The strategy factory, MirroredStrategy equivalence and a 2-worker run."""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import keras_resnet  # noqa: F401  (registers the option-A layer for loading)
+from zoo import distribute
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+
+
+def test_unknown_strategy_lists_valid_ones():
+    with pytest.raises(ValueError, match=r"Unknown strategy 'gpu'. Valid strategies: auto, mirrored"):
+        distribute.get_strategy("gpu")
+
+
+def test_multi_worker_needs_a_valid_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="needs the TF_CONFIG environment variable"):
+        distribute.get_strategy("multi_worker")
+    with pytest.raises(ValueError, match=r"TF_CONFIG must look like .*Received TF_CONFIG='\{oops'"):
+        distribute.check_tf_config("{oops")
+    with pytest.raises(ValueError, match="task index 2 is out of range for 2 workers"):
+        distribute.check_tf_config(
+            json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}})
+        )
+
+
+def test_tpu_without_a_tpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="--strategy=tpu found no TPU"):
+        distribute.get_strategy("tpu")
+
+
+def test_global_batch_must_split_over_replicas():
+    assert distribute.check_batch(128, 2) == 64
+    with pytest.raises(ValueError, match=r"batch_size=130 does not split evenly over 4 replicas"):
+        distribute.check_batch(130, 4)
+
+
+def test_auto_is_the_default_strategy_without_gpus():
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("this check is for CPU-only hosts")
+    assert distribute.get_strategy("auto") is tf.distribute.get_strategy()
+    assert distribute.get_strategy("one_device").num_replicas_in_sync == 1
+
+
+def test_other_strategies_need_tensorflow_backend(tmp_path, monkeypatch):
+    from zoo import recipes
+    from zoo import train
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    recipe = train.resolve("cifar10_resnet20")
+    with pytest.raises(ValueError, match="--strategy=mirrored needs the TensorFlow backend"):
+        train.train_and_evaluate(recipe, tmp_path, strategy="mirrored")
+    assert recipes.get("cifar10_resnet20")  # nothing was registered or changed
+
+
+MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import dataclasses, json, keras, numpy as np
+    from zoo import model as model_lib, recipes, runs
+
+    recipe = dataclasses.replace(recipes.get("cifar10_resnet20"), batch_size=16, steps=2, epoch_steps=2)
+    rng = np.random.default_rng(0)
+    half = rng.integers(0, 256, (2, 8, 32, 32, 3)).astype("float32")
+    labels = rng.integers(0, 10, (2, 8)).astype("int32")
+    # Each global batch is two identical halves: each replica's BatchNorm
+    # then sees the same statistics as the single device, so the runs must
+    # agree up to float round-off.
+    x = np.concatenate([half, half], axis=1).reshape(-1, 32, 32, 3)
+    y = np.concatenate([labels, labels], axis=1).reshape(-1)
+    mean = rng.uniform(0, 255, (32, 32, 3)).astype("float32")
+
+    def train(strategy):
+        keras.utils.set_random_seed(1)
+        with strategy.scope():
+            model = model_lib.build(recipe, mean)
+            runs.compile_model(model, recipe)
+        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+        start = [w.numpy() for w in model.weights]
+        hist = model.fit(data, epochs=1, verbose=0)
+        global initial
+        initial = start
+        global model_weights
+        model_weights = model.weights
+        return hist.history["loss"][-1], [w.numpy() for w in model.weights]
+
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored.num_replicas_in_sync == 2
+    loss_m, weights_m = train(mirrored)
+    loss_s, weights_s = train(tf.distribute.get_strategy())
+    # How far the two runs' weight updates differ, relative to the update:
+    # per tensor (the worst) and over all trainable tensors together.
+    trainable = [w.trainable for w in model_weights]
+    delta_m = [a - i for a, i in zip(weights_m, initial)]
+    delta_s = [b - i for b, i in zip(weights_s, initial)]
+    per_tensor = {
+        w.path: float(np.linalg.norm(a - b) / (np.linalg.norm(b) + 1e-12))
+        for w, a, b, t in zip(model_weights, delta_m, delta_s, trainable) if t
+    }
+    worst = max(per_tensor, key=per_tensor.get)
+    total = float(
+        np.sqrt(sum(np.sum((a - b) ** 2) for a, b, t in zip(delta_m, delta_s, trainable) if t))
+        / np.sqrt(sum(np.sum(b ** 2) for b, t in zip(delta_s, trainable) if t))
+    )
+    print(json.dumps({"loss_mirrored": loss_m, "loss_single": loss_s,
+                      "update_diff": total, "worst_tensor": worst,
+                      "worst_tensor_diff": per_tensor[worst]}))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_mirrored_over_two_cpus_matches_no_strategy():
+    """Tolerance: losses within 1e-4 relative; after 2 SGD steps the weight
+    updates (w - w_init of all trainable tensors) differ by < 1e-3 of their norm."""
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["loss_mirrored"] == pytest.approx(out["loss_single"], rel=1e-4)
+    assert out["update_diff"] < 1e-3, out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_two_worker_multi_worker_mirrored_run_agrees(tmp_path):
+    workers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        command = [
+            sys.executable,
+            "-m",
+            "zoo.train",
+            "--recipe=cifar10_resnet20",
+            f"--workdir={tmp_path / 'run'}",
+            "--strategy=multi_worker",
+            "--steps=4",
+            "--set=batch_size=16",
+            "--set=val_size=64",
+        ]
+        env = {**ENV, "TF_CONFIG": json.dumps(tf_config)}
+        processes.append(
+            subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    outputs = []
+    try:
+        for process in processes:
+            out, err = process.communicate(timeout=420)
+            outputs.append((process.returncode, out, err))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    for code, out, err in outputs:
+        assert code == 0, err[-3000:]
+        assert "test_accuracy=" in out
+    chief = tmp_path / "run"
+    other = chief / ".workers" / "worker-1"
+    results = [json.loads((d / "results.json").read_text()) for d in (chief, other)]
+    assert results[0]["steps"] == results[1]["steps"] == 4
+    models = [keras.saving.load_model(d / "model.keras") for d in (chief, other)]
+    # Gradients are all-reduced, so the trainable weights agree. BatchNorm's
+    # moving statistics are not synchronised (each worker's own batches),
+    # as with per-GPU BN in the paper; they are not compared.
+    for a, b in zip(models[0].trainable_weights, models[1].trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)

@@ -1,0 +1,97 @@
+"""The paper's augmentations as TensorFlow ops, for tf.data pipelines.
+
+All randomness is stateless and driven by an explicit seed tensor, so a
+pipeline seeded the same way yields the same batches. Images are float32
+RGB on the 0..255 scale throughout; mean subtraction happens in the model.
+"""
+
+import tensorflow as tf
+
+# AlexNet's PCA lighting: eigenvalues and eigenvectors of the RGB pixel
+# covariance of ImageNet (on the 0..1 scale), as published with
+# fb.resnet.torch; scaled to 0..255 where applied.
+_EIGVAL = tf.constant([0.2175, 0.0188, 0.0045])
+_EIGVEC = tf.constant(
+    [
+        [-0.5675, 0.7192, 0.4009],
+        [-0.5808, -0.0045, -0.8140],
+        [-0.5836, -0.6948, 0.4203],
+    ]
+)
+
+
+def cifar_batch(images, seed, pad=4, flip=True):
+    """Pad, random crop back to the input size and flip, per image.
+
+    Args:
+        images: (B, H, W, C) batch, any dtype (returned as float32).
+        seed: int64 tensor of shape (2,).
+        pad: zero padding on each side before the random crop.
+        flip: whether to flip half of the images horizontally.
+    """
+    images = tf.cast(images, tf.float32)
+    batch = tf.shape(images)[0]
+    height, width = images.shape[1], images.shape[2]
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    if pad:
+        padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+        offsets = tf.random.stateless_uniform(
+            [batch, 2], crop_seed, minval=0, maxval=2 * pad + 1, dtype=tf.int32
+        )
+        # Gather rows then columns per image: a vectorised per-image crop.
+        rows = offsets[:, :1] + tf.range(height)[None]
+        cols = offsets[:, 1:] + tf.range(width)[None]
+        images = tf.gather(padded, rows, axis=1, batch_dims=1)
+        images = tf.gather(images, cols, axis=2, batch_dims=1)
+    if flip:
+        flips = tf.random.stateless_uniform([batch], flip_seed) < 0.5
+        images = tf.where(flips[:, None, None, None], tf.reverse(images, [2]), images)
+    return images
+
+
+def resize_shorter(image, size):
+    """Resizes (H, W, C) so its shorter side is `size`, keeping aspect ratio."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = tf.cast(size, tf.float32) / tf.reduce_min(shape)
+    new = tf.cast(tf.round(shape * scale), tf.int32)
+    new = tf.maximum(new, tf.cast(size, tf.int32))
+    return tf.image.resize(image, new, method="bilinear")
+
+
+def center_crop(image, size):
+    """The central size x size window of (H, W, C)."""
+    shape = tf.shape(image)
+    top = (shape[0] - size) // 2
+    left = (shape[1] - size) // 2
+    return image[top : top + size, left : left + size]
+
+
+def imagenet_train(image, seed, size=224, scale=(256, 480), flip=True, lighting_std=0.1):
+    """Scale augmentation, random crop, flip and PCA lighting (Sec. 3.4).
+
+    Args:
+        image: one decoded (H, W, 3) image, any dtype.
+        seed: int64 tensor of shape (2,).
+        size: crop size.
+        scale: (min, max) of the shorter side, sampled uniformly.
+        flip: random horizontal flip.
+        lighting_std: std of AlexNet's PCA lighting noise (0 disables).
+    """
+    s_seed, c_seed, f_seed, l_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+    shorter = tf.random.stateless_uniform(
+        [], s_seed, minval=scale[0], maxval=scale[1] + 1, dtype=tf.int32
+    )
+    image = resize_shorter(tf.cast(image, tf.float32), shorter)
+    image = tf.image.stateless_random_crop(image, [size, size, 3], c_seed)
+    if flip:
+        image = tf.image.stateless_random_flip_left_right(image, f_seed)
+    if lighting_std:
+        alpha = tf.random.stateless_normal([3], l_seed, stddev=lighting_std)
+        image = image + 255.0 * tf.linalg.matvec(_EIGVEC, alpha * _EIGVAL)
+    return image
+
+
+def imagenet_eval(image, size=224, resize=256):
+    """Resize the shorter side to `resize`, then take the centre crop."""
+    image = resize_shorter(tf.cast(image, tf.float32), resize)
+    return center_crop(image, size)

@@ -1,0 +1,219 @@
+"""tf.data input pipelines: decode, (cache), shuffle, augment, batch, prefetch.
+
+CIFAR-family recipes hold their decoded uint8 images in memory (decoded
+once by `zoo.datasets.load_arrays`) and augment whole batches with
+vectorised ops. ImageNet-family recipes stream: files (or tfds records) are
+shuffled, decoded and augmented per image in parallel, so memory stays
+bounded and ImageNet is never cached whole.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from zoo import augment
+from zoo import datasets
+from zoo import recipes
+
+AUTOTUNE = tf.data.AUTOTUNE
+# Shuffle buffer of the streaming pipeline, in images (~150 KB each decoded
+# JPEG bytes, so bounded memory).
+STREAM_SHUFFLE = 10_000
+
+
+@dataclasses.dataclass
+class Data:
+    """What training needs: batched datasets, the mean image and the classes.
+
+    `train` repeats forever with the augmentation; `val` and `test` are
+    single, unaugmented passes. `mean` is the per-pixel mean of the
+    training split, (H, W, 3) float32.
+    """
+
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    test: tf.data.Dataset
+    mean: np.ndarray
+    classes: list
+    num_train: int
+
+
+def build(spec, recipe, data_dir=None, global_batch=None):
+    """Builds the pipelines of `recipe` on dataset `spec`.
+
+    Args:
+        spec: dataset spec: digits, tfds:NAME or folder:PATH.
+        recipe: the `Recipe`.
+        data_dir: tfds data directory (for imagenet2012: where the manual
+            download lives).
+        global_batch: batch size; defaults to recipe.batch_size.
+    """
+    batch = global_batch or recipe.batch_size
+    if recipe.family == recipes.IMAGENET and datasets.parse(spec)[0] != datasets.DIGITS:
+        return _streamed(spec, recipe, data_dir, batch)
+    splits = datasets.load_arrays(spec, recipe, data_dir)
+    return from_arrays(splits, recipe, batch)
+
+
+def from_arrays(splits, recipe, batch):
+    """In-memory pipelines from `datasets.ArraySplits`."""
+    x, y = splits.train
+    if len(y) < batch:
+        raise ValueError(
+            f"The training split has {len(y)} images, fewer than one batch "
+            f"(batch_size={batch})."
+        )
+    mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+    train = tf.data.Dataset.from_tensor_slices((x, y))
+    train = train.shuffle(len(y), seed=recipe.seed, reshuffle_each_iteration=True).repeat()
+    train = train.batch(batch, drop_remainder=True)
+    train = tf.data.Dataset.zip((train, tf.data.Dataset.random(seed=recipe.seed).batch(2)))
+
+    if recipe.family == recipes.CIFAR:
+
+        def augment_batch(pair, seed):
+            images, labels = pair
+            return augment.cifar_batch(images, seed, recipe.pad, recipe.flip), labels
+
+    else:  # An ImageNet recipe on small in-memory data (the digits demo).
+
+        def augment_batch(pair, seed):
+            images, labels = pair
+            return augment.cifar_batch(images, seed, 0, recipe.flip), labels
+
+    train = train.map(augment_batch, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    return Data(
+        train=train,
+        val=_eval_arrays(splits.val, batch),
+        test=_eval_arrays(splits.test, batch),
+        mean=mean,
+        classes=list(splits.classes),
+        num_train=len(y),
+    )
+
+
+def _eval_arrays(split, batch):
+    images, labels = split
+    ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch)
+    return ds.map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(AUTOTUNE)
+
+
+def _streamed(spec, recipe, data_dir, batch):
+    """Streaming ImageNet-style pipelines with bounded memory.
+
+    Records (file paths, or encoded JPEG bytes from tfds) are shuffled
+    before decoding, so the shuffle buffer holds small records, not images.
+    """
+    train_src, val_src, test_src, decode, classes, num_train = _sources(spec, recipe, data_dir)
+    size = recipe.image_size
+
+    def eval_map(record, label):
+        return augment.imagenet_eval(decode(record), size, recipe.eval_resize), label
+
+    def evaluated(source):
+        return source.map(eval_map, num_parallel_calls=AUTOTUNE).batch(batch).prefetch(AUTOTUNE)
+
+    # The per-pixel mean of centre crops of the first `mean_examples` images.
+    total = np.zeros((size, size, 3), np.float64)
+    count = 0
+    for images, _ in evaluated(train_src.take(recipe.mean_examples)):
+        total += images.numpy().sum(axis=0)
+        count += images.shape[0]
+    mean = (total / max(count, 1)).astype(np.float32)
+
+    def train_map(pair, seed):
+        record, label = pair
+        image = augment.imagenet_train(
+            decode(record),
+            seed,
+            size,
+            (recipe.scale_min, recipe.scale_max),
+            recipe.flip,
+            recipe.lighting_std,
+        )
+        return image, label
+
+    train = train_src.shuffle(STREAM_SHUFFLE, seed=recipe.seed).repeat()
+    train = tf.data.Dataset.zip((train, tf.data.Dataset.random(seed=recipe.seed).batch(2)))
+    train = train.map(train_map, num_parallel_calls=AUTOTUNE)
+    train = train.batch(batch, drop_remainder=True).prefetch(AUTOTUNE)
+    return Data(
+        train=train,
+        val=evaluated(val_src),
+        test=evaluated(test_src),
+        mean=mean,
+        classes=classes,
+        num_train=num_train,
+    )
+
+
+def _sources(spec, recipe, data_dir):
+    """Undecoded (record, label) datasets for train, val, test, and `decode`."""
+    kind, arg = datasets.parse(spec)
+    if kind == "folder":
+        classes = datasets.check_folder(arg)
+        paths, labels = datasets.list_folder(f"{arg}/train", classes)
+        if not 0 <= recipe.val_size < len(labels):
+            raise ValueError(
+                f"`val_size` must be in [0, {len(labels)}). Received val_size={recipe.val_size}."
+            )
+        order = np.random.default_rng(recipe.seed).permutation(len(labels))
+        cut = len(labels) - recipe.val_size
+        paths = np.asarray(paths)
+        train = _records(paths[order[:cut]], labels[order[:cut]])
+        val = _records(paths[order[cut:]], labels[order[cut:]])
+        test = _records(*datasets.list_folder(f"{arg}/test", classes))
+        return train, val, test, read_image_file, classes, cut
+    import tensorflow_datasets as tfds
+
+    # The paper reports ImageNet's validation set (tfds "validation"): it is
+    # our test split. Our held-out val is the first val_size training records.
+    splits = [f"train[{recipe.val_size}:]", f"train[:{recipe.val_size}]", "validation"]
+    download_config = tfds.download.DownloadConfig(manual_dir=data_dir)
+    (train, val, test), info = tfds.load(
+        arg,
+        split=splits,
+        data_dir=data_dir,
+        as_supervised=True,
+        with_info=True,
+        shuffle_files=True,
+        read_config=tfds.ReadConfig(shuffle_seed=recipe.seed),
+        decoders={"image": tfds.decode.SkipDecoding()},
+        download_and_prepare_kwargs={"download_config": download_config},
+    )
+    classes = list(info.features["label"].names)
+    try:
+        num_train = info.splits["train"].num_examples - recipe.val_size
+    except KeyError:  # tfds.testing.mock_data has no split sizes.
+        num_train = None
+    return train, val, test, decode_image_bytes, classes, num_train
+
+
+def _records(paths, labels):
+    return tf.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels, np.int32)))
+
+
+def decode_image_bytes(data, name="<record>"):
+    """Decodes JPEG/PNG/BMP/GIF bytes to (H, W, 3) uint8.
+
+    TF's decode error does not say which file failed: the magic bytes are
+    checked first so that a non-image (or empty) file fails with its name.
+    """
+    head = tf.strings.substr(data, 0, 4)
+    known = tf.reduce_any(
+        [
+            tf.strings.substr(head, 0, 2) == b"\xff\xd8",  # JPEG
+            head == b"\x89PNG",
+            tf.strings.substr(head, 0, 2) == b"BM",
+            tf.strings.substr(head, 0, 3) == b"GIF",
+        ]
+    )
+    check = tf.debugging.Assert(known, ["Cannot decode image file", name])
+    with tf.control_dependencies([check]):
+        return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def read_image_file(path):
+    """Reads and decodes one image file; a bad file fails with its path."""
+    return decode_image_bytes(tf.io.read_file(path), path)
