@@ -21,7 +21,7 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=setuptools.find_packages(include=["keras_resnet", "keras_resnet.*"]),
+    packages=setuptools.find_packages(include=["keras_resnet", "keras_resnet.*", "zoo", "zoo.*"]),
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.0",
@@ -31,11 +31,17 @@ setuptools.setup(
         "numpy",
     ],
     extras_require={
-        # Everything the test suite needs. torch==2.13.0 is the CPU build
+        # The training recipes: the embedded digits dataset (scikit-learn),
+        # image folders (Pillow), TensorBoard logs and zoo.plot.
+        "zoo": ["scikit-learn", "pillow", "tensorboard", "matplotlib"],
+        # Everything the test suite needs (with "zoo"). torch==2.13.0 is the CPU build
         # these machines carry; a looser pin pulls a multi-GB CUDA build.
         "test": [
             "pytest>=7",
             "scikit-learn",
+            "pillow",
+            "tensorboard",
+            "matplotlib",
             "jax[cpu]",
             "torch==2.13.0",
         ],

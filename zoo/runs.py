@@ -22,6 +22,7 @@ def compile_model(model, recipe):
         optimizer=keras.optimizers.SGD(learning_rate=schedule, momentum=recipe.momentum),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        run_eagerly=recipe.run_eagerly,
     )
     return schedule
 
