@@ -38,6 +38,7 @@ setuptools.setup(
         # these machines carry; a looser pin pulls a multi-GB CUDA build.
         "test": [
             "pytest>=7",
+            "pytest-xdist>=3.2",  # CI runs on both cores: -n 2
             "scikit-learn",
             "pillow",
             "tensorboard",
