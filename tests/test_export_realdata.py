@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import runpy
 import re
 import subprocess
 import sys
@@ -24,16 +25,10 @@ TEST_PER_CLASS = 200
 STEPS = 200
 
 
-def read_split(root, split, per_class):
-    classes = sorted(p.name for p in (root / split).iterdir() if p.is_dir())
-    files, labels = [], []
-    for label, name in enumerate(classes):
-        paths = sorted((root / split / name).glob("*.jpg"))[:per_class]
-        files += paths
-        labels += [label] * len(paths)
-    encoded = [path.read_bytes() for path in files]
-    pixels = np.stack([tf.io.decode_jpeg(data, channels=3).numpy() for data in encoded])
-    return encoded, pixels, np.array(labels), classes
+# The example's own reader: the test reads the images the way users do.
+read_split = runpy.run_path(
+    str(pathlib.Path(__file__).resolve().parents[1] / "examples" / "export_savedmodel.py")
+)["read_split"]
 
 
 @pytest.fixture(scope="module")
