@@ -18,6 +18,7 @@ import dataclasses
 import keras
 from keras import layers
 
+from keras_resnet import fast_build
 from keras_resnet import specs
 from keras_resnet.layers import ZeroPadShortcut
 
@@ -51,14 +52,13 @@ def he_normal():
     """The paper's initialisation (He et al., 2015b): N(0, 2 / fan_in).
 
     Untruncated, as Caffe's "msra" filler and PyTorch's `kaiming_normal_`.
-    Keras's "he_normal" truncates at two standard deviations; besides being
-    a different distribution, TensorFlow's truncated-normal op costs about
-    20 ms per large kernel on a CPU, which dominated build time. A fresh
-    instance per layer: a shared unseeded initializer repeats its values.
+    Keras's "he_normal" truncates at two standard deviations, a different
+    distribution. Drawn by numpy while the net is built, then swapped for
+    the equivalent `keras.initializers.VarianceScaling(2.0, "fan_in",
+    "untruncated_normal")`, which is what configs and `.keras` files say;
+    `keras_resnet.fast_build` says why. A fresh instance per layer.
     """
-    return keras.initializers.VarianceScaling(
-        scale=2.0, mode="fan_in", distribution="untruncated_normal"
-    )
+    return fast_build.HeNormal()
 
 
 def conv_bn(x, filters, kernel_size, strides, name, options):
@@ -92,6 +92,12 @@ def conv_bn(x, filters, kernel_size, strides, name, options):
         axis=options.channel_axis,
         momentum=options.bn_momentum,
         epsilon=options.bn_epsilon,
+        # Keras's defaults (ones, zeros, zeros, ones), filled by numpy while
+        # building; see `keras_resnet.fast_build`.
+        gamma_initializer=fast_build.Fill(1),
+        beta_initializer=fast_build.Fill(0),
+        moving_mean_initializer=fast_build.Fill(0),
+        moving_variance_initializer=fast_build.Fill(1),
         name=f"{name}_bn",
     )(x)
 

@@ -7,6 +7,7 @@ import keras
 from keras import layers
 
 from keras_resnet import blocks
+from keras_resnet import fast_build
 from keras_resnet import preprocessing
 from keras_resnet import specs
 from keras_resnet import weights as weights_lib
@@ -144,45 +145,48 @@ def ResNet(
     regularizer = _regularizer(weight_decay)
     options = blocks.LayerOptions(data_format=data_format, kernel_regularizer=regularizer)
 
-    inputs, x = _inputs(input_tensor, input_shape, spec, defaults["size"], data_format)
     weights_path = weights_lib.resolve(weights, spec=spec, variant=variant)
-    if include_preprocessing:
-        if not isinstance(weights_path, weights_lib.PresetWeights):
-            raise ValueError(
-                "include_preprocessing=True puts the preprocessing of a preset "
-                "in the model, so `weights` must be a preset name "
-                f"({weights_lib.preset_names()}). Received weights={weights!r}."
-            )
-        x = preprocessing.preprocessing_layer(weights, data_format=data_format)(x)
-
-    if spec.family == specs.IMAGENET:
-        x = blocks.conv_bn_relu(x, 64, 7, 2, "conv1", options)
-        # Zero padding equals Caffe/PyTorch's -inf padding here: inputs are
-        # post-ReLU, so >= 0.
-        x = layers.ZeroPadding2D(1, data_format=data_format, name="pool1_pad")(x)
-        x = layers.MaxPooling2D(3, strides=2, data_format=data_format, name="pool1_pool")(x)
-    else:
-        x = blocks.conv_bn_relu(x, 16, 3, 1, "conv1", options)
-    for stage in spec.stages:
-        x = blocks.apply_stage(x, stage, spec.block, shortcut, options, variant)
-
-    if include_top:
-        x = _global_pool(pooling or "avg", data_format)(x)
-        x = layers.Dense(
-            classes,
-            activation=classifier_activation,
-            kernel_regularizer=regularizer,
-            # Logits and probabilities stay float32 under mixed precision.
-            dtype=keras.config.dtype_policy().variable_dtype,
-            name="predictions",
-        )(x)
-    elif pooling is not None:
-        x = _global_pool(pooling, data_format)(x)
-
     if name is None:
         name = _default_name(spec, shortcut, plain, variant, defaults["shortcut"])
-    model_class = DeepResNet if spec.depth > DEEP_GRAPH_DEPTH else keras.Model
-    model = model_class(inputs, x, name=name)
+    # fast_build explains this scope and the initializer swap after it.
+    with fast_build.gc_paused(), fast_build.variable_scope():
+        inputs, x = _inputs(input_tensor, input_shape, spec, defaults["size"], data_format)
+        if include_preprocessing:
+            if not isinstance(weights_path, weights_lib.PresetWeights):
+                raise ValueError(
+                    "include_preprocessing=True puts the preprocessing of a preset "
+                    "in the model, so `weights` must be a preset name "
+                    f"({weights_lib.preset_names()}). Received weights={weights!r}."
+                )
+            x = preprocessing.preprocessing_layer(weights, data_format=data_format)(x)
+
+        if spec.family == specs.IMAGENET:
+            x = blocks.conv_bn_relu(x, 64, 7, 2, "conv1", options)
+            # Zero padding equals Caffe/PyTorch's -inf padding here: inputs are
+            # post-ReLU, so >= 0.
+            x = layers.ZeroPadding2D(1, data_format=data_format, name="pool1_pad")(x)
+            x = layers.MaxPooling2D(3, strides=2, data_format=data_format, name="pool1_pool")(x)
+        else:
+            x = blocks.conv_bn_relu(x, 16, 3, 1, "conv1", options)
+        for stage in spec.stages:
+            x = blocks.apply_stage(x, stage, spec.block, shortcut, options, variant)
+
+        if include_top:
+            x = _global_pool(pooling or "avg", data_format)(x)
+            x = layers.Dense(
+                classes,
+                activation=classifier_activation,
+                kernel_regularizer=regularizer,
+                # Logits and probabilities stay float32 under mixed precision.
+                dtype=keras.config.dtype_policy().variable_dtype,
+                name="predictions",
+            )(x)
+        elif pooling is not None:
+            x = _global_pool(pooling, data_format)(x)
+
+        model_class = DeepResNet if spec.depth > DEEP_GRAPH_DEPTH else keras.Model
+        model = model_class(inputs, x, name=name)
+    fast_build.restore_initializers(model)
     if weights_path is not None:
         weights_lib.load_into(model, weights_path)
     return model

@@ -5,6 +5,7 @@ import json
 import keras
 import pytest
 
+from benchmarks import build_time
 from benchmarks import throughput
 
 
@@ -45,3 +46,14 @@ def test_throughput_rejects_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit):
         throughput.parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_build_time_writes_its_fields(tmp_path):
+    out = tmp_path / "b.json"
+    report = build_time.main(["--repeats", "1", "--skip-1202", "--json", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved == json.loads(json.dumps(report))
+    assert set(saved["build_s"]) == {
+        "resnet152_ours", "resnet152_keras_applications", "ratio_theirs_over_ours"
+    }
+    assert all(v > 0 for v in saved["build_s"].values())
