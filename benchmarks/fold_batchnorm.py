@@ -18,6 +18,7 @@ import statistics
 import tempfile
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -53,7 +54,7 @@ def randomize_batchnorm(model, seed=0):
     # a folded graph look the same as an unfolded one in the weights.
     rng = np.random.default_rng(seed)
     for layer in model.layers:
-        if layer.__class__.__name__ == "BatchNormalization":
+        if isinstance(layer, keras.layers.BatchNormalization):
             n = layer.gamma.shape[0]
             layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n),
                                rng.normal(0, 0.1, n), rng.uniform(0.5, 2.0, n)])

@@ -20,6 +20,7 @@ from keras import layers
 
 from keras_resnet import fast_build
 from keras_resnet import specs
+from keras_resnet.layers import FusedBatchNormalization
 from keras_resnet.layers import ZeroPadShortcut
 
 SHORTCUTS = ("A", "B", "C")
@@ -88,7 +89,7 @@ def conv_bn(x, filters, kernel_size, strides, name, options):
         data_format=options.data_format,
         name=f"{name}_conv",
     )(x)
-    return layers.BatchNormalization(
+    return FusedBatchNormalization(
         axis=options.channel_axis,
         momentum=options.bn_momentum,
         epsilon=options.bn_epsilon,

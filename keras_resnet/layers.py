@@ -1,4 +1,4 @@
-"""The one custom layer: the parameter-free option-A shortcut."""
+"""Our two layers: the option-A shortcut, and BatchNorm as one fused kernel."""
 
 import keras
 from keras import ops
@@ -84,3 +84,73 @@ class ZeroPadShortcut(keras.layers.Layer):
             data_format=self.data_format,
         )
         return config
+
+
+_FUSED_DTYPES = ("float32", "float16", "bfloat16")
+
+
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization`, run as one fused kernel on TensorFlow.
+
+    Keras 3 computes BatchNorm on TensorFlow as separate ops (moments, then
+    `tf.nn.batch_normalization`), forward and backward. TensorFlow has a
+    fused kernel for it, `FusedBatchNormV3`, which Keras 2 used and which
+    Grappler fuses further into the convolution for inference. On a 2-core
+    CPU it makes a ResNet-50 train step about 10% faster and inference about
+    7% faster (BENCHMARKS.md, "BatchNorm").
+
+    Same arguments, variables, config and results as Keras's layer (to
+    float32 rounding): the moving averages use the biased batch variance as
+    Keras does (the fused kernel reports the unbiased one, which is
+    rescaled by (n - 1) / n). The fused path runs where it applies: the
+    TensorFlow backend, a rank-4 input normalised over its last axis
+    (channels_last), float32/float16/bfloat16, no mask, no renorm, not
+    synchronized. Anywhere else, and on JAX and PyTorch, this is exactly
+    `keras.layers.BatchNormalization.call`.
+    """
+
+    def _fuses(self, inputs, mask):
+        return (
+            keras.backend.backend() == "tensorflow"
+            and mask is None
+            and len(inputs.shape) == 4
+            and self.axis in (3, -1)
+            and not self.renorm
+            and not self.synchronized
+            and keras.backend.standardize_dtype(inputs.dtype) in _FUSED_DTYPES
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fuses(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        channels = inputs.shape[-1]
+        scale = ops.cast(self.gamma, "float32") if self.scale else tf.ones([channels])
+        offset = ops.cast(self.beta, "float32") if self.center else tf.zeros([channels])
+        if training and self.trainable:
+            empty = tf.constant([], dtype="float32")
+            outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=scale, offset=offset, mean=empty, variance=empty,
+                epsilon=self.epsilon, exponential_avg_factor=1.0,
+                data_format="NHWC", is_training=True,
+            )
+            # The kernel's batch variance is unbiased; Keras averages the
+            # biased one. n = values per channel.
+            n = tf.cast(tf.size(inputs, out_type=tf.int64) // channels, tf.float32)
+            variance = variance * ((n - 1.0) / n)
+            momentum = self.momentum
+            self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
+            self.moving_variance.assign(
+                self.moving_variance * momentum + variance * (1.0 - momentum)
+            )
+        else:
+            outputs = tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=scale, offset=offset,
+                mean=ops.cast(self.moving_mean, "float32"),
+                variance=ops.cast(self.moving_variance, "float32"),
+                epsilon=self.epsilon, exponential_avg_factor=1.0,
+                data_format="NHWC", is_training=False,
+            )[0]
+        return ops.cast(outputs, self.compute_dtype)
