@@ -18,11 +18,14 @@ the hash that pins it is the publisher's.
   torchvision_imagenet_v2 (50, v1.5): torchvision's ImageNet weights as
   timm republishes them in safetensors on the Hugging Face Hub
   (timm/resnet{18,34,50}.tv_in1k, timm/resnet50.tv2_in1k), read without
-  torch. Their sha256 is NOT pinned yet: it could not be checked from the
-  machines this was written on, and a hash we had not verified would be
-  worse than none. An unpinned preset refuses to download; the error says
-  how to pin it after checking the file (`register_preset`) or how to
-  convert a local file directly (`keras_resnet.convert.from_torchvision`).
+  torch. The sha256 pins are the Hub's own Git LFS object ids, as published
+  (see TIMM_SHA256 for where each was read). None could be recomputed from
+  the offline machines this was written on; a wrong pin fails closed (the
+  download is rejected and deleted, never loaded). resnet50.tv2_in1k's
+  hash was not found published, so that preset stays unpinned: it refuses
+  to download, and the error says how to pin it after checking the file
+  (`register_preset`) or how to convert a local file directly
+  (`keras_resnet.convert.from_torchvision`).
 - cifar10: the zoo's own CIFAR-10 checkpoints register here by name once
   trained (`keras_resnet.weights.register_preset`, or a JSON registry file
   named by $KERAS_RESNET_PRESETS); none are published yet.
@@ -108,6 +111,23 @@ def _keras_applications(depth, md5_top, md5_no_top, top1):
     )
 
 
+# sha256 of timm's model.safetensors (the Git LFS oid), by repo, and where
+# it was read. A repo's "main" may move on; the pin then rejects the new file
+# rather than load something unverified.
+TIMM_SHA256 = {
+    # huggingface.co/timm/resnet18.tv_in1k/blob/main/model.safetensors
+    # ("Git LFS Details, SHA256"), 46,807,446 bytes; the same pin appears in
+    # two independent public checkpoint lists.
+    "resnet18.tv_in1k": "694f673df6520a3158624e8a89af086f59923ee4cd7436fe5bc3bc71d295ad81",
+    # One public checkpoint list (with the size, 87,278,522 bytes); not
+    # seen on the Hub page itself. Least certain of the three.
+    "resnet34.tv_in1k": "0bb82595a564991a9d424708b33f5d843f5aaed7f6c0886ff10849ff97022235",
+    # huggingface.co/timm/resnet50.tv_in1k/blob/main/model.safetensors,
+    # 102,469,840 bytes; the same pin appears in public checkpoint lists.
+    "resnet50.tv_in1k": "5d061a3c593d795bfe682d9b152bafbcf550579873492def3515b46db1189888",
+}
+
+
 def _torchvision(name, repo, depth, variant, top1):
     return Preset(
         name=name,
@@ -119,7 +139,7 @@ def _torchvision(name, repo, depth, variant, top1):
         preprocessing="torch",
         source_format=TORCHVISION_SAFETENSORS,
         url=HF_URL.format(repo=repo),
-        file_hash=None,  # not verified from here; see the module docstring
+        file_hash=TIMM_SHA256.get(repo),  # None: unpinned, see the docstring
         fname=f"{repo}.safetensors",
         top1=top1,
         accuracy_source="torchvision model docs (ImageNet val, acc@1)",

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import http.server
 import json
+import re
 import shutil
 import threading
 
@@ -125,7 +126,7 @@ def test_torchvision_preset_downloads_converts_and_loads(server):
     served = server.root / "resnet18.safetensors"
     safetensors.save_file(state, str(served))
     builtin = weights_lib.PRESETS["torchvision_imagenet"][18]
-    assert builtin.file_hash is None  # Not pinned: see keras_resnet.presets.
+    assert builtin.file_hash == presets.TIMM_SHA256["resnet18.tv_in1k"]
     weights_lib.PRESETS["torchvision_imagenet"][18] = dataclasses.replace(
         builtin, url=server.url("resnet18.safetensors"), file_hash=_sha256(served))
 
@@ -195,7 +196,8 @@ def test_imagenet_preset_from_keras_applications_h5(server):
     (dict(depth=34, plain=True, weights="torchvision_imagenet"), "plain=True"),
     (dict(depth=50, weights="imagenet", input_shape=(224, 224, 1)), "3-channel"),
     (dict(depth=20, weights="cifar10"), "No trained CIFAR-10 weights are published yet"),
-    (dict(depth=18, weights="torchvision_imagenet"), "no pinned hash yet.*huggingface.co/timm/resnet18"),
+    (dict(depth=50, weights="torchvision_imagenet_v2", variant="v1.5"),
+     "no pinned hash yet.*huggingface.co/timm/resnet50.tv2_in1k"),
     (dict(depth=20, weights="cifar100"), "presets: \\['cifar10', 'imagenet'"),
 ])
 def test_errors_before_any_download(kwargs, message, monkeypatch):
@@ -218,6 +220,10 @@ def test_builtin_presets_metadata():
         assert (preset.variant, preset.preprocessing, preset.classes) == ("v1", "caffe", 1000)
     assert weights_lib.get_preset("imagenet", depth=101).name == "keras_applications_imagenet"
     assert weights_lib.get_preset("torchvision_imagenet", depth=50).variant == "v1.5"
+    for depth, preset in presets.BUILTIN["torchvision_imagenet"].items():
+        assert re.fullmatch("[0-9a-f]{64}", preset.file_hash), (depth, preset.file_hash)
+        assert preset.url.endswith(".tv_in1k/resolve/main/model.safetensors")
+    assert presets.BUILTIN["torchvision_imagenet_v2"][50].file_hash is None
     for entries in presets.BUILTIN.values():
         for preset in entries.values():
             assert preset.source_format in presets.SOURCE_FORMATS
@@ -268,7 +274,9 @@ def test_register_preset_errors(tmp_path):
     with pytest.raises(ValueError, match="Preprocessing mode must be"):
         weights_lib.register_preset("y", path, depth=8, preprocessing="bgr")
     with pytest.raises(ValueError, match="64 chars"):
-        weights_lib.pin_hash("torchvision_imagenet", 18, "abc")
+        weights_lib.pin_hash("torchvision_imagenet_v2", 50, "abc")
+    with pytest.raises(ValueError, match="already pinned to 694f673d"):
+        weights_lib.pin_hash("torchvision_imagenet", 18, "0" * 64)
 
 
 def test_registry_file(tmp_path):
