@@ -44,6 +44,9 @@ def main(argv=None):
     parser.add_argument("--skip-1202", action="store_true")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
+    for flag in ("repeats", "repeats_1202"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1. Received {getattr(args, flag)}.")
 
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",

@@ -3,7 +3,7 @@
 A functional ResNet creates one Keras layer per conv, BN, ReLU and addition,
 and one backend variable per weight: about 6,000 variables for ResNet-1202.
 On TensorFlow, profiling `ResNet(1202)` (benchmarks/build_time.py) showed
-three per-variable costs that are not the network's arithmetic:
+costs that are not the network's arithmetic:
 
 1. TensorFlow's eager kernel cache is keyed on an op's attributes, and the
    `VarHandleOp` that creates each variable carries the variable's full
@@ -18,7 +18,6 @@ three per-variable costs that are not the network's arithmetic:
 3. Keras's seeded Gaussian runs several backend ops per kernel (seed draw,
    key/counter, sampler). numpy's Ziggurat sampler draws the same
    distribution, N(0, 2 / fan_in) untruncated, at least as fast.
-
 4. Python's cyclic garbage collector runs many times over the growing heap
    of layer objects while thousands of them are made (~7% of a ResNet-1202
    build). `gc_paused()` holds it off for the build and restores it after.
@@ -27,8 +26,7 @@ The stand-ins of (2) and (3) live only while the model is built:
 `restore_initializers` then puts the equivalent Keras initializers back on
 every layer, so `get_config()`, `.keras` files and `from_config` say
 `VarianceScaling(2.0, "fan_in", "untruncated_normal")`, `"ones"`, `"zeros"`,
-exactly as a model built with plain Keras initializers, and load without
-keras_resnet wherever the net has no option-A layer.
+exactly as a model built with plain Keras initializers.
 
 Randomness: each kernel draws its own numpy Generator seed from numpy's
 global RandomState, which `keras.utils.set_random_seed` seeds, so a seeded

@@ -97,8 +97,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     `tf.nn.batch_normalization`), forward and backward. TensorFlow has a
     fused kernel for it, `FusedBatchNormV3`, which Keras 2 used and which
     Grappler fuses further into the convolution for inference. On a 2-core
-    CPU it makes a ResNet-50 train step about 10% faster and inference about
-    7% faster (BENCHMARKS.md, "BatchNorm").
+    CPU it makes a ResNet-50 train step about 11% faster and inference about
+    7% faster (BENCHMARKS.md, "What we profiled, what we tried, what we kept").
 
     Same arguments, variables, config and results as Keras's layer (to
     float32 rounding): the moving averages use the biased batch variance as

@@ -146,18 +146,18 @@ def ResNet(
     options = blocks.LayerOptions(data_format=data_format, kernel_regularizer=regularizer)
 
     weights_path = weights_lib.resolve(weights, spec=spec, variant=variant)
+    if include_preprocessing and not isinstance(weights_path, weights_lib.PresetWeights):
+        raise ValueError(
+            "include_preprocessing=True puts the preprocessing of a preset "
+            "in the model, so `weights` must be a preset name "
+            f"({weights_lib.preset_names()}). Received weights={weights!r}."
+        )
     if name is None:
         name = _default_name(spec, shortcut, plain, variant, defaults["shortcut"])
     # fast_build explains this scope and the initializer swap after it.
     with fast_build.gc_paused(), fast_build.variable_scope():
         inputs, x = _inputs(input_tensor, input_shape, spec, defaults["size"], data_format)
         if include_preprocessing:
-            if not isinstance(weights_path, weights_lib.PresetWeights):
-                raise ValueError(
-                    "include_preprocessing=True puts the preprocessing of a preset "
-                    "in the model, so `weights` must be a preset name "
-                    f"({weights_lib.preset_names()}). Received weights={weights!r}."
-                )
             x = preprocessing.preprocessing_layer(weights, data_format=data_format)(x)
 
         if spec.family == specs.IMAGENET:

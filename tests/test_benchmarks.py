@@ -57,3 +57,13 @@ def test_build_time_writes_its_fields(tmp_path):
         "resnet152_ours", "resnet152_keras_applications", "ratio_theirs_over_ours"
     }
     assert all(v > 0 for v in saved["build_s"].values())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--repeats", "0"], "--repeats must be >= 1. Received 0."),
+    (["--repeats-1202", "-1"], "--repeats-1202 must be >= 1. Received -1."),
+])
+def test_build_time_rejects_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        build_time.main(argv)
+    assert message in capsys.readouterr().err
