@@ -1,10 +1,15 @@
 """Training without TensorFlow (e.g. KERAS_BACKEND=jax): arrays in memory.
 
-Images stay uint8 in host memory; each batch goes to the device, where the
-paper's augmentation runs as Keras layers (`zoo.augment_layers`). With
-several devices, `keras.distribution.DataParallel` splits every batch.
+The paper's augmentation runs on the device as Keras layers
+(`zoo.augment_layers`) in front of the model. On JAX with one device the
+uint8 images live on the device and each epoch is one compiled program
+(`zoo.scan_loop`). Otherwise Keras's `fit` takes batches from host memory
+(`Batches`), and with several devices `keras.distribution.DataParallel`
+splits every batch. Both loops draw the same batches (`batch_indices`).
 TensorBoard logs are not written (the callback needs TensorFlow).
 """
+
+import functools
 
 import keras
 import numpy as np
@@ -16,11 +21,39 @@ from zoo import recipes
 from zoo import runs
 
 
-class Batches(keras.utils.PyDataset):
-    """Shuffled batches of in-memory arrays; `steps` batches per epoch.
+def batch_indices(n, batch_size, seed, first_step, steps):
+    """Indices of `steps` consecutive batches, from global step `first_step`.
 
-    Each pass over the data has its own seeded permutation, so the stream
-    is repeatable.
+    The stream is a sequence of passes over the `n` examples, each its own
+    permutation seeded by (seed, pass), cut into batches; a batch may span
+    two passes. It depends only on the global step, so a resumed run sees
+    the batches an uninterrupted one would have.
+
+    Returns:
+        int32 array (steps, batch_size).
+    """
+    start = first_step * batch_size
+    positions = np.arange(start, start + steps * batch_size)
+    passes = positions // n
+    out = np.empty(positions.shape, np.int32)
+    for p in np.unique(passes):
+        mask = passes == p
+        out[mask] = _permutation(n, seed, int(p))[positions[mask] % n]
+    return out.reshape(steps, batch_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _permutation(n, seed, index):
+    return np.random.default_rng([seed, index]).permutation(n)
+
+
+class Batches(keras.utils.PyDataset):
+    """`steps` batches per epoch of in-memory arrays, in `batch_indices` order.
+
+    Keras calls a PyDataset's `on_epoch_end` once more than there are epochs
+    (also after it peeks at a batch to build the model), so the epoch is
+    not counted here: the `epoch_callback` sets it from `fit`'s own epoch
+    number, which also makes a resumed run continue the same stream.
     """
 
     def __init__(self, images, labels, batch_size, steps, seed):
@@ -28,26 +61,17 @@ class Batches(keras.utils.PyDataset):
         self.images, self.labels = images, labels
         self.batch_size, self.steps, self.seed = batch_size, steps, seed
         self.epoch = 0
-        self._perms = {}
+        self.epoch_callback = keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs=None: setattr(self, "epoch", epoch)
+        )
 
     def __len__(self):
         return self.steps
 
     def __getitem__(self, index):
-        n = len(self.labels)
-        start = (self.epoch * self.steps + index) * self.batch_size
-        positions = np.arange(start, start + self.batch_size)
-        passes = positions // n
-        idx = np.empty(self.batch_size, np.int64)
-        for p in np.unique(passes):
-            if p not in self._perms:
-                self._perms = {p: np.random.default_rng([self.seed, p]).permutation(n)}
-            mask = passes == p
-            idx[mask] = self._perms[p][positions[mask] % n]
+        step = self.epoch * self.steps + index
+        idx = batch_indices(len(self.labels), self.batch_size, self.seed, step, 1)[0]
         return self.images[idx].astype(np.float32), self.labels[idx]
-
-    def on_epoch_end(self):
-        self.epoch += 1
 
 
 def run(recipe, workdir, dataset, data_dir, strategy, verbose):
@@ -81,14 +105,34 @@ def run(recipe, workdir, dataset, data_dir, strategy, verbose):
         augmented = layer(augmented)
     train_model = keras.Model(inputs, model(augmented), name=f"{recipe.name}_train")
     schedule = runs.compile_model(train_model, recipe)
-    train_model.fit(
-        Batches(x, y, recipe.batch_size, recipe.epoch_steps, recipe.seed),
-        epochs=recipe.epochs,
-        validation_data=_float(splits.val) if recipe.val_size else None,
-        batch_size=None,
-        callbacks=runs.callbacks(workdir, schedule, tensorboard=False),
-        verbose=verbose,
-    )
+    callbacks = runs.callbacks(workdir, schedule, tensorboard=False)
+    val = _float(splits.val) if recipe.val_size else None
+    if on_device_loop(recipe, devices):
+        from zoo import scan_loop
+
+        scan_loop.fit(
+            train_model, x, y,
+            batch_size=recipe.batch_size,
+            epoch_steps=recipe.epoch_steps,
+            epochs=recipe.epochs,
+            seed=recipe.seed,
+            validation_data=val,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    else:
+        batches = Batches(x, y, recipe.batch_size, recipe.epoch_steps, recipe.seed)
+        train_model.fit(
+            batches,
+            epochs=recipe.epochs,
+            validation_data=val,
+            batch_size=None,
+            # The batches are in `batch_indices` order already; Keras would
+            # otherwise permute their order within each epoch.
+            shuffle=False,
+            callbacks=[batches.epoch_callback] + callbacks,
+            verbose=verbose,
+        )
     xt, yt = _float(splits.test)
     return runs.finish(
         workdir,
@@ -99,6 +143,11 @@ def run(recipe, workdir, dataset, data_dir, strategy, verbose):
         splits.classes,
         {"y": yt, "batch_size": recipe.batch_size},
     )
+
+
+def on_device_loop(recipe, devices):
+    """Whether to train with `zoo.scan_loop` (JAX, one device, compiled)."""
+    return keras.backend.backend() == "jax" and len(devices) == 1 and not recipe.run_eagerly
 
 
 def _float(split):

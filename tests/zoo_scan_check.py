@@ -1,0 +1,127 @@
+"""Checks zoo.scan_loop against Keras's fit under KERAS_BACKEND=jax.
+
+Run by tests/test_zoo_scan.py in its own process (Keras fixes the backend at
+import). Prints "OK scan" when every check passed.
+
+1. Same recipe, same init, same batches: the on-device loop and `fit` on
+   `Batches` reach the same losses and weights after 2 epochs of 2 steps.
+2. A run stopped after epoch 1 and resumed from its checkpoint by
+   `train_and_evaluate` ends where the uninterrupted run ends.
+"""
+
+import json
+import pathlib
+import sys
+import tempfile
+
+import keras
+import numpy as np
+
+from zoo import augment_layers
+from zoo import datasets
+from zoo import fit_arrays
+from zoo import history
+from zoo import model as model_lib
+from zoo import runs
+from zoo import scan_loop
+from zoo import train
+
+# Float32 arithmetic compiled two ways (one scan vs one program per step)
+# differs by reassociation, ~1e-7 relative per operation; 4 SGD steps of a
+# 20-layer net amplify that to ~1e-5. A wrong batch, augmentation or update
+# moves the loss by > 1e-2.
+RTOL = 1e-3
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def relative(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
+
+
+def build(recipe, x):
+    keras.utils.set_random_seed(recipe.seed)
+    net = model_lib.build(recipe, x.mean(axis=0))
+    inputs = keras.Input(net.input_shape[1:])
+    augmented = inputs
+    for layer in augment_layers.cifar(recipe.pad, recipe.flip, seed=recipe.seed):
+        augmented = layer(augmented)
+    model = keras.Model(inputs, net(augmented))
+    runs.compile_model(model, recipe)
+    return model
+
+
+def same_as_fit():
+    recipe = train.resolve(
+        "cifar10_resnet20", "digits", steps=4,
+        assignments=["batch_size=16", "val_size=32", "epoch_steps=2", "flip=true"],
+    )
+    splits = datasets.load_arrays("digits", recipe)
+    x, y = splits.train
+    val = fit_arrays._float(splits.val)
+    scanned = build(recipe, x)
+    h1 = scan_loop.fit(
+        scanned, x, y, batch_size=16, epoch_steps=2, epochs=2, seed=recipe.seed,
+        validation_data=val, verbose=0,
+    )
+    fitted = build(recipe, x)
+    batches = fit_arrays.Batches(x, y, 16, 2, recipe.seed)
+    h2 = fitted.fit(
+        batches, epochs=2, validation_data=val, shuffle=False, verbose=0,
+        callbacks=[batches.epoch_callback],
+    )
+    for key in ("loss", "val_loss"):
+        diff = relative(h1.history[key], h2.history[key])
+        check(diff < RTOL, f"{key}: scan {h1.history[key]} vs fit {h2.history[key]}")
+    check(int(scanned.optimizer.iterations.numpy()) == 4, "scan ran 4 steps")
+    for a, b in zip(scanned.trainable_weights, fitted.trainable_weights):
+        diff = relative(a.numpy(), b.numpy())
+        check(diff < RTOL, f"{a.path}: relative difference {diff:.2e}")
+
+
+class Crash(keras.callbacks.Callback):
+    """Raises after the checkpoint of the first epoch, as a kill would."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt("simulated crash after epoch 1")
+
+
+def resume_matches_uninterrupted(root):
+    recipe = train.resolve(
+        "cifar10_resnet20", "digits", steps=4,
+        assignments=["batch_size=16", "val_size=32", "epoch_steps=2"],
+    )
+    whole = train.train_and_evaluate(recipe, root / "whole", "digits", verbose=0)
+    real_callbacks = runs.callbacks
+    runs.callbacks = lambda *a, **k: real_callbacks(*a, **k) + [Crash()]
+    try:
+        train.train_and_evaluate(recipe, root / "resumed", "digits", verbose=0)
+        raise AssertionError("the crash callback did not stop the run")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runs.callbacks = real_callbacks
+    check(not (root / "resumed" / "results.json").exists(), "crashed run has results.json")
+    resumed = train.train_and_evaluate(recipe, root / "resumed", "digits", verbose=0)
+    check(resumed["steps"] == 4, f"resumed run ended at {resumed['steps']}")
+    rows = history.read(root / "resumed" / "history.csv")
+    check([int(r["step"]) for r in rows] == [2, 4], f"history steps {rows}")
+    diff = abs(resumed["test_loss"] - whole["test_loss"]) / whole["test_loss"]
+    check(diff < RTOL, f"test loss: resumed {resumed['test_loss']} vs whole {whole['test_loss']}")
+
+
+def main():
+    check(keras.backend.backend() == "jax", "needs KERAS_BACKEND=jax")
+    check(len(keras.distribution.list_devices()) == 1, "needs one device")
+    same_as_fit()
+    with tempfile.TemporaryDirectory() as root:
+        resume_matches_uninterrupted(pathlib.Path(root))
+    print("OK scan")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

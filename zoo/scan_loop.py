@@ -1,0 +1,137 @@
+"""JAX training with the data on the device: one compiled program per epoch.
+
+Keras's `fit` on JAX runs one jitted step per batch from Python and feeds
+every batch from host memory. A CIFAR net's step on a GPU takes a few
+milliseconds, about what the host spends per step on slicing the batch,
+copying it over and passing the ~1,000 state arrays of a ResNet-110 into
+the step. `fit` below removes that host work instead of hiding it:
+
+- the uint8 training images and labels are copied to the device once;
+- an epoch (`epoch_steps` steps) is one `jax.lax.scan` over Keras's own
+  stateless `model.train_step`, so the loss, the coupled weight decay, the
+  metrics, mixed precision and the optimizer are exactly those of `fit`;
+- the host sends only the epoch's batch indices (steps x batch int32),
+  drawn by `zoo.fit_arrays.batch_indices`, which also feeds `fit`, so both loops see
+  the same images in the same order (tests/test_zoo_scan.py compares them).
+
+Callbacks run at epoch granularity (begin/end of training, of each epoch,
+of validation), which is what the zoo's callbacks use: the history CSV,
+the checkpoint (`BackupAndRestore`, whose restored epoch is honoured) and
+the non-finite guard. Per-batch hooks are not called.
+"""
+
+import time
+
+import jax
+import keras
+import numpy as np
+
+from zoo.fit_arrays import batch_indices
+
+
+def _state(model):
+    return (
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in model.optimizer.variables],
+        [v.value for v in model.metrics_variables],
+    )
+
+
+def _assign(model, state):
+    groups = (
+        model.trainable_variables,
+        model.non_trainable_variables,
+        model.optimizer.variables,
+        model.metrics_variables,
+    )
+    for variables, values in zip(groups, state):
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+
+def _epoch_function(model):
+    """jit(state, images, labels, indices) -> (state, logs): one epoch."""
+
+    def epoch(state, images, labels, indices):
+        def step(state, batch):
+            x = images[batch].astype("float32")
+            y = labels[batch]
+            logs, state = model.train_step(state, (x, y))
+            return state, logs
+
+        state, logs = jax.lax.scan(step, state, indices)
+        # Metric results are running means over the epoch: the last step's
+        # logs are the epoch's, as in `fit`.
+        return state, jax.tree.map(lambda v: v[-1], logs)
+
+    return jax.jit(epoch, donate_argnums=0)
+
+
+def fit(model, images, labels, *, batch_size, epoch_steps, epochs, seed,
+        validation_data=None, callbacks=(), verbose=1):
+    """Trains a compiled Keras model (JAX backend) on in-memory arrays.
+
+    Args:
+        model: a compiled `keras.Model`; takes float32 images.
+        images: uint8 (N, H, W, C) training images (host memory).
+        labels: int (N,) labels.
+        batch_size, epoch_steps, epochs: the schedule, as `fit` would take
+            it with `steps_per_epoch=epoch_steps`.
+        seed: seeds the batch order (`batch_indices`).
+        validation_data: (x, y) evaluated after every epoch, or None.
+        callbacks: Keras callbacks (epoch-level hooks are called).
+        verbose: 1 prints one line per epoch.
+
+    Returns:
+        The `keras.callbacks.History` of the run.
+    """
+    if keras.backend.backend() != "jax":
+        raise ValueError(
+            f"zoo.scan_loop needs KERAS_BACKEND=jax. Received backend {keras.backend.backend()!r}."
+        )
+    history = keras.callbacks.History()
+    callbacks = keras.callbacks.CallbackList(
+        list(callbacks) + [history], model=model, epochs=epochs, steps=epoch_steps
+    )
+    first = (images[:batch_size].astype(np.float32), labels[:batch_size])
+    # What `fit` does first: build the model, metrics and loss symbolically,
+    # then the optimizer, so that every piece of state exists.
+    model._symbolic_build(data_batch=first)
+    model.optimizer.build(model.trainable_variables)
+    model.stop_training = False
+    callbacks.on_train_begin()
+    # BackupAndRestore sets the epoch a restored run continues from.
+    initial_epoch = getattr(model, "_initial_epoch", None) or 0
+    device_images = jax.device_put(np.asarray(images, np.uint8))
+    device_labels = jax.device_put(np.asarray(labels, np.int32))
+    run_epoch = _epoch_function(model)
+    logs = {}
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        callbacks.on_epoch_begin(epoch)
+        start = time.perf_counter()
+        step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        indices = batch_indices(len(labels), batch_size, seed, step, epoch_steps)
+        state, logs = run_epoch(_state(model), device_images, device_labels, indices)
+        _assign(model, state)
+        logs = {k: float(v) for k, v in logs.items()}
+        train_time = time.perf_counter() - start
+        if validation_data is not None:
+            val = model.evaluate(
+                *validation_data, batch_size=batch_size, callbacks=callbacks,
+                return_dict=True, verbose=0,
+            )
+            logs.update({f"val_{k}": float(v) for k, v in val.items()})
+        callbacks.on_epoch_end(epoch, logs)
+        if verbose:
+            shown = " ".join(f"{k}={v:.4f}" for k, v in logs.items())
+            print(
+                f"epoch {epoch + 1}/{epochs} step {step + epoch_steps}: {shown} "
+                f"({epoch_steps * batch_size / train_time:.0f} img/s)",
+                flush=True,
+            )
+        if model.stop_training:
+            break
+    callbacks.on_train_end(logs)
+    return history
