@@ -5,8 +5,9 @@ import). Prints "OK scan" when every check passed.
 
 1. Same recipe, same init, same batches: the on-device loop and `fit` on
    `Batches` reach the same losses and weights after 2 epochs of 2 steps.
-2. A run stopped after epoch 1 and resumed from its checkpoint by
-   `train_and_evaluate` ends where the uninterrupted run ends.
+2. A run that crashed after epoch 1 (trained by `fit`) and is resumed from
+   its checkpoint by `train_and_evaluate(loop="scan")` ends where the
+   uninterrupted scan run ends: the loops draw the same batches.
 """
 
 import json
@@ -95,18 +96,18 @@ def resume_matches_uninterrupted(root):
         "cifar10_resnet20", "digits", steps=4,
         assignments=["batch_size=16", "val_size=32", "epoch_steps=2"],
     )
-    whole = train.train_and_evaluate(recipe, root / "whole", "digits", verbose=0)
+    whole = train.train_and_evaluate(recipe, root / "whole", "digits", verbose=0, loop="scan")
     real_callbacks = runs.callbacks
     runs.callbacks = lambda *a, **k: real_callbacks(*a, **k) + [Crash()]
     try:
-        train.train_and_evaluate(recipe, root / "resumed", "digits", verbose=0)
+        train.train_and_evaluate(recipe, root / "resumed", "digits", verbose=0, loop="fit")
         raise AssertionError("the crash callback did not stop the run")
     except KeyboardInterrupt:
         pass
     finally:
         runs.callbacks = real_callbacks
     check(not (root / "resumed" / "results.json").exists(), "crashed run has results.json")
-    resumed = train.train_and_evaluate(recipe, root / "resumed", "digits", verbose=0)
+    resumed = train.train_and_evaluate(recipe, root / "resumed", "digits", verbose=0, loop="scan")
     check(resumed["steps"] == 4, f"resumed run ended at {resumed['steps']}")
     rows = history.read(root / "resumed" / "history.csv")
     check([int(r["step"]) for r in rows] == [2, 4], f"history steps {rows}")

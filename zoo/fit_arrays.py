@@ -74,8 +74,8 @@ class Batches(keras.utils.PyDataset):
         return self.images[idx].astype(np.float32), self.labels[idx]
 
 
-def run(recipe, workdir, dataset, data_dir, strategy, verbose):
-    """Trains on in-memory arrays (no TensorFlow); `strategy` must be None."""
+def run(recipe, workdir, dataset, data_dir, verbose, loop="auto"):
+    """Trains on in-memory arrays (no TensorFlow); see `zoo.train` for `loop`."""
     if recipe.family != recipes.CIFAR:
         raise ValueError(
             f"Without TensorFlow only CIFAR-family recipes run (in-memory data). "
@@ -107,7 +107,7 @@ def run(recipe, workdir, dataset, data_dir, strategy, verbose):
     schedule = runs.compile_model(train_model, recipe)
     callbacks = runs.callbacks(workdir, schedule, tensorboard=False)
     val = _float(splits.val) if recipe.val_size else None
-    if on_device_loop(recipe, devices):
+    if use_scan_loop(loop, recipe, devices):
         from zoo import scan_loop
 
         scan_loop.fit(
@@ -145,9 +145,24 @@ def run(recipe, workdir, dataset, data_dir, strategy, verbose):
     )
 
 
-def on_device_loop(recipe, devices):
-    """Whether to train with `zoo.scan_loop` (JAX, one device, compiled)."""
-    return keras.backend.backend() == "jax" and len(devices) == 1 and not recipe.run_eagerly
+def use_scan_loop(loop, recipe, devices):
+    """Whether to train with `zoo.scan_loop`: asked for, or "auto" on one accelerator.
+
+    Raises:
+        ValueError: for loop="scan" where it cannot run.
+    """
+    possible = keras.backend.backend() == "jax" and len(devices) == 1 and not recipe.run_eagerly
+    if loop == "scan" and not possible:
+        raise ValueError(
+            "--loop=scan needs KERAS_BACKEND=jax, one device and run_eagerly=False. "
+            f"Received backend={keras.backend.backend()!r}, {len(devices)} devices, "
+            f"run_eagerly={recipe.run_eagerly}."
+        )
+    if loop == "auto":
+        # XLA's CPU backend runs a loop of convolutions ~25x slower than the
+        # same step called from Python (benchmarks/gpu_cifar.py on a CPU).
+        return possible and not devices[0].lower().startswith("cpu")
+    return loop == "scan"
 
 
 def _float(split):

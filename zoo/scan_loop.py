@@ -29,7 +29,8 @@ import numpy as np
 from zoo.fit_arrays import batch_indices
 
 
-def _state(model):
+def get_state(model):
+    """The model's state as `train_step` takes it (four lists of arrays)."""
     return (
         [v.value for v in model.trainable_variables],
         [v.value for v in model.non_trainable_variables],
@@ -38,7 +39,8 @@ def _state(model):
     )
 
 
-def _assign(model, state):
+def set_state(model, state):
+    """Assigns a `train_step` state back to the model's variables."""
     groups = (
         model.trainable_variables,
         model.non_trainable_variables,
@@ -50,7 +52,17 @@ def _assign(model, state):
             variable.assign(value)
 
 
-def _epoch_function(model):
+def prepare(model, x, y):
+    """Creates every piece of state `train_step` needs, as `fit` does first.
+
+    The model, its metrics and loss are built symbolically from one batch
+    (x, y), then the optimizer's variables are made.
+    """
+    model._symbolic_build(data_batch=(x, y))
+    model.optimizer.build(model.trainable_variables)
+
+
+def epoch_function(model):
     """jit(state, images, labels, indices) -> (state, logs): one epoch."""
 
     def epoch(state, images, labels, indices):
@@ -94,18 +106,14 @@ def fit(model, images, labels, *, batch_size, epoch_steps, epochs, seed,
     callbacks = keras.callbacks.CallbackList(
         list(callbacks) + [history], model=model, epochs=epochs, steps=epoch_steps
     )
-    first = (images[:batch_size].astype(np.float32), labels[:batch_size])
-    # What `fit` does first: build the model, metrics and loss symbolically,
-    # then the optimizer, so that every piece of state exists.
-    model._symbolic_build(data_batch=first)
-    model.optimizer.build(model.trainable_variables)
+    prepare(model, images[:batch_size].astype(np.float32), labels[:batch_size])
     model.stop_training = False
     callbacks.on_train_begin()
     # BackupAndRestore sets the epoch a restored run continues from.
     initial_epoch = getattr(model, "_initial_epoch", None) or 0
     device_images = jax.device_put(np.asarray(images, np.uint8))
     device_labels = jax.device_put(np.asarray(labels, np.int32))
-    run_epoch = _epoch_function(model)
+    run_epoch = epoch_function(model)
     logs = {}
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
@@ -113,8 +121,8 @@ def fit(model, images, labels, *, batch_size, epoch_steps, epochs, seed,
         start = time.perf_counter()
         step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         indices = batch_indices(len(labels), batch_size, seed, step, epoch_steps)
-        state, logs = run_epoch(_state(model), device_images, device_labels, indices)
-        _assign(model, state)
+        state, logs = run_epoch(get_state(model), device_images, device_labels, indices)
+        set_state(model, state)
         logs = {k: float(v) for k, v in logs.items()}
         train_time = time.perf_counter() - start
         if validation_data is not None:

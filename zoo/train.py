@@ -34,6 +34,7 @@ from zoo import distribute
 from zoo import recipes
 
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+LOOPS = ("auto", "scan", "fit")
 DEMO_STEPS = 300
 
 FLAGS = flags.FLAGS
@@ -86,6 +87,7 @@ def train_and_evaluate(
     mixed_precision="float32",
     tpu=None,
     verbose=1,
+    loop="auto",
 ):
     """Trains `recipe`, evaluates it on the test split and writes the run.
 
@@ -100,6 +102,11 @@ def train_and_evaluate(
         mixed_precision: a Keras dtype policy name.
         tpu: TPU address for strategy="tpu".
         verbose: Keras verbosity; 1 shows a progress bar.
+        loop: without TensorFlow, "scan" trains with `zoo.scan_loop` (data
+            on the device, an epoch per compiled program), "fit" with
+            Keras's `fit`; "auto" picks scan on one GPU/TPU, fit otherwise
+            (XLA's CPU backend runs loops of convolutions ~25x slower).
+            Both draw the same batches, so a run may resume with either.
 
     Returns:
         The results dict (also written to workdir/results.json).
@@ -117,6 +124,13 @@ def train_and_evaluate(
             f"`mixed_precision` must be one of {POLICIES}. Received {mixed_precision!r}."
         )
     datasets.parse(dataset)
+    if loop not in LOOPS:
+        raise ValueError(f"`loop` must be one of {LOOPS}. Received {loop!r}.")
+    if backend == "tensorflow" and loop == "scan":
+        raise ValueError(
+            "--loop=scan needs KERAS_BACKEND=jax; the TensorFlow backend trains with "
+            "Keras's fit under tf.distribute (--loop=auto or fit)."
+        )
     if backend != "tensorflow" and strategy != "auto":
         raise ValueError(
             f"--strategy={strategy} needs the TensorFlow backend; KERAS_BACKEND={backend} "
@@ -141,10 +155,12 @@ def train_and_evaluate(
     keras.config.set_dtype_policy(mixed_precision)
     keras.utils.set_random_seed(recipe.seed)
     if backend == "tensorflow":
-        from zoo import fit_tf as fitter
-    else:
-        from zoo import fit_arrays as fitter
-    return fitter.run(recipe, workdir, dataset, data_dir, tf_strategy, verbose)
+        from zoo import fit_tf
+
+        return fit_tf.run(recipe, workdir, dataset, data_dir, tf_strategy, verbose)
+    from zoo import fit_arrays
+
+    return fit_arrays.run(recipe, workdir, dataset, data_dir, verbose, loop)
 
 
 def _check_same_run(workdir, config):
@@ -185,6 +201,7 @@ def main(argv):
         FLAGS.strategy,
         FLAGS.mixed_precision,
         FLAGS.tpu,
+        loop=FLAGS.loop,
     )
     print(
         f"{recipe.name} on {FLAGS.dataset}: test_accuracy={results['test_accuracy']:.4f} "
@@ -206,6 +223,10 @@ def define_flags():
     flags.DEFINE_integer("steps", None, "Total training steps (scales the lr schedule).")
     flags.DEFINE_multi_string("set", [], "Recipe override key=value; repeatable.")
     flags.DEFINE_enum("mixed_precision", "float32", list(POLICIES), "Keras dtype policy.")
+    flags.DEFINE_enum(
+        "loop", "auto", list(LOOPS),
+        "Without TensorFlow: scan (on-device epochs), fit (Keras fit), auto (scan on one GPU/TPU).",
+    )
 
 
 if __name__ == "__main__":
