@@ -220,3 +220,23 @@ def _tfds_arrays(name, data_dir, size):
         arrays.append((images.astype(np.uint8), labels))
     classes = info.features["label"].names
     return arrays[0], arrays[1], list(classes)
+
+
+def load_test(spec, size, data_dir=None, seed=0):
+    """The test split alone, decoded: (images uint8 (N, size, size, 3), labels, classes).
+
+    Args:
+        spec: a dataset spec (see the module docstring).
+        size: image side.
+        data_dir: tfds data directory.
+        seed: the digits' train/test split seed (a recipe's `seed`).
+    """
+    kind, arg = parse(spec)
+    if kind == DIGITS:
+        _, (images, labels), classes = _digits(size, seed)
+    elif kind == "folder":
+        classes = check_folder(arg)
+        images, labels = _decode_folder(pathlib.Path(arg) / "test", classes, size)
+    else:
+        _, (images, labels), classes = _tfds_arrays(arg, data_dir, size)
+    return images, labels, classes

@@ -38,6 +38,21 @@ IMAGENET_SCALES = (224, 256, 384, 480, 640)
 FLAGS = flags.FLAGS
 
 
+def load_recipe(workdir):
+    """(Recipe, config dict) of a zoo.train workdir, from its config.json.
+
+    Raises:
+        ValueError: if the directory has no config.json.
+    """
+    config_path = pathlib.Path(workdir) / "config.json"
+    if not config_path.exists():
+        raise ValueError(f"{workdir} has no config.json: is it a zoo.train workdir?")
+    config = json.loads(config_path.read_text())
+    fields = {k: v for k, v in config["recipe"].items() if k not in ("lr_boundaries", "epochs")}
+    fields["lr_decay_at"] = tuple(fields["lr_decay_at"])
+    return recipes.Recipe(**fields), config
+
+
 def load_model(workdir, recipe, checkpoint=False):
     """The run's trained model: model.keras, or the last checkpoint."""
     import keras
@@ -133,16 +148,10 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
     from zoo import model as model_lib
 
     workdir = pathlib.Path(workdir)
-    config_path = workdir / "config.json"
-    if not config_path.exists():
-        raise ValueError(f"{workdir} has no config.json: is it a zoo.train workdir?")
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}. Valid modes: {', '.join(MODES)}.")
-    config = json.loads(config_path.read_text())
-    fields = {k: v for k, v in config["recipe"].items() if k not in ("lr_boundaries", "epochs")}
-    fields["lr_decay_at"] = tuple(fields["lr_decay_at"])
-    recipe = recipes.Recipe(**fields)
+    recipe, config = load_recipe(workdir)
     dataset = dataset or config["dataset"]
     data_dir = data_dir or config.get("data_dir")
     model = load_model(workdir, recipe, checkpoint)
