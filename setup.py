@@ -44,6 +44,8 @@ setuptools.setup(
             "tensorboard",
             "matplotlib",
             "jax[cpu]",
+            # Only to check keras_resnet.torch_checkpoint against torch.load;
+            # the library itself never needs torch.
             "torch==2.13.0",
         ],
         # Peers, for benchmarks and weight conversion.
