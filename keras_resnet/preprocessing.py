@@ -21,18 +21,11 @@ import keras
 import numpy as np
 from keras import ops
 
-# Modes, as (mean, std, bgr) in 0..255 pixel units on RGB input; the result
-# is (x - mean) / std, then the channels reversed if bgr.
-MODES = {
-    # keras.applications ResNet50/101/152 ("caffe" in imagenet_utils).
-    "caffe": ((123.68, 116.779, 103.939), (1.0, 1.0, 1.0), True),
-    # torchvision and timm ImageNet weights ("torch" in imagenet_utils).
-    "torch": ((0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255), False),
-    # 0..1, as keras-cv's include_rescaling.
-    "rescale": ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0), False),
-    # Raw pixels: weights whose model does its own preprocessing.
-    "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), False),
-}
+from keras_resnet import presets
+from keras_resnet import weights as weights_lib
+
+# The modes, {name: (mean, std, bgr)}; each preset declares its own.
+MODES = presets.MODES
 
 
 def mode_of(weights):
@@ -45,25 +38,7 @@ def mode_of(weights):
         A key of `MODES`, or a dict {"mean": ..., "std": ...} (RGB, in pixel
         units) for presets registered with their own statistics.
     """
-    from keras_resnet import weights as weights_lib
-
     return weights_lib.get_preset(weights).preprocessing
-
-
-def _parameters(mode):
-    if isinstance(mode, dict):
-        if set(mode) - {"mean", "std", "bgr"} or "mean" not in mode:
-            raise ValueError(
-                "A preprocessing dict has keys 'mean', 'std' (RGB, pixel "
-                f"units 0..255) and optionally 'bgr'. Received {mode!r}."
-            )
-        return tuple(mode["mean"]), tuple(mode.get("std", (1.0, 1.0, 1.0))), bool(mode.get("bgr", False))
-    if mode not in MODES:
-        raise ValueError(
-            f"Preprocessing mode must be one of {sorted(MODES)} or a dict "
-            f"with 'mean' and 'std'. Received {mode!r}."
-        )
-    return MODES[mode]
 
 
 def preprocess_input(x, weights, data_format=None):
@@ -129,7 +104,7 @@ class Preprocessing(keras.layers.Layer):
 
     def __init__(self, mode, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.mean, self.std, self.bgr = _parameters(mode)
+        self.mean, self.std, self.bgr = presets.preprocessing_parameters(mode)
         self.mode = mode
         self.data_format = data_format or keras.config.image_data_format()
         if self.data_format not in ("channels_last", "channels_first"):

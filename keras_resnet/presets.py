@@ -46,6 +46,42 @@ KERAS_RESNET = "keras_resnet"  # our own .weights.h5 / .keras files
 SOURCE_FORMATS = (KERAS_APPLICATIONS_H5, TORCHVISION_SAFETENSORS, KERAS_RESNET)
 
 
+# How each source normalises its input: mode -> (mean, std, bgr) in 0..255
+# pixel units on RGB input. The net sees (x - mean) / std, then the channels
+# reversed if bgr (`keras_resnet.preprocessing` applies it).
+MODES = {
+    # keras.applications ResNet50/101/152 ("caffe" in imagenet_utils).
+    "caffe": ((123.68, 116.779, 103.939), (1.0, 1.0, 1.0), True),
+    # torchvision and timm ImageNet weights ("torch" in imagenet_utils).
+    "torch": ((0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255), False),
+    # 0..1, as keras-cv's include_rescaling.
+    "rescale": ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0), False),
+    # Raw pixels: weights whose model does its own preprocessing.
+    "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), False),
+}
+
+
+def preprocessing_parameters(mode):
+    """(mean, std, bgr) for a `MODES` key or a {"mean", "std"[, "bgr"]} dict.
+
+    Raises:
+        ValueError: for anything else, naming it.
+    """
+    if isinstance(mode, dict):
+        if set(mode) - {"mean", "std", "bgr"} or "mean" not in mode:
+            raise ValueError(
+                "A preprocessing dict has keys 'mean', 'std' (RGB, pixel "
+                f"units 0..255) and optionally 'bgr'. Received {mode!r}."
+            )
+        return tuple(mode["mean"]), tuple(mode.get("std", (1.0, 1.0, 1.0))), bool(mode.get("bgr", False))
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(
+            f"Preprocessing mode must be one of {sorted(MODES)} or a dict "
+            f"with 'mean' and 'std'. Received {mode!r}."
+        )
+    return MODES[mode]
+
+
 @dataclasses.dataclass(frozen=True)
 class Preset:
     """One downloadable (or local) set of weights for one depth.

@@ -40,7 +40,9 @@ import zipfile
 import h5py
 import keras
 
+from keras_resnet import porting
 from keras_resnet import presets as presets_lib
+from keras_resnet import specs
 
 # name -> {depth: Preset}; the built-ins plus whatever register_preset adds.
 PRESETS = {name: dict(entries) for name, entries in presets_lib.BUILTIN.items()}
@@ -182,11 +184,8 @@ def register_preset(
     Returns:
         The registered `Preset`.
     """
-    from keras_resnet import preprocessing as preprocessing_lib
-    from keras_resnet import specs
-
     spec = specs.get_spec(depth, family)
-    preprocessing_lib._parameters(preprocessing)  # Raises on a bad mode.
+    presets_lib.preprocessing_parameters(preprocessing)  # Raises on a bad mode.
     path = os.fspath(path)
     is_url = path.startswith(("http://", "https://"))
     if not path.endswith(FILE_SUFFIXES):
@@ -291,8 +290,6 @@ def load_into(model, path):
 
 
 def _load_preset(model, preset):
-    from keras_resnet import convert
-
     layers = {layer.name for layer in model.layers}
     include_top = _CLASSIFIER in layers
     _check_model_fits(model, preset, include_top)
@@ -305,8 +302,8 @@ def _load_preset(model, preset):
             )
         _load_file(model, path, skip_foreign=True)
     elif preset.source_format == presets_lib.TORCHVISION_SAFETENSORS:
-        state = convert.load_safetensors(fetch(preset))
-        convert.assign(model, convert.torchvision_arrays(state, model))
+        state = porting.load_safetensors(fetch(preset))
+        porting.assign(model, porting.torchvision_arrays(state, model))
     elif preset.source_format == presets_lib.KERAS_APPLICATIONS_H5:
         path = fetch(preset, no_top=not include_top)
         constructor = getattr(keras.applications, f"ResNet{preset.depth}")
@@ -315,7 +312,7 @@ def _load_preset(model, preset):
             include_top=include_top,
             input_shape=(224, 224, 3) if include_top else (None, None, 3),
         )
-        convert.assign(model, convert.keras_applications_arrays(peer, model))
+        porting.assign(model, porting.keras_applications_arrays(peer, model))
     else:
         raise ValueError(f"Preset {preset.name!r} has unknown source_format {preset.source_format!r}.")
 
@@ -385,7 +382,7 @@ def fetch(preset, no_top=False):
             "cannot verify could be anything. Either download "
             f"{url} yourself, check it against the publisher's listing and "
             "convert it directly with keras_resnet.convert.from_torchvision("
-            "keras_resnet.convert.load_safetensors(path)); or pin its sha256 "
+            "keras_resnet.porting.load_safetensors(path)); or pin its sha256 "
             f"with keras_resnet.weights.pin_hash({preset.name!r}, "
             f"{preset.depth}, sha256), after which it downloads to (or is "
             f"read from) {target}."
