@@ -1,4 +1,5 @@
-"""Port weights from keras.applications, torchvision/timm and keras-cv.
+"""Port weights from keras.applications, torchvision/timm, keras-cv and
+option-A CIFAR PyTorch checkpoints (akamaster/pytorch_resnet_cifar10).
 
 Each converter reads the peer's weights, builds the matching
 `keras_resnet.ResNet` and returns it with the weights loaded, so that it
@@ -10,6 +11,7 @@ random weights, max abs difference <= 1e-4).
     model = keras_resnet.convert.from_torchvision(
         keras_resnet.convert.load_safetensors("resnet18.safetensors"))
     model = keras_resnet.convert.from_keras_cv(backbone)
+    model = keras_resnet.convert.from_cifar_option_a("resnet20-12fca82f.th")
 
 What differs between the layouts, and how the weights are mapped, is
 explained in `keras_resnet.porting`, which does the mapping (numpy arrays
@@ -25,6 +27,7 @@ Fine-tuning absorbs this; exact reproduction of keras-cv outputs needs odd
 sides.
 """
 
+import os
 import re
 
 import keras
@@ -32,6 +35,7 @@ import numpy as np
 
 from keras_resnet import porting
 from keras_resnet import specs
+from keras_resnet import torch_checkpoint
 from keras_resnet.models import ResNet
 
 # The array maps live in `porting`; these names are kept here as well.
@@ -41,6 +45,7 @@ from keras_resnet.porting import (  # noqa: F401
     fold_batch_norm,
     keras_applications_arrays,
     load_safetensors,
+    option_a_channel_orders,
     torchvision_arrays,
 )
 
@@ -166,6 +171,47 @@ def from_keras_cv(model, **kwargs):
             arrays[layer.name] = [w.numpy() for w in source.weights]
     return assign(ours, arrays)
 
+
+def from_cifar_option_a(checkpoint, *, zeros="split", bn_epsilon=porting.TORCH_BN_EPSILON, **kwargs):
+    """Ports an option-A CIFAR ResNet from PyTorch to `keras_resnet.ResNet`.
+
+    Written for akamaster/pytorch_resnet_cifar10 (the public CIFAR-10
+    ResNet-20..1202 of the paper's architecture; the `akamaster_cifar10`
+    presets are these files, converted): its key names, its shortcut that
+    puts the new zero channels on both sides of the identity. Another
+    option-A port works after renaming its keys to akamaster's (see
+    `keras_resnet.porting.cifar_option_a_arrays`) and, if it appends its
+    zero channels as we do, with `zeros="end"`.
+
+    Args:
+        checkpoint: a path to a PyTorch checkpoint (read with
+            `keras_resnet.torch_checkpoint.load`: no torch needed, nothing
+            in the file is run), or what that returns: a dict with a
+            "state_dict" entry, or a state dict, of arrays. Keys may carry
+            DataParallel's "module." prefix.
+        zeros: where the source's option-A shortcut puts the zero channels:
+            "split" (akamaster: half before, half after) or "end".
+        bn_epsilon: the source's BN epsilon (PyTorch's default, 1e-5).
+        **kwargs: passed to `ResNet` (e.g. `include_top`,
+            `classifier_activation`; None gives the logits, as the source).
+
+    Returns:
+        The CIFAR `keras_resnet.ResNet` (shortcut "A") of the checkpoint's
+        depth, computing the same function. akamaster's nets expect
+        `(x / 255 - mean) / std` with ImageNet's mean and std
+        (`keras_resnet.preprocess_input(x, weights="akamaster_cifar10")`).
+    """
+    if isinstance(checkpoint, (str, os.PathLike)):
+        checkpoint = torch_checkpoint.load(checkpoint)
+    state = porting.cifar_state_dict(checkpoint)
+    depth = porting.cifar_depth(state)
+    if "linear.weight" in state:
+        kwargs.setdefault("classes", state["linear.weight"].shape[0])
+    else:
+        kwargs.setdefault("include_top", False)
+    kwargs.setdefault("family", specs.CIFAR)
+    ours = ResNet(depth, **kwargs)
+    return assign(ours, porting.cifar_option_a_arrays(state, ours, zeros, bn_epsilon))
 
 def _depth_from_names(names, pattern, source, zero_based=False):
     """Finds the ImageNet depth from the names of each block's first conv.

@@ -17,6 +17,11 @@ What differs between the layouts, and how each map accounts for it:
   (classes, features); Keras wants (kh, kw, in, out) and (features,
   classes). torchvision's ResNet-50/101/152 stride in the 3x3 conv
   ("v1.5"); keras.applications and keras-cv stride in the first 1x1 ("v1").
+- Option-A CIFAR nets differ in where the shortcut's zero channels go. Ours
+  append them; akamaster/pytorch_resnet_cifar10 puts half before and half
+  after the identity channels, so there the identity lands in the middle.
+  The functions are the same once every channel of the residual stream is
+  renumbered consistently, stage by stage (`option_a_channel_orders`).
 """
 
 import re
@@ -25,6 +30,8 @@ import numpy as np
 
 TORCH_BN_EPSILON = 1e-5
 _TORCH_BN = ("weight", "bias", "running_mean", "running_var")
+# Where an option-A CIFAR checkpoint puts the shortcut's new zero channels.
+ZERO_CHANNELS = ("split", "end")
 
 
 def fold_batch_norm(gamma, beta, mean, variance, *, conv_bias=None, epsilon, target_epsilon):
@@ -189,3 +196,129 @@ def _torchvision_key(name):
     if index == "0":
         return f"{prefix}.downsample.{0 if kind == 'conv' else 1}"
     return f"{prefix}.{kind}{index}"
+
+
+def cifar_state_dict(checkpoint):
+    """The state dict of an option-A CIFAR checkpoint, with PyTorch's keys.
+
+    Accepts what `keras_resnet.torch_checkpoint.load` returns for a
+    training checkpoint ({"state_dict": ..., ...}) or a bare state dict, and
+    drops the "module." prefix that `torch.nn.DataParallel` adds.
+    """
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(
+            "Expected a state dict or a checkpoint dict with a 'state_dict' "
+            f"entry. Received a {type(checkpoint).__name__}."
+        )
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+
+
+def cifar_depth(state_dict):
+    """The depth 6n+2 of an option-A CIFAR state dict (n blocks per stage)."""
+    blocks = {}
+    for key in state_dict:
+        match = re.match(r"layer(\d)\.(\d+)\.conv1\.weight$", key)
+        if match:
+            stage, block = int(match.group(1)), int(match.group(2))
+            blocks[stage] = max(blocks.get(stage, 0), block + 1)
+    counts = [blocks.get(stage, 0) for stage in (1, 2, 3)]
+    if len(blocks) != 3 or len(set(counts)) != 1 or counts[0] < 1:
+        raise ValueError(
+            "Not an option-A CIFAR state dict: expected the keys "
+            "layer{1,2,3}.{i}.conv1.weight with the same number of blocks per "
+            f"stage; found blocks per stage {blocks}."
+        )
+    return 6 * counts[0] + 2
+
+
+def option_a_channel_orders(widths, zeros="split"):
+    """Where each of our residual-stream channels lives in the source net.
+
+    In an option-A net the channels of the residual stream are set by the
+    stem and carried by the identity shortcuts; a stage that widens it adds
+    zero channels. Ours are appended; a source with `zeros="split"` puts
+    `(new - old) // 2` before the old channels and the rest after, as
+    akamaster's `F.pad(x, (0, 0, 0, 0, planes // 4, planes // 4))` does.
+    Renumbering every stage's stream channels this way maps one net onto
+    the other exactly.
+
+    Args:
+        widths: channels of the residual stream per stage, e.g. (16, 32, 64).
+        zeros: "split" (zeros on both sides) or "end" (appended, as ours:
+            every order is the identity).
+
+    Returns:
+        One integer array per stage: our channel `j` of that stage is the
+        source's channel `order[j]`.
+    """
+    if zeros not in ZERO_CHANNELS:
+        raise ValueError(f"`zeros` must be one of {ZERO_CHANNELS}. Received zeros={zeros!r}.")
+    orders = [np.arange(widths[0])]
+    for width in widths[1:]:
+        previous = orders[-1]
+        before = (width - len(previous)) // 2 if zeros == "split" else 0
+        identity = before + previous
+        added = np.setdiff1d(np.arange(width), identity)  # the source's zero channels, ascending
+        orders.append(np.concatenate([identity, added]))
+    return orders
+
+
+def cifar_option_a_arrays(checkpoint, model, zeros="split", bn_epsilon=TORCH_BN_EPSILON):
+    """The weights of an option-A CIFAR PyTorch checkpoint, as `model` needs them.
+
+    The key names are akamaster/pytorch_resnet_cifar10's (`resnet.py`):
+    `conv1`, `bn1` (the stem); `layer{1,2,3}.{i}.conv1/bn1/conv2/bn2` (block
+    i of each stage, counted from 0); `linear` (the classifier). A port with
+    other names maps onto ours after renaming its keys to these.
+
+    Every stage's residual-stream channels are renumbered with
+    `option_a_channel_orders`: the output channels of the stem and of each
+    block's second conv and BN, the input channels of the next block's
+    first conv, and the rows of the classifier. A block's inner channels
+    (first conv's output) are not part of the stream and keep their order.
+
+    Args:
+        checkpoint: a state dict or a checkpoint dict with "state_dict"
+            (see `cifar_state_dict`), arrays as values.
+        model: the `keras_resnet.ResNet` of the same depth, shortcut "A".
+        zeros: where the source puts the shortcut's zero channels: "split"
+            (akamaster) or "end" (appended, as ours).
+        bn_epsilon: the source's BN epsilon (PyTorch's default, 1e-5).
+
+    Returns:
+        A dict from each weighted layer name of `model` to its arrays.
+    """
+    state = cifar_state_dict(checkpoint)
+    widths = [np.shape(state[f"layer{s}.0.conv2.weight"])[0] for s in (1, 2, 3) if f"layer{s}.0.conv2.weight" in state]
+    if len(widths) != 3:
+        raise ValueError("Not an option-A CIFAR state dict: it lacks layer{1,2,3}.0.conv2.weight.")
+    orders = option_a_channel_orders(widths, zeros)
+    source, converted = _StateDict(state, model), {}
+
+    def conv(key, out=slice(None), inp=slice(None)):
+        return [source.take(key + ".weight")[out][:, inp].transpose(2, 3, 1, 0)]
+
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        name = layer.name
+        if name == "predictions":
+            converted[name] = [source.take("linear.weight")[:, orders[-1]].T, source.take("linear.bias")]
+            continue
+        if name.startswith("conv1_"):
+            key, out, inp = ("conv1" if name.endswith("_conv") else "bn1"), orders[0], slice(None)
+        else:
+            match = re.fullmatch(r"conv(\d)_block(\d+)_([12])_(conv|bn)", name)
+            if not match:
+                raise ValueError(f"Layer {name!r} of {model.name!r} has no counterpart in an option-A CIFAR net.")
+            stage, block, index, kind = int(match.group(1)) - 2, int(match.group(2)) - 1, match.group(3), match.group(4)
+            key = f"layer{stage + 1}.{block}.{kind}{index}"
+            stream_in = orders[stage - 1] if block == 0 and stage > 0 else orders[stage]
+            out, inp = (slice(None), stream_in) if index == "1" else (orders[stage], slice(None))
+        if name.endswith("_conv"):
+            converted[name] = conv(key, out, inp)
+        else:
+            converted[name] = source.batch_norm(key, layer, bn_epsilon, order=out)
+    source.check_all_used(unless=() if "predictions" in converted else ("linear.weight", "linear.bias"))
+    return converted
