@@ -28,20 +28,34 @@ from keras_resnet import weights as weights_lib
 MODES = presets.MODES
 
 
-def mode_of(weights):
+def mode_of(weights, depth=None):
     """The preprocessing mode that `weights` (a preset name) was trained with.
 
     Args:
-        weights: a registered preset name (see `keras_resnet.weights`).
+        weights: a registered preset name or alias (see
+            `keras_resnet.weights`).
+        depth: the depth, needed only when an alias resolves to weights
+            with different preprocessing at different depths.
 
     Returns:
         A key of `MODES`, or a dict {"mean": ..., "std": ...} (RGB, in pixel
         units) for presets registered with their own statistics.
     """
-    return weights_lib.get_preset(weights).preprocessing
+    if depth is not None:
+        return weights_lib.get_preset(weights, depth=depth).preprocessing
+    modes = {}
+    for preset in weights_lib.presets_of(weights).values():
+        modes.setdefault(repr(preset.preprocessing), []).append(preset)
+    if len(modes) > 1:
+        by_depth = {p.depth: p.preprocessing for presets_ in modes.values() for p in presets_}
+        raise ValueError(
+            f"Preset {weights!r} resolves to weights with different "
+            f"preprocessing at different depths ({by_depth}); pass `depth`."
+        )
+    return next(iter(modes.values()))[0].preprocessing
 
 
-def preprocess_input(x, weights, data_format=None):
+def preprocess_input(x, weights, data_format=None, depth=None):
     """Preprocesses raw RGB images as the weights `weights` expect.
 
     Args:
@@ -52,6 +66,8 @@ def preprocess_input(x, weights, data_format=None):
             weights, so it cannot be mismatched.
         data_format: "channels_last" (default, from Keras config) or
             "channels_first".
+        depth: the model's depth; needed only for an alias whose weights
+            preprocess differently at different depths.
 
     Returns:
         A float32 array/tensor of the same shape.
@@ -60,7 +76,7 @@ def preprocess_input(x, weights, data_format=None):
         ValueError: if `weights` is not a preset, or if a concrete `x` has
             negative values (it was already normalised; pass raw pixels).
     """
-    mode = mode_of(weights)
+    mode = mode_of(weights, depth)
     if not isinstance(x, keras.KerasTensor) and not _is_symbolic(x):
         values = ops.convert_to_numpy(x)
         lowest = float(np.min(values)) if values.size else 0.0
@@ -74,9 +90,9 @@ def preprocess_input(x, weights, data_format=None):
     return Preprocessing(mode, data_format=data_format)(ops.cast(x, "float32"))
 
 
-def preprocessing_layer(weights, data_format=None, name="preprocessing"):
+def preprocessing_layer(weights, data_format=None, name="preprocessing", depth=None):
     """A `Preprocessing` layer for the weights `weights`, to put in a model."""
-    return Preprocessing(mode_of(weights), data_format=data_format, name=name)
+    return Preprocessing(mode_of(weights, depth), data_format=data_format, name=name)
 
 
 def _is_symbolic(x):
