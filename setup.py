@@ -22,6 +22,8 @@ setuptools.setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["keras_resnet", "keras_resnet.*", "zoo", "zoo.*"]),
+    # The CIFAR-10 presets' weights (float16, about 5.4 MB) and their licence notice.
+    package_data={"keras_resnet": ["weights_data/*.weights.h5", "weights_data/NOTICE"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.0",
@@ -44,6 +46,8 @@ setuptools.setup(
             "tensorboard",
             "matplotlib",
             "jax[cpu]",
+            # Only to check keras_resnet.torch_checkpoint against torch.load;
+            # the library itself never needs torch.
             "torch==2.13.0",
         ],
         # Peers, for benchmarks and weight conversion.

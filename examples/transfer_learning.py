@@ -1,9 +1,13 @@
 """Fine-tune a pretrained ResNet on your own image folder.
 
-    python examples/transfer_learning.py --data=ROOT --out=DIR \
-        --depth=50 --weights=imagenet --image_size=224
+    python examples/transfer_learning.py --data=ROOT --out=DIR --weights=imagenet
+    python examples/transfer_learning.py --data=ROOT --out=DIR --weights=cifar10
 
-ROOT holds `train/<class>/*.jpg` and `val/<class>/*.jpg`. The script
+ROOT holds `train/<class>/*.jpg` and `val/<class>/*.jpg`. The depth and the
+image size default from the weights: ResNet-50 at 224x224 for ImageNet
+presets, ResNet-56 at 32x32 for CIFAR-10 presets (akamaster's, shipped
+with the package: no download); `--depth` and `--image_size` override
+them. The script
 1. loads the backbone with the weights and `include_top=False`, with the
    weights' own preprocessing in front of it (so raw pixels go in);
 2. freezes it and trains a new head (global average pool, dropout, dense);
@@ -34,6 +38,9 @@ import keras
 from keras_resnet import models as models_lib
 from keras_resnet import preprocessing as preprocessing_lib
 from keras_resnet import weights as weights_lib
+
+# (depth, image size) by the family of the preset's weights.
+DEFAULTS = {"imagenet": (50, 224), "cifar": (56, 32)}
 
 
 def load_folder(root, image_size, batch_size, seed=0):
@@ -66,7 +73,7 @@ def build(depth, weights, classes, image_size, preprocessing=None, dropout=0.2):
                 "Say which `preprocessing` the weights expect: only presets "
                 f"carry it. Received weights={weights!r}."
             )
-        preprocessing = preprocessing_lib.mode_of(weights)
+        preprocessing = preprocessing_lib.mode_of(weights, depth)
     backbone = models_lib.ResNet(
         depth, weights=weights, include_top=False, input_shape=(image_size, image_size, 3))
     inputs = keras.Input((image_size, image_size, 3), name="raw_images")
@@ -90,10 +97,20 @@ def unfreeze_top(backbone, stages):
     return names
 
 
-def run(data, out, depth=50, weights="imagenet", image_size=224, preprocessing=None,
+def defaults(weights, depth=None, image_size=None):
+    """(depth, image_size), each defaulting from the weights' family."""
+    family = "imagenet"
+    if isinstance(weights, str) and weights in weights_lib.preset_names():
+        family = weights_lib.get_preset(weights).family
+    default_depth, default_size = DEFAULTS[family]
+    return depth or default_depth, image_size or default_size
+
+
+def run(data, out, depth=None, weights="imagenet", image_size=None, preprocessing=None,
         batch_size=32, head_epochs=5, finetune_epochs=5, lr=1e-3, unfreeze_stages=1, seed=0):
     """Trains the head, then fine-tunes; returns a dict of accuracies."""
     keras.utils.set_random_seed(seed)
+    depth, image_size = defaults(weights, depth, image_size)
     train, val, class_names = load_folder(data, image_size, batch_size, seed)
     model, backbone = build(depth, weights, len(class_names), image_size, preprocessing)
 
@@ -111,8 +128,8 @@ def run(data, out, depth=50, weights="imagenet", image_size=224, preprocessing=N
     os.makedirs(out, exist_ok=True)
     _atomic_write(out, "model.keras", model.save)
     _atomic_write(out, "classes.json", lambda p: open(p, "w").write(json.dumps(class_names)))
-    return {"head_accuracy": float(head_accuracy), "val_accuracy": float(accuracy),
-            "unfrozen_stages": unfrozen, "classes": class_names}
+    return {"depth": depth, "image_size": image_size, "head_accuracy": float(head_accuracy),
+            "val_accuracy": float(accuracy), "unfrozen_stages": unfrozen, "classes": class_names}
 
 
 def _atomic_write(folder, name, write):
@@ -131,10 +148,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="folder with train/<class> and val/<class>")
     parser.add_argument("--out", required=True, help="where model.keras and classes.json go")
-    parser.add_argument("--depth", type=int, default=50)
+    parser.add_argument("--depth", type=int, default=None, help="default: from the weights")
     parser.add_argument("--weights", default="imagenet", help="preset name or weights file")
     parser.add_argument("--preprocessing", default=None, help="mode, for a weights file")
-    parser.add_argument("--image_size", type=int, default=224)
+    parser.add_argument("--image_size", type=int, default=None, help="default: from the weights")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--head_epochs", type=int, default=5)
     parser.add_argument("--finetune_epochs", type=int, default=5)
@@ -143,6 +160,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     result = run(**vars(args))
     print(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":

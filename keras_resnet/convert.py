@@ -1,4 +1,5 @@
-"""Port weights from keras.applications, torchvision/timm and keras-cv.
+"""Port weights from keras.applications, torchvision/timm, keras-cv and
+option-A CIFAR PyTorch checkpoints (akamaster/pytorch_resnet_cifar10).
 
 Each converter reads the peer's weights, builds the matching
 `keras_resnet.ResNet` and returns it with the weights loaded, so that it
@@ -10,61 +11,43 @@ random weights, max abs difference <= 1e-4).
     model = keras_resnet.convert.from_torchvision(
         keras_resnet.convert.load_safetensors("resnet18.safetensors"))
     model = keras_resnet.convert.from_keras_cv(backbone)
+    model = keras_resnet.convert.from_cifar_option_a("resnet20-12fca82f.th")
 
-What differs between the layouts, and how each converter accounts for it:
+What differs between the layouts, and how the weights are mapped, is
+explained in `keras_resnet.porting`, which does the mapping (numpy arrays
+in and out) for these converters and for the presets.
 
-- keras.applications convs have a bias, and its BN uses epsilon 1.001e-5;
-  ours have no bias and epsilon 1e-5. A bias `b` before BN only shifts the
-  BN input, so it folds exactly into the moving mean (`mean - b`); the
-  epsilon difference folds exactly into the moving variance
-  (`var + eps_peer - eps_ours`), since BN only uses `var + eps`.
-- torchvision stores conv kernels as (out, in, kh, kw) and the classifier
-  as (classes, features); Keras wants (kh, kw, in, out) and (features,
-  classes). torchvision's ResNet-50/101/152 stride in the 3x3 conv
-  ("v1.5"); keras.applications and keras-cv stride in the first 1x1 ("v1").
-- keras-cv pads its stride-2 layers with TensorFlow's "same", which pads one
-  pixel more at the bottom/right than at the top/left when the input side is
-  even. Ours pad symmetrically (as Caffe, torchvision and keras.applications
-  do). The two agree exactly when every stride-2 layer sees an odd side,
-  i.e. for inputs of side 32k + 1 (e.g. 225); at even sides (224) the
-  ported net samples a grid shifted by one pixel, which changes the outputs
-  slightly. Fine-tuning absorbs this; exact reproduction of keras-cv
-  outputs needs odd sides.
+keras-cv pads its stride-2 layers with TensorFlow's "same", which pads one
+pixel more at the bottom/right than at the top/left when the input side is
+even. Ours pad symmetrically (as Caffe, torchvision and keras.applications
+do). The two agree exactly when every stride-2 layer sees an odd side, i.e.
+for inputs of side 32k + 1 (e.g. 225); at even sides (224) the ported net
+samples a grid shifted by one pixel, which changes the outputs slightly.
+Fine-tuning absorbs this; exact reproduction of keras-cv outputs needs odd
+sides.
 """
 
+import os
 import re
 
+import keras
 import numpy as np
 
+from keras_resnet import porting
 from keras_resnet import specs
+from keras_resnet import torch_checkpoint
+from keras_resnet.models import ResNet
 
-TORCHVISION_BN_EPSILON = 1e-5
-_TORCH_BN = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
-
-
-def fold_batch_norm(gamma, beta, mean, variance, *, conv_bias=None, epsilon, target_epsilon):
-    """Returns BN weights that compute the same as `conv(+bias) -> BN(epsilon)`
-    for a bias-free conv followed by a BN with `target_epsilon`.
-
-    Args:
-        gamma, beta, mean, variance: the source BN's weights.
-        conv_bias: the source conv's bias, or None.
-        epsilon: the source BN's epsilon.
-        target_epsilon: the epsilon of the BN that will hold the result.
-
-    Returns:
-        [gamma, beta, moving_mean, moving_variance] as float32 arrays.
-    """
-    mean = np.asarray(mean, np.float64)
-    if conv_bias is not None:
-        mean = mean - np.asarray(conv_bias, np.float64)
-    variance = np.asarray(variance, np.float64) + (epsilon - target_epsilon)
-    if np.any(variance < 0):
-        raise ValueError(
-            f"Cannot fold BN epsilon {epsilon} into epsilon {target_epsilon}: "
-            "some moving variances would turn negative."
-        )
-    return [np.asarray(a, np.float32) for a in (gamma, beta, mean, variance)]
+# The array maps live in `porting`; these names are kept here as well.
+from keras_resnet.porting import (  # noqa: F401
+    TORCH_BN_EPSILON as TORCHVISION_BN_EPSILON,
+    assign,
+    fold_batch_norm,
+    keras_applications_arrays,
+    load_safetensors,
+    option_a_channel_orders,
+    torchvision_arrays,
+)
 
 
 def from_keras_applications(model, **kwargs):
@@ -96,33 +79,6 @@ def from_keras_applications(model, **kwargs):
     return assign(ours, keras_applications_arrays(model, ours))
 
 
-def keras_applications_arrays(peer, model):
-    """The weights of keras.applications ResNet `peer`, as `model` needs them.
-
-    Returns:
-        A dict from each weighted layer name of `model` to its arrays
-        (conv biases and BN epsilon folded into the BN statistics).
-    """
-    arrays = {}
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        source = peer.get_layer(layer.name)
-        if layer.name.endswith("_bn"):
-            conv = peer.get_layer(layer.name[:-3] + "_conv")
-            bias = conv.bias.numpy() if conv.use_bias else None
-            gamma, beta, mean, var = (w.numpy() for w in source.weights)
-            arrays[layer.name] = fold_batch_norm(
-                gamma, beta, mean, var, conv_bias=bias,
-                epsilon=source.epsilon, target_epsilon=layer.epsilon,
-            )
-        elif layer.name.endswith("_conv"):
-            arrays[layer.name] = [source.kernel.numpy()]
-        else:  # the classifier
-            arrays[layer.name] = [w.numpy() for w in source.weights]
-    return arrays
-
-
 def from_torchvision(state_dict, *, variant=None, bn_epsilon=TORCHVISION_BN_EPSILON, **kwargs):
     """Ports a torchvision/timm ResNet state dict to `keras_resnet.ResNet`.
 
@@ -147,8 +103,6 @@ def from_torchvision(state_dict, *, variant=None, bn_epsilon=TORCHVISION_BN_EPSI
         classifier outputs softmax probabilities unless
         `classifier_activation=None` is passed (torchvision returns logits).
     """
-    from keras_resnet.models import ResNet  # models imports weights, which imports us
-
     arrays = {key: np.asarray(value) for key, value in state_dict.items() if not key.endswith("num_batches_tracked")}
     depth, block = _depth_from_names(
         arrays, r"layer(\d)\.(\d+)\.conv1\.weight", source="state_dict", zero_based=True
@@ -166,55 +120,6 @@ def from_torchvision(state_dict, *, variant=None, bn_epsilon=TORCHVISION_BN_EPSI
         kwargs.setdefault("classes", arrays["fc.weight"].shape[0])
     ours = ResNet(depth, variant=variant, **kwargs)
     return assign(ours, torchvision_arrays(arrays, ours, bn_epsilon))
-
-
-def torchvision_arrays(state_dict, model, bn_epsilon=TORCHVISION_BN_EPSILON):
-    """The weights of a torchvision-layout state dict, as `model` needs them.
-
-    Every key is used, except `num_batches_tracked` and, for a model
-    without a top, `fc.*`.
-
-    Returns:
-        A dict from each weighted layer name of `model` to its arrays.
-
-    Raises:
-        ValueError: naming a key the state dict lacks, or keys it has that
-            the model has no place for.
-    """
-    arrays = {k: np.asarray(v) for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
-    used, converted = set(), {}
-
-    def take(key):
-        if key not in arrays:
-            raise ValueError(
-                f"The state dict has no {key!r}, which {model.name!r} needs: "
-                "it is not a torchvision-layout ResNet of this depth."
-            )
-        used.add(key)
-        return arrays[key]
-
-    has_top = False
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        key = _torchvision_key(layer.name)
-        if layer.name == "predictions":
-            has_top = True
-            converted[layer.name] = [take("fc.weight").T, take("fc.bias")]
-        elif layer.name.endswith("_conv"):
-            converted[layer.name] = [take(key + ".weight").transpose(2, 3, 1, 0)]
-        else:
-            gamma, beta, mean, var = (take(f"{key}.{name}") for name in _TORCH_BN)
-            converted[layer.name] = fold_batch_norm(
-                gamma, beta, mean, var, epsilon=bn_epsilon, target_epsilon=layer.epsilon
-            )
-    unused = sorted(set(arrays) - used - (set() if has_top else {"fc.weight", "fc.bias"}))
-    if unused:
-        raise ValueError(
-            f"The state dict has keys {model.name!r} lacks: "
-            f"{unused[:5]}{'...' if len(unused) > 5 else ''}."
-        )
-    return converted
 
 
 def from_keras_cv(model, **kwargs):
@@ -235,8 +140,6 @@ def from_keras_cv(model, **kwargs):
         Outputs equal keras-cv's for input sides 32k + 1; see the module
         docstring for why even sides differ slightly.
     """
-    import keras
-
     backbone = getattr(model, "backbone", model)
     names = {layer.name for layer in backbone.layers}
     depth, block = _depth_from_names(
@@ -269,43 +172,46 @@ def from_keras_cv(model, **kwargs):
     return assign(ours, arrays)
 
 
-def load_safetensors(path):
-    """Reads a .safetensors file into a dict of numpy arrays (no torch)."""
-    try:
-        from safetensors.numpy import load_file
-    except ImportError as error:
-        raise ImportError(
-            "Reading .safetensors files needs the `safetensors` package: "
-            "pip install safetensors (or keras-resnet[peers])."
-        ) from error
-    return load_file(path)
+def from_cifar_option_a(checkpoint, *, zeros="split", bn_epsilon=porting.TORCH_BN_EPSILON, **kwargs):
+    """Ports an option-A CIFAR ResNet from PyTorch to `keras_resnet.ResNet`.
 
-
-def assign(model, arrays):
-    """Checks every array against `model`'s layers, then assigns them all.
+    Written for akamaster/pytorch_resnet_cifar10 (the public CIFAR-10
+    ResNet-20..1202 of the paper's architecture; the `akamaster_cifar10`
+    presets are these files, converted): its key names, its shortcut that
+    puts the new zero channels on both sides of the identity. Another
+    option-A port works after renaming its keys to akamaster's (see
+    `keras_resnet.porting.cifar_option_a_arrays`) and, if it appends its
+    zero channels as we do, with `zeros="end"`.
 
     Args:
-        model: the target model.
-        arrays: dict from layer name to that layer's list of weights.
+        checkpoint: a path to a PyTorch checkpoint (read with
+            `keras_resnet.torch_checkpoint.load`: no torch needed, nothing
+            in the file is run), or what that returns: a dict with a
+            "state_dict" entry, or a state dict, of arrays. Keys may carry
+            DataParallel's "module." prefix.
+        zeros: where the source's option-A shortcut puts the zero channels:
+            "split" (akamaster: half before, half after) or "end".
+        bn_epsilon: the source's BN epsilon (PyTorch's default, 1e-5).
+        **kwargs: passed to `ResNet` (e.g. `include_top`,
+            `classifier_activation`; None gives the logits, as the source).
 
     Returns:
-        `model`, with the weights assigned.
+        The CIFAR `keras_resnet.ResNet` (shortcut "A") of the checkpoint's
+        depth, computing the same function. akamaster's nets expect
+        `(x / 255 - mean) / std` with ImageNet's mean and std
+        (`keras_resnet.preprocess_input(x, weights="akamaster_cifar10")`).
     """
-    weighted = [layer for layer in model.layers if layer.weights]
-    for layer in weighted:
-        if layer.name not in arrays:
-            raise ValueError(f"No weights for layer {layer.name!r} of {model.name!r}.")
-        expected = [tuple(w.shape) for w in layer.weights]
-        found = [tuple(np.shape(a)) for a in arrays[layer.name]]
-        if expected != found:
-            raise ValueError(
-                f"Layer {layer.name!r} of {model.name!r} has weight shapes "
-                f"{expected}; the source has {found}."
-            )
-    for layer in weighted:
-        layer.set_weights(arrays[layer.name])
-    return model
-
+    if isinstance(checkpoint, (str, os.PathLike)):
+        checkpoint = torch_checkpoint.load(checkpoint)
+    state = porting.cifar_state_dict(checkpoint)
+    depth = porting.cifar_depth(state)
+    if "linear.weight" in state:
+        kwargs.setdefault("classes", state["linear.weight"].shape[0])
+    else:
+        kwargs.setdefault("include_top", False)
+    kwargs.setdefault("family", specs.CIFAR)
+    ours = ResNet(depth, **kwargs)
+    return assign(ours, porting.cifar_option_a_arrays(state, ours, zeros, bn_epsilon))
 
 def _depth_from_names(names, pattern, source, zero_based=False):
     """Finds the ImageNet depth from the names of each block's first conv.
@@ -333,24 +239,8 @@ def _depth_from_names(names, pattern, source, zero_based=False):
     )
 
 
-def _torchvision_key(name):
-    """Our layer name -> torchvision module path (e.g. 'layer1.0.bn2')."""
-    if name.startswith("conv1_"):
-        return "conv1" if name.endswith("_conv") else "bn1"
-    match = re.fullmatch(r"conv(\d)_block(\d+)_(\d)_(conv|bn)", name)
-    if not match:
-        return name
-    stage, block, index, kind = match.groups()
-    prefix = f"layer{int(stage) - 1}.{int(block) - 1}"
-    if index == "0":
-        return f"{prefix}.downsample.{0 if kind == 'conv' else 1}"
-    return f"{prefix}.{kind}{index}"
-
-
 def _build_like(source, depth, variant, kwargs, has_top=None):
     """Builds our ResNet with the source model's input shape, top and pooling."""
-    from keras_resnet.models import ResNet
-
     names = {layer.name for layer in source.layers}
     if has_top is None:
         has_top = "predictions" in names

@@ -158,7 +158,9 @@ def ResNet(
     with fast_build.gc_paused(), fast_build.variable_scope():
         inputs, x = _inputs(input_tensor, input_shape, spec, defaults["size"], data_format)
         if include_preprocessing:
-            x = preprocessing.preprocessing_layer(weights, data_format=data_format)(x)
+            x = preprocessing.Preprocessing(
+                weights_path.preset.preprocessing, data_format=data_format, name="preprocessing"
+            )(x)
 
         if spec.family == specs.IMAGENET:
             x = blocks.conv_bn_relu(x, 64, 7, 2, "conv1", options)

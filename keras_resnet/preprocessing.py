@@ -21,52 +21,41 @@ import keras
 import numpy as np
 from keras import ops
 
-# Modes, as (mean, std, bgr) in 0..255 pixel units on RGB input; the result
-# is (x - mean) / std, then the channels reversed if bgr.
-MODES = {
-    # keras.applications ResNet50/101/152 ("caffe" in imagenet_utils).
-    "caffe": ((123.68, 116.779, 103.939), (1.0, 1.0, 1.0), True),
-    # torchvision and timm ImageNet weights ("torch" in imagenet_utils).
-    "torch": ((0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255), False),
-    # 0..1, as keras-cv's include_rescaling.
-    "rescale": ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0), False),
-    # Raw pixels: weights whose model does its own preprocessing.
-    "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), False),
-}
+from keras_resnet import presets
+from keras_resnet import weights as weights_lib
+
+# The modes, {name: (mean, std, bgr)}; each preset declares its own.
+MODES = presets.MODES
 
 
-def mode_of(weights):
+def mode_of(weights, depth=None):
     """The preprocessing mode that `weights` (a preset name) was trained with.
 
     Args:
-        weights: a registered preset name (see `keras_resnet.weights`).
+        weights: a registered preset name or alias (see
+            `keras_resnet.weights`).
+        depth: the depth, needed only when an alias resolves to weights
+            with different preprocessing at different depths.
 
     Returns:
         A key of `MODES`, or a dict {"mean": ..., "std": ...} (RGB, in pixel
         units) for presets registered with their own statistics.
     """
-    from keras_resnet import weights as weights_lib
-
-    return weights_lib.get_preset(weights).preprocessing
-
-
-def _parameters(mode):
-    if isinstance(mode, dict):
-        if set(mode) - {"mean", "std", "bgr"} or "mean" not in mode:
-            raise ValueError(
-                "A preprocessing dict has keys 'mean', 'std' (RGB, pixel "
-                f"units 0..255) and optionally 'bgr'. Received {mode!r}."
-            )
-        return tuple(mode["mean"]), tuple(mode.get("std", (1.0, 1.0, 1.0))), bool(mode.get("bgr", False))
-    if mode not in MODES:
+    if depth is not None:
+        return weights_lib.get_preset(weights, depth=depth).preprocessing
+    modes = {}
+    for preset in weights_lib.presets_of(weights).values():
+        modes.setdefault(repr(preset.preprocessing), []).append(preset)
+    if len(modes) > 1:
+        by_depth = {p.depth: p.preprocessing for presets_ in modes.values() for p in presets_}
         raise ValueError(
-            f"Preprocessing mode must be one of {sorted(MODES)} or a dict "
-            f"with 'mean' and 'std'. Received {mode!r}."
+            f"Preset {weights!r} resolves to weights with different "
+            f"preprocessing at different depths ({by_depth}); pass `depth`."
         )
-    return MODES[mode]
+    return next(iter(modes.values()))[0].preprocessing
 
 
-def preprocess_input(x, weights, data_format=None):
+def preprocess_input(x, weights, data_format=None, depth=None):
     """Preprocesses raw RGB images as the weights `weights` expect.
 
     Args:
@@ -77,6 +66,8 @@ def preprocess_input(x, weights, data_format=None):
             weights, so it cannot be mismatched.
         data_format: "channels_last" (default, from Keras config) or
             "channels_first".
+        depth: the model's depth; needed only for an alias whose weights
+            preprocess differently at different depths.
 
     Returns:
         A float32 array/tensor of the same shape.
@@ -85,7 +76,7 @@ def preprocess_input(x, weights, data_format=None):
         ValueError: if `weights` is not a preset, or if a concrete `x` has
             negative values (it was already normalised; pass raw pixels).
     """
-    mode = mode_of(weights)
+    mode = mode_of(weights, depth)
     if not isinstance(x, keras.KerasTensor) and not _is_symbolic(x):
         values = ops.convert_to_numpy(x)
         lowest = float(np.min(values)) if values.size else 0.0
@@ -99,9 +90,9 @@ def preprocess_input(x, weights, data_format=None):
     return Preprocessing(mode, data_format=data_format)(ops.cast(x, "float32"))
 
 
-def preprocessing_layer(weights, data_format=None, name="preprocessing"):
+def preprocessing_layer(weights, data_format=None, name="preprocessing", depth=None):
     """A `Preprocessing` layer for the weights `weights`, to put in a model."""
-    return Preprocessing(mode_of(weights), data_format=data_format, name=name)
+    return Preprocessing(mode_of(weights, depth), data_format=data_format, name=name)
 
 
 def _is_symbolic(x):
@@ -129,7 +120,7 @@ class Preprocessing(keras.layers.Layer):
 
     def __init__(self, mode, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.mean, self.std, self.bgr = _parameters(mode)
+        self.mean, self.std, self.bgr = presets.preprocessing_parameters(mode)
         self.mode = mode
         self.data_format = data_format or keras.config.image_data_format()
         if self.data_format not in ("channels_last", "channels_first"):

@@ -1,13 +1,18 @@
 """The built-in weight presets, as data.
 
-A preset is named after where its weights come from, and each name may
-hold one entry per depth. `"imagenet"` is an alias of
-`"keras_applications_imagenet"`, the paper's v1 layout, so that
-`ResNet(50, weights="imagenet")` means what it means in keras.applications.
+A preset family is named after where its weights come from, and holds one
+entry (a `Preset`) per depth. An alias names, per depth, the family to load:
+`"imagenet"` is keras.applications' weights (the paper's v1 layout), so that
+`ResNet(50, weights="imagenet")` means what it means in keras.applications;
+`"cifar10"` is the best CIFAR-10 weights we have for each depth (lowest
+error on the original test images), today akamaster's at every depth.
+Another family of the same depths joins the choice by being listed in
+`ALIASES` (`lowest_error`).
 
-No file here is our own re-upload: each preset downloads the upstream
-publisher's file and converts it while loading (`keras_resnet.convert`), so
-the hash that pins it is the publisher's.
+A preset's weights either ship inside the package (`weights_data/`, pinned
+by the sha256 of the shipped file, checked at every load), or are the
+upstream publisher's file, downloaded on first use and converted while
+loading (`keras_resnet.porting`), pinned by the publisher's hash.
 
 - keras_applications_imagenet (50/101/152, v1, Caffe preprocessing): the
   keras.applications h5 files, pinned to the md5 hashes Keras itself pins
@@ -26,24 +31,93 @@ the hash that pins it is the publisher's.
   to download, and the error says how to pin it after checking the file
   (`register_preset`) or how to convert a local file directly
   (`keras_resnet.convert.from_torchvision`).
-- cifar10: the zoo's own CIFAR-10 checkpoints register here by name once
-  trained (`keras_resnet.weights.register_preset`, or a JSON registry file
-  named by $KERAS_RESNET_PRESETS); none are published yet.
+- akamaster_cifar10 (20/32/44/56 shipped, 110/1202 downloaded): the CIFAR-10
+  ResNets of akamaster/pytorch_resnet_cifar10 (Yerlan Idelbayev, BSD
+  2-clause; the notice is in weights_data/NOTICE), option A, trained on the
+  original CIFAR-10 for 200 epochs, input `(x / 255 - mean) / std` with
+  ImageNet's mean and std ("torch"). 20..56 are converted to our layout
+  and shipped as float16 `.weights.h5` files, pinned by their sha256. 110
+  and 1202 are the publisher's `.th` files, pinned only by the 8 hex digits
+  of the sha256 in their names (torch.hub's convention): 32 bits catch a
+  corrupted or changed file, not one crafted to collide, so that pin is
+  weaker than the others. They are read without torch and without running
+  pickled code (`keras_resnet.torch_checkpoint`).
+- Our own checkpoints register under a name of their own
+  (`keras_resnet.weights.register_preset`, or a JSON registry file named by
+  $KERAS_RESNET_PRESETS).
 
-Reported accuracies are the publishers' ImageNet-1k validation top-1
-figures (single 224 crop), not measured here.
+ImageNet presets record the publishers' ImageNet-1k validation top-1
+(single 224 crop) in `top1`, not measured here. CIFAR-10 presets record
+three test errors in `test_error` (see `TEST_SETS`): the publisher's, and
+two measured here, which tests/test_cifar10_presets.py re-measures.
 """
 
 import dataclasses
+import os
 
 KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
 HF_URL = "https://huggingface.co/timm/{repo}/resolve/main/model.safetensors"
+AKAMASTER_URL = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
+# The weights that ship inside the package.
+WEIGHTS_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights_data")
 
 # Where a preset's file comes from, and so how it is read.
 KERAS_APPLICATIONS_H5 = "keras_applications_h5"
 TORCHVISION_SAFETENSORS = "torchvision_safetensors"
 KERAS_RESNET = "keras_resnet"  # our own .weights.h5 / .keras files
-SOURCE_FORMATS = (KERAS_APPLICATIONS_H5, TORCHVISION_SAFETENSORS, KERAS_RESNET)
+TORCH_CIFAR_OPTION_A = "torch_cifar_option_a"  # akamaster's PyTorch checkpoints
+SOURCE_FORMATS = (KERAS_APPLICATIONS_H5, TORCHVISION_SAFETENSORS, KERAS_RESNET, TORCH_CIFAR_OPTION_A)
+
+# The test sets a CIFAR-10 preset records its top-1 error (%) on.
+PUBLISHED = "published"
+ORIGINAL_HEAD = "original_test_head_846"
+JPEG_COPY = "jpeg_q75_test_10k"
+TEST_SETS = {
+    PUBLISHED: "the publisher's figure, on the original 10,000 test images",
+    ORIGINAL_HEAD: (
+        "measured here on the first 846 original (lossless) test images "
+        "(../shared/data/cifar10_original_test_head.npz); standard error about 1 point"
+    ),
+    JPEG_COPY: (
+        "measured here on the 10,000 test images of the JPEG q75 copy "
+        "(../shared/data/cifar10_jpeg.tar.gz), decoded with Pillow"
+    ),
+}
+
+# How each source normalises its input: mode -> (mean, std, bgr) in 0..255
+# pixel units on RGB input. The net sees (x - mean) / std, then the channels
+# reversed if bgr (`keras_resnet.preprocessing` applies it).
+MODES = {
+    # keras.applications ResNet50/101/152 ("caffe" in imagenet_utils).
+    "caffe": ((123.68, 116.779, 103.939), (1.0, 1.0, 1.0), True),
+    # torchvision, timm and akamaster: x / 255, minus ImageNet's mean, over its std.
+    "torch": ((0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255), False),
+    # 0..1, as keras-cv's include_rescaling.
+    "rescale": ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0), False),
+    # Raw pixels: weights whose model does its own preprocessing.
+    "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), False),
+}
+
+
+def preprocessing_parameters(mode):
+    """(mean, std, bgr) for a `MODES` key or a {"mean", "std"[, "bgr"]} dict.
+
+    Raises:
+        ValueError: for anything else, naming it.
+    """
+    if isinstance(mode, dict):
+        if set(mode) - {"mean", "std", "bgr"} or "mean" not in mode:
+            raise ValueError(
+                "A preprocessing dict has keys 'mean', 'std' (RGB, pixel "
+                f"units 0..255) and optionally 'bgr'. Received {mode!r}."
+            )
+        return tuple(mode["mean"]), tuple(mode.get("std", (1.0, 1.0, 1.0))), bool(mode.get("bgr", False))
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(
+            f"Preprocessing mode must be one of {sorted(MODES)} or a dict "
+            f"with 'mean' and 'std'. Received {mode!r}."
+        )
+    return MODES[mode]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,15 +136,20 @@ class Preset:
             {"mean", "std"} in pixel units.
         source_format: how the file is read (`SOURCE_FORMATS`).
         url: where to download it; None for a local file.
-        file_hash: the pinned sha256 (or md5, for keras.applications' files),
-            or None if not pinned: an unpinned download is refused.
+        file_hash: the pinned sha256 (or md5, for keras.applications' files;
+            or the first 8 hex digits of the sha256, torch.hub's weaker
+            convention), or None if not pinned: an unpinned download is
+            refused.
         fname: the file's name in the Keras cache.
         url_no_top: optional smaller file without the classifier, with
             `file_hash_no_top`, used for `include_top=False`.
-        path: a local file, for presets registered from disk.
+        path: a local file: registered from disk, or shipped in
+            `WEIGHTS_DATA`.
         top1: the reported top-1 accuracy (fraction), or None.
         accuracy_source: who reported `top1`, on what.
         recipe: the training recipe, for our own checkpoints.
+        test_error: top-1 error (%) by test set (`TEST_SETS` keys); None
+            where not measured.
     """
 
     name: str
@@ -90,6 +169,7 @@ class Preset:
     top1: float = None
     accuracy_source: str = None
     recipe: str = None
+    test_error: dict = None
 
 
 def _keras_applications(depth, md5_top, md5_no_top, top1):
@@ -146,6 +226,44 @@ def _torchvision(name, repo, depth, variant, top1):
     )
 
 
+def _akamaster(depth, **fields):
+    return Preset(
+        name="akamaster_cifar10",
+        depth=depth,
+        family="cifar",
+        variant="v1",
+        shortcut="A",
+        classes=10,
+        preprocessing="torch",
+        **fields,
+    )
+
+
+def _akamaster_shipped(depth, sha256, published, original_head, jpeg_copy):
+    """Converted once (tools/make_cifar10_presets.py), shipped as float16."""
+    return _akamaster(
+        depth,
+        source_format=KERAS_RESNET,
+        path=os.path.join(WEIGHTS_DATA, f"akamaster_cifar10_resnet{depth}.weights.h5"),
+        file_hash=sha256,
+        test_error={PUBLISHED: published, ORIGINAL_HEAD: original_head, JPEG_COPY: jpeg_copy},
+    )
+
+
+def _akamaster_download(depth, file_name, published):
+    """The publisher's .th file, pinned by the 8 hex digits in its name."""
+    return _akamaster(
+        depth,
+        source_format=TORCH_CIFAR_OPTION_A,
+        url=AKAMASTER_URL + file_name,
+        file_hash=file_name.rsplit("-", 1)[1][:8],
+        fname=f"akamaster_cifar10_{file_name}",
+        test_error={PUBLISHED: published, ORIGINAL_HEAD: None, JPEG_COPY: None},
+    )
+
+
+# Published errors: akamaster's README table (the checkpoints' own best_prec1
+# differs slightly: 91.78/92.78/93.14/93.62% accuracy for 20/32/44/56).
 BUILTIN = {
     "keras_applications_imagenet": {
         50: _keras_applications(50, "2cb95161c43110f7111970584f804107", "4d473c1dd8becc155b73f8504c6f6626", 0.749),
@@ -160,19 +278,36 @@ BUILTIN = {
     "torchvision_imagenet_v2": {
         50: _torchvision("torchvision_imagenet_v2", "resnet50.tv2_in1k", 50, "v1.5", 0.80858),
     },
-    # Filled by register_preset once the zoo has trained CIFAR-10 weights.
-    "cifar10": {},
+    "akamaster_cifar10": {
+        20: _akamaster_shipped(20, "06896d4c3ec1987535d7f409442c188ffa19cc2fa53a3d1305b8bf06d1b093b1", 8.27, 8.16, 18.95),
+        32: _akamaster_shipped(32, "36b8a1c447dce2102915076bd6d7cfc25d998555ad43dab4014a1d0131486e37", 7.37, 6.97, 17.43),
+        44: _akamaster_shipped(44, "49c0fd73d4fc0ecae7481e26db92b6c14b750db2f30780f5c2193ea57aace192", 6.90, 6.26, 17.33),
+        56: _akamaster_shipped(56, "0db48d68674a16ff5e98b6c54662eb65f87ff597bac28b7e7c7fc2c2017eafaf", 6.61, 6.62, 16.79),
+        110: _akamaster_download(110, "resnet110-1d1ed7c2.th", 6.32),
+        1202: _akamaster_download(1202, "resnet1202-f3b1deed.th", 6.18),
+    },
 }
 
-ALIASES = {"imagenet": "keras_applications_imagenet"}
 
-# Shown when a name has no entry yet, per name.
-EMPTY_REASONS = {
-    "cifar10": (
-        "No trained CIFAR-10 weights are published yet. Train them with "
-        "`python -m zoo.train --recipe=cifar10_resnet20 --workdir=DIR`, then "
-        "register them: `keras_resnet.weights.register_preset('cifar10', "
-        "'DIR/model.keras', depth=20, ...)`, or list them in a JSON file "
-        "named by $KERAS_RESNET_PRESETS (see keras_resnet.weights.load_registry)."
-    ),
+def lowest_error(families, test_set):
+    """An alias's table: per depth, the family with the lowest error on `test_set`.
+
+    Every depth that any of `families` has is included; a family without a
+    figure for that depth ranks after those with one, and ties go to the
+    family listed first.
+    """
+    table, best = {}, {}
+    for rank, family in enumerate(families):
+        for depth, preset in BUILTIN[family].items():
+            error = (preset.test_error or {}).get(test_set)
+            key = (error is None, error or 0.0, rank)
+            if depth not in best or key < best[depth]:
+                table[depth], best[depth] = family, key
+    return table
+
+
+# alias -> {depth: family}.
+ALIASES = {
+    "imagenet": {depth: "keras_applications_imagenet" for depth in BUILTIN["keras_applications_imagenet"]},
+    "cifar10": lowest_error(["akamaster_cifar10"], ORIGINAL_HEAD),
 }

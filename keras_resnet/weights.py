@@ -12,18 +12,21 @@ shapes and the fix, and the model is left untouched.
   left out (`include_top=False`).
 
 Presets (`keras_resnet.presets` lists the built-in ones) are named after
-their source and hold one entry per depth. Loading one:
+their source and hold one entry per depth; an alias ("imagenet",
+"cifar10") names a preset per depth. Loading one:
 
 1. `resolve` (before the model is built) checks the name, the depth and the
    stride layout (`variant`).
 2. `load_into` (after) checks the built model against the preset (classes
    when `include_top=True`, 3 input channels, the shortcut option), then
-   downloads the file with `keras.utils.get_file`, its hash pinned, into the
-   Keras cache (~/.keras/models, or $KERAS_HOME/models), converts it and
-   assigns it. A download whose hash differs is deleted and never used; a
-   cached file whose hash differs is downloaded again. An unpinned preset is
-   never downloaded. Offline, the error names the URL and the path to put
-   the file at by hand.
+   reads the file: a file shipped in the package or registered from disk
+   is checked against its sha256 first; a download goes through
+   `keras.utils.get_file`, its hash pinned, into the Keras cache
+   (~/.keras/models, or $KERAS_HOME/models). It converts the weights
+   (`keras_resnet.porting`) and assigns them. A download whose hash differs
+   is deleted and never used; a cached file whose hash differs is
+   downloaded again. An unpinned preset is never downloaded. Offline, the
+   error names the URL and the path to put the file at by hand.
 
 `include_top=False` works with every preset. Images must be preprocessed
 as the preset says: `keras_resnet.preprocess_input(x, weights=name)`.
@@ -40,11 +43,15 @@ import zipfile
 import h5py
 import keras
 
+from keras_resnet import porting
 from keras_resnet import presets as presets_lib
+from keras_resnet import specs
+from keras_resnet import torch_checkpoint
 
 # name -> {depth: Preset}; the built-ins plus whatever register_preset adds.
 PRESETS = {name: dict(entries) for name, entries in presets_lib.BUILTIN.items()}
-ALIASES = dict(presets_lib.ALIASES)
+# alias -> {depth: name}.
+ALIASES = {alias: dict(table) for alias, table in presets_lib.ALIASES.items()}
 FILE_SUFFIXES = (".weights.h5", ".keras")
 _CLASSIFIER = "predictions"
 
@@ -76,7 +83,7 @@ def resolve(weights, spec, variant):
             "`weights` must be None, a path to a .weights.h5/.keras file, or "
             f"a preset name. Received weights={weights!r}."
         )
-    if _canonical(weights) in PRESETS:
+    if weights in PRESETS or weights in ALIASES:
         preset = get_preset(weights, depth=spec.depth, family=spec.family)
         if spec.block == "bottleneck" and variant != preset.variant:
             raise ValueError(
@@ -103,24 +110,31 @@ def preset_names():
     return sorted(set(PRESETS) | set(ALIASES))
 
 
-def _canonical(name):
-    return ALIASES.get(name, name)
+def presets_of(name):
+    """{depth: Preset} that preset name or alias `name` loads.
+
+    Raises:
+        ValueError: if there is no such preset or alias.
+    """
+    if isinstance(name, str) and name in ALIASES:
+        return {depth: PRESETS[target][depth] for depth, target in sorted(ALIASES[name].items())
+                if depth in PRESETS.get(target, {})}
+    if isinstance(name, str) and name in PRESETS:
+        return PRESETS[name]
+    raise ValueError(f"Unknown preset {name!r}. Presets: {preset_names()}.")
 
 
 def get_preset(name, depth=None, family=None):
-    """Returns the `Preset` called `name` (for `depth`, if it has several).
+    """Returns the `Preset` that `name` loads at `depth` (any, if None).
 
     Raises:
-        ValueError: if there is no such preset, or none for this depth.
+        ValueError: if there is no such preset, or none for this depth; the
+            message lists the depths that have one.
     """
-    if not isinstance(name, str) or _canonical(name) not in PRESETS:
-        raise ValueError(f"Unknown preset {name!r}. Presets: {preset_names()}.")
-    entries = PRESETS[_canonical(name)]
+    entries = presets_of(name)
     if not entries:
-        reason = presets_lib.EMPTY_REASONS.get(_canonical(name), "It has no weights registered.")
-        raise ValueError(f"Preset {name!r} has no weights yet: {reason}")
+        raise ValueError(f"Preset {name!r} has no weights registered.")
     if depth is None:
-        # Every entry of one name shares its preprocessing and classes.
         return next(iter(entries.values()))
     preset = entries.get(depth)
     if preset is None or (family is not None and preset.family != family):
@@ -130,7 +144,7 @@ def get_preset(name, depth=None, family=None):
             f"({next(iter(entries.values())).family}), not for depth {depth}"
             f"{'' if family is None else f' ({family})'}. "
             f"Presets with depth {depth}: "
-            f"{sorted(n for n, e in PRESETS.items() if depth in e) or 'none'}."
+            f"{sorted(n for n in preset_names() if depth in presets_of(n)) or 'none'}."
         )
     return preset
 
@@ -155,11 +169,11 @@ def register_preset(
 
     This is how the zoo's checkpoints become presets, e.g.
 
-        register_preset("cifar10", "runs/r20/model.keras", depth=20,
+        register_preset("my_cifar10", "runs/r20/model.keras", depth=20,
                         recipe="cifar10_resnet20", top1=0.9125,
                         preprocessing={"mean": MEAN, "std": STD})
 
-    after which `ResNet(20, weights="cifar10")` loads it.
+    after which `ResNet(20, weights="my_cifar10")` loads it.
 
     Args:
         name: the preset name.
@@ -182,11 +196,8 @@ def register_preset(
     Returns:
         The registered `Preset`.
     """
-    from keras_resnet import preprocessing as preprocessing_lib
-    from keras_resnet import specs
-
     spec = specs.get_spec(depth, family)
-    preprocessing_lib._parameters(preprocessing)  # Raises on a bad mode.
+    presets_lib.preprocessing_parameters(preprocessing)  # Raises on a bad mode.
     path = os.fspath(path)
     is_url = path.startswith(("http://", "https://"))
     if not path.endswith(FILE_SUFFIXES):
@@ -206,7 +217,10 @@ def register_preset(
         sha256 = actual
         path = os.path.abspath(path)
     if name in ALIASES:
-        raise ValueError(f"{name!r} is an alias of {ALIASES[name]!r}; choose another name.")
+        raise ValueError(
+            f"{name!r} is an alias (of {sorted(set(ALIASES[name].values()))}); "
+            f"choose another name, e.g. 'my_{name}'."
+        )
     entries = PRESETS.setdefault(name, {})
     if depth in entries and not overwrite:
         raise ValueError(
@@ -291,22 +305,17 @@ def load_into(model, path):
 
 
 def _load_preset(model, preset):
-    from keras_resnet import convert
-
-    layers = {layer.name for layer in model.layers}
-    include_top = _CLASSIFIER in layers
+    include_top = _CLASSIFIER in {layer.name for layer in model.layers}
     _check_model_fits(model, preset, include_top)
     if preset.source_format == presets_lib.KERAS_RESNET:
-        path = preset.path if preset.url is None else fetch(preset)
-        if preset.path is not None and file_sha256(path) != preset.file_hash:
-            raise ValueError(
-                f"Preset {preset.name!r} file {path!r} changed since it was "
-                f"registered: its sha256 is no longer {preset.file_hash}."
-            )
+        path = fetch(preset) if preset.url else _checked_local_file(preset)
         _load_file(model, path, skip_foreign=True)
+    elif preset.source_format == presets_lib.TORCH_CIFAR_OPTION_A:
+        checkpoint = torch_checkpoint.load(fetch(preset))
+        porting.assign(model, porting.cifar_option_a_arrays(checkpoint, model))
     elif preset.source_format == presets_lib.TORCHVISION_SAFETENSORS:
-        state = convert.load_safetensors(fetch(preset))
-        convert.assign(model, convert.torchvision_arrays(state, model))
+        state = porting.load_safetensors(fetch(preset))
+        porting.assign(model, porting.torchvision_arrays(state, model))
     elif preset.source_format == presets_lib.KERAS_APPLICATIONS_H5:
         path = fetch(preset, no_top=not include_top)
         constructor = getattr(keras.applications, f"ResNet{preset.depth}")
@@ -315,9 +324,29 @@ def _load_preset(model, preset):
             include_top=include_top,
             input_shape=(224, 224, 3) if include_top else (None, None, 3),
         )
-        convert.assign(model, convert.keras_applications_arrays(peer, model))
+        porting.assign(model, porting.keras_applications_arrays(peer, model))
     else:
         raise ValueError(f"Preset {preset.name!r} has unknown source_format {preset.source_format!r}.")
+
+
+def _checked_local_file(preset):
+    """The path of a preset's local or shipped file, after checking its sha256."""
+    path = preset.path
+    described = f"Preset {preset.name!r} (depth {preset.depth})"
+    if not os.path.isfile(path):
+        shipped = os.path.dirname(path) == presets_lib.WEIGHTS_DATA
+        raise ValueError(
+            f"{described}: its weights file {path!r} is missing"
+            + (" from the installed package (was it installed without its package data?)."
+               if shipped else ".")
+        )
+    actual = file_sha256(path)
+    if actual != preset.file_hash:
+        raise ValueError(
+            f"{described}: file {path!r} changed since it was registered: "
+            f"its sha256 is {actual}, not {preset.file_hash}. It is not loaded."
+        )
+    return path
 
 
 def _check_model_fits(model, preset, include_top):
@@ -365,7 +394,9 @@ def fetch(preset, no_top=False):
     """Downloads a preset's file (or finds it in the cache) and returns its path.
 
     The hash is pinned: a cached file whose hash differs is downloaded
-    again; a download whose hash differs is deleted and raises.
+    again; a download whose hash differs is deleted and raises. A pin of 8
+    hex digits is the start of the sha256 (torch.hub's convention for file
+    names); a longer one is the whole sha256 (or md5).
 
     Raises:
         ValueError: if the preset's hash is not pinned, or the download's
@@ -390,14 +421,22 @@ def fetch(preset, no_top=False):
             f"{preset.depth}, sha256), after which it downloads to (or is "
             f"read from) {target}."
         )
+    # get_file checks whole md5/sha256 hashes itself; a sha256 prefix is
+    # checked here, before and after it runs.
+    prefix_pin = len(file_hash) == 8
+    if prefix_pin and os.path.exists(target) and not file_sha256(target).startswith(file_hash):
+        os.remove(target)  # corrupted or stale: download again
     # get_file silently falls back to /tmp/.keras when the cache folder does
     # not exist yet; create it so the file lands where the messages say.
     os.makedirs(os.path.dirname(target), exist_ok=True)
     try:
-        return keras.utils.get_file(
-            fname=fname, origin=url, file_hash=file_hash,
+        path = keras.utils.get_file(
+            fname=fname, origin=url, file_hash=None if prefix_pin else file_hash,
             cache_subdir="models", cache_dir=_cache_dir(),
         )
+        if prefix_pin and not file_sha256(path).startswith(file_hash):
+            raise ValueError(f"its sha256 is {file_sha256(path)}")
+        return path
     except ValueError as error:
         if os.path.exists(target):
             os.remove(target)
@@ -411,7 +450,7 @@ def fetch(preset, no_top=False):
             f"Could not download preset {preset.name!r} (depth "
             f"{preset.depth}) from {url}: {error}. If this machine is "
             f"offline, download that file elsewhere and put it at {target} "
-            f"(its hash must be {file_hash})."
+            f"(its {'sha256 must start with' if prefix_pin else 'hash must be'} {file_hash})."
         ) from error
 
 
@@ -427,7 +466,7 @@ def pin_hash(name, depth, file_hash):
     if not (isinstance(file_hash, str) and re.fullmatch(r"[0-9a-f]{64}", file_hash)):
         raise ValueError(f"`file_hash` must be a sha256 in hex (64 chars). Received {file_hash!r}.")
     preset = dataclasses.replace(preset, file_hash=file_hash)
-    PRESETS[_canonical(name)][depth] = preset
+    PRESETS[preset.name][depth] = preset
     return preset
 
 

@@ -5,14 +5,21 @@ everything, including tests marked `slow`, `realdata` or `multiprocess`;
 that is what CI and the README's test command run.
 """
 
+import concurrent.futures
 import os
 import pathlib
 import tarfile
 
+import numpy as np
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-CIFAR_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10_jpeg.tar.gz"
+SHARED_DATA = REPO.parent / "shared" / "data"
+CIFAR_ARCHIVE = SHARED_DATA / "cifar10_jpeg.tar.gz"
+# The first 846 original (lossless) CIFAR-10 test images, and akamaster's
+# published CIFAR-10 checkpoints (see ../shared/data/README.md).
+CIFAR_ORIGINAL_HEAD = SHARED_DATA / "cifar10_original_test_head.npz"
+AKAMASTER_DIR = SHARED_DATA / "akamaster_cifar10"
 SLOW_MARKERS = ("slow", "realdata", "multiprocess")
 
 
@@ -57,3 +64,29 @@ def cifar_root(tmp_path_factory):
     if len(children) == 1 and (children[0] / "train").is_dir():
         return children[0]
     raise FileNotFoundError(f"No train/ folder in {archive}: found {children}")
+
+
+@pytest.fixture(scope="session")
+def cifar_test_arrays(cifar_root):
+    """The JPEG copy's 10,000 test images, decoded once per session.
+
+    Returns:
+        (images uint8 (10000, 32, 32, 3) RGB, labels int32 (10000,)), in
+        class order, decoded with Pillow as the zoo decodes them.
+    """
+    from zoo import datasets
+
+    test = cifar_root / "test"
+    classes = sorted(p.name for p in test.iterdir() if p.is_dir())
+    paths, labels = datasets.list_folder(test, classes)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        images = list(pool.map(lambda p: datasets.decode_file(p, 32), paths, chunksize=500))
+    return np.stack(images), labels
+
+
+def akamaster_checkpoint(depth):
+    """The path of akamaster's published checkpoint for `depth`."""
+    paths = sorted(AKAMASTER_DIR.glob(f"resnet{depth}-*.th"))
+    if len(paths) != 1:
+        raise FileNotFoundError(f"Expected one resnet{depth}-*.th in {AKAMASTER_DIR}, found {paths}.")
+    return paths[0]

@@ -294,3 +294,123 @@ def test_keras_cv_classifier_with_rescaling():
     assert ours.output_shape == (None, 7)
     x = np.random.default_rng(6).uniform(0, 255, (2, 33, 33, 3)).astype("float32")
     assert _max_diff(peer, ours, x) <= TOLERANCE
+
+
+# ---------------------------------------------------------------- option-A CIFAR (akamaster)
+
+
+def akamaster_reference(depth, classes=10):
+    """akamaster/pytorch_resnet_cifar10's CIFAR ResNet as a torch module.
+
+    Written here from that project's description (conv-BN-ReLU stem with 16
+    filters; three stages of n basic blocks with 16/32/64 filters; option A
+    shortcut `F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes //
+    4))`, i.e. zero channels on both sides; global average pool; `linear`),
+    with its module names, so that its state dicts load with strict=True.
+    """
+    torch = pytest.importorskip("torch")
+    nn, F = torch.nn, torch.nn.functional
+
+    class Block(nn.Module):
+        def __init__(self, inp, planes, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(inp, planes, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(planes)
+            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(planes)
+            self.pad = planes // 4 if stride != 1 or inp != planes else None
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+            if self.pad is not None:
+                x = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+            return F.relu(out + x)
+
+    class Net(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(16)
+            inp, stages = 16, []
+            for planes, stride in ((16, 1), (32, 2), (64, 2)):
+                blocks = []
+                for i in range(n):
+                    blocks.append(Block(inp, planes, stride if i == 0 else 1))
+                    inp = planes
+                stages.append(nn.Sequential(*blocks))
+            self.layer1, self.layer2, self.layer3 = stages
+            self.linear = nn.Linear(64, classes)
+
+        def forward(self, x):
+            x = F.relu(self.bn1(self.conv1(x)))
+            x = self.layer3(self.layer2(self.layer1(x)))
+            return self.linear(F.avg_pool2d(x, x.shape[3]).flatten(1))
+
+    return Net((depth - 2) // 6).eval()
+
+
+def akamaster_logits(net, images):
+    """The torch net's logits for NHWC float32 images (already normalised)."""
+    torch = pytest.importorskip("torch")
+    with torch.no_grad():
+        return net(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()).numpy()
+
+
+def _random_option_a_state(depth, seed):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(seed)
+    net = akamaster_reference(depth)
+    rng = np.random.default_rng(seed)
+    for name, module in net.named_modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            n = module.num_features
+            scale = 0.3 if name.endswith("bn2") else 1.0
+            module.weight.data = torch.from_numpy(rng.uniform(0.5, 1.5, n).astype("float32") * scale)
+            module.bias.data = torch.from_numpy(rng.normal(0, 0.1, n).astype("float32"))
+            module.running_mean = torch.from_numpy(rng.normal(0, 0.5, n).astype("float32"))
+            module.running_var = torch.from_numpy(rng.uniform(0.5, 2.0, n).astype("float32"))
+    state = {f"module.{k}": v.numpy() for k, v in net.state_dict().items()}
+    return net, state
+
+
+def test_cifar_option_a_random_weights():
+    net, state = _random_option_a_state(14, seed=0)
+    ours = convert.from_cifar_option_a({"state_dict": state, "best_prec1": 0.0},
+                                       classifier_activation=None)
+    assert ours.name == "resnet14" and ours.output_shape == (None, 10)
+    x = np.random.default_rng(1).normal(0, 1, (4, 32, 32, 3)).astype("float32")
+    expected = akamaster_logits(net, x)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, atol=TOLERANCE, rtol=0)
+    backbone = convert.from_cifar_option_a(state, include_top=False, pooling="avg")
+    assert backbone.output_shape == (None, 64)
+
+    # Appending the zeros (our layout) instead is a different function: a
+    # converter that skipped the channel renumbering could not pass.
+    wrong = convert.from_cifar_option_a(state, zeros="end", classifier_activation=None)
+    assert np.max(np.abs(wrong.predict(x, verbose=0) - expected)) > 0.1
+
+
+def test_option_a_channel_orders():
+    orders = convert.option_a_channel_orders((16, 32, 64))
+    np.testing.assert_array_equal(orders[0], np.arange(16))
+    # Stage 2: the identity sits in the middle (8..23), zeros at 0..7, 24..31.
+    np.testing.assert_array_equal(orders[1], np.r_[8:24, 0:8, 24:32])
+    np.testing.assert_array_equal(orders[2][:32], 16 + orders[1])
+    assert sorted(orders[2]) == list(range(64))
+    for order in convert.option_a_channel_orders((16, 32, 64), zeros="end"):
+        np.testing.assert_array_equal(order, np.arange(len(order)))
+    with pytest.raises(ValueError, match="zeros.*Received zeros='both'"):
+        convert.option_a_channel_orders((16, 32), zeros="both")
+
+
+def test_cifar_option_a_errors():
+    _, state = _random_option_a_state(8, seed=2)
+    with pytest.raises(ValueError, match="layer2.0.bn2.running_var"):
+        convert.from_cifar_option_a({k: v for k, v in state.items()
+                                     if k != "module.layer2.0.bn2.running_var"})
+    with pytest.raises(ValueError, match="lacks.*'extra.weight'"):
+        convert.from_cifar_option_a({**state, "extra.weight": np.zeros(3)})
+    with pytest.raises(ValueError, match="blocks per stage"):
+        convert.from_cifar_option_a({k: v for k, v in state.items() if not k.startswith("module.layer3")})
+    with pytest.raises(ValueError, match="Received a list"):
+        convert.from_cifar_option_a([1, 2])

@@ -28,9 +28,12 @@ def isolated(tmp_path, monkeypatch):
     """A private Keras cache and a registry restored after each test."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     saved = {name: dict(entries) for name, entries in weights_lib.PRESETS.items()}
+    aliases = {name: dict(table) for name, table in weights_lib.ALIASES.items()}
     yield
     weights_lib.PRESETS.clear()
     weights_lib.PRESETS.update(saved)
+    weights_lib.ALIASES.clear()
+    weights_lib.ALIASES.update(aliases)
 
 
 class Server:
@@ -195,10 +198,13 @@ def test_imagenet_preset_from_keras_applications_h5(server):
     (dict(depth=50, weights="imagenet", shortcut="C"), "shortcut='B'.*shortcut='C'"),
     (dict(depth=34, plain=True, weights="torchvision_imagenet"), "plain=True"),
     (dict(depth=50, weights="imagenet", input_shape=(224, 224, 1)), "3-channel"),
-    (dict(depth=20, weights="cifar10"), "No trained CIFAR-10 weights are published yet"),
+    (dict(depth=14, weights="cifar10"),
+     "'cifar10' has weights for depths \\[20, 32, 44, 56, 110, 1202\\].*not for depth 14"),
+    (dict(depth=20, weights="cifar10", classes=100), "10-class classifier.*classes=100"),
+    (dict(depth=20, weights="akamaster_cifar10", shortcut="B"), "shortcut='A'.*shortcut='B'"),
     (dict(depth=50, weights="torchvision_imagenet_v2", variant="v1.5"),
      "no pinned hash yet.*huggingface.co/timm/resnet50.tv2_in1k"),
-    (dict(depth=20, weights="cifar100"), "presets: \\['cifar10', 'imagenet'"),
+    (dict(depth=20, weights="cifar100"), "presets: \\['akamaster_cifar10', 'cifar10', 'imagenet'"),
 ])
 def test_errors_before_any_download(kwargs, message, monkeypatch):
     def no_download(*args, **kw):
@@ -230,7 +236,7 @@ def test_builtin_presets_metadata():
             assert preset.top1 is None or 0 < preset.top1 < 1
 
 
-def test_zoo_style_keras_file_registers_as_cifar10(tmp_path):
+def test_zoo_style_keras_file_registers_as_a_preset(tmp_path):
     # A zoo model.keras holds its preprocessing (here a Normalization with
     # weights) in front of the net; the preset loads the net's weights.
     inputs = keras.Input((32, 32, 3), name="raw")
@@ -238,17 +244,19 @@ def test_zoo_style_keras_file_registers_as_cifar10(tmp_path):
     trained = keras_resnet.ResNet(20, input_tensor=norm(inputs))
     path = tmp_path / "model.keras"
     trained.save(path)
+    stats = {"mean": [125.3, 123.0, 113.9], "std": [63.0, 62.1, 66.7]}
+    with pytest.raises(ValueError, match="'cifar10' is an alias.*e.g. 'my_cifar10'"):
+        weights_lib.register_preset("cifar10", path, depth=20, preprocessing=stats)
     preset = weights_lib.register_preset(
-        "cifar10", path, depth=20, recipe="cifar10_resnet20", top1=0.5,
-        preprocessing={"mean": [125.3, 123.0, 113.9], "std": [63.0, 62.1, 66.7]})
+        "my_cifar10", path, depth=20, recipe="cifar10_resnet20", top1=0.5, preprocessing=stats)
     assert preset.file_hash == _sha256(path)
-    model = keras_resnet.ResNet(20, weights="cifar10")
+    model = keras_resnet.ResNet(20, weights="my_cifar10")
     net_layers = [layer for layer in trained.layers if layer.name != norm.name]
     expected = [w for layer in net_layers for w in layer.get_weights()]
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), expected))
     x = np.full((1, 32, 32, 3), 255.0, "float32")
     np.testing.assert_allclose(
-        preprocessing.preprocess_input(x, weights="cifar10")[0, 0, 0],
+        preprocessing.preprocess_input(x, weights="my_cifar10")[0, 0, 0],
         (255 - np.array([125.3, 123.0, 113.9])) / np.array([63.0, 62.1, 66.7]), rtol=1e-5)
 
     # The file changes after registration: refused.
@@ -256,7 +264,7 @@ def test_zoo_style_keras_file_registers_as_cifar10(tmp_path):
     with open(path, "ab") as f:
         f.write(b"x")
     with pytest.raises(ValueError, match="changed since it was registered"):
-        keras_resnet.ResNet(20, weights="cifar10")
+        keras_resnet.ResNet(20, weights="my_cifar10")
 
 
 def test_register_preset_errors(tmp_path):
@@ -283,14 +291,14 @@ def test_registry_file(tmp_path):
     keras_resnet.ResNet(8).save_weights(str(tmp_path / "r8.weights.h5"))
     registry = tmp_path / "presets.json"
     registry.write_text(json.dumps([{
-        "name": "cifar10", "path": "r8.weights.h5", "depth": 8,
+        "name": "my_cifar10", "path": "r8.weights.h5", "depth": 8,
         "recipe": "cifar10_resnet8", "top1": 0.87, "preprocessing": "rescale",
     }]))
     (preset,) = weights_lib.load_registry(registry)
     assert (preset.recipe, preset.top1, preset.path) == (
         "cifar10_resnet8", 0.87, str(tmp_path / "r8.weights.h5"))
     assert preset.file_hash == _sha256(tmp_path / "r8.weights.h5")
-    keras_resnet.ResNet(8, weights="cifar10")
+    keras_resnet.ResNet(8, weights="my_cifar10")
     registry.write_text(json.dumps([{"name": "x", "depth": 8}]))
     with pytest.raises(ValueError, match="lacks 'path'"):
         weights_lib.load_registry(registry)
