@@ -23,7 +23,7 @@ setuptools.setup(
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["keras_resnet", "keras_resnet.*", "zoo", "zoo.*"]),
     # The CIFAR-10 presets' weights (float16, about 5.4 MB) and their licence notice.
-    package_data={"keras_resnet": ["weights_data/*.weights.h5", "weights_data/NOTICE"]},
+    package_data={"keras_resnet": ["weights_data/*.weights.h5", "weights_data/*.npy", "weights_data/NOTICE"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.0",

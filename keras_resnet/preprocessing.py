@@ -108,12 +108,15 @@ def _is_symbolic(x):
 class Preprocessing(keras.layers.Layer):
     """Maps raw RGB pixels 0..255 to what a set of weights was trained on.
 
-    Computes `(x - mean) / std` per channel, then reverses the channel order
-    if the mode is BGR (Caffe). Serialisable, so a saved model keeps it.
+    Computes `(x - mean) / std`, the mean per channel or per pixel, the std
+    per channel, then reverses the channel order if the mode is BGR (Caffe).
+    Serialisable, so a saved model keeps it (a per-pixel mean is saved in the
+    config, so the model does not need the file it came from).
 
     Args:
         mode: a key of `MODES` ("caffe", "torch", "rescale", "none") or a
-            dict {"mean": (r, g, b), "std": (r, g, b)} in pixel units.
+            dict {"mean": (r, g, b) or an (H, W, 3) array, "std": (r, g, b)}
+            in pixel units (see `keras_resnet.presets.preprocessing_parameters`).
         data_format: "channels_last" or "channels_first"; defaults to the
             Keras config.
     """
@@ -121,6 +124,8 @@ class Preprocessing(keras.layers.Layer):
     def __init__(self, mode, data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.mean, self.std, self.bgr = presets.preprocessing_parameters(mode)
+        if isinstance(mode, dict):  # self-contained: a mean file is read once, here
+            mode = {"mean": np.asarray(self.mean).tolist(), "std": list(self.std), "bgr": self.bgr}
         self.mode = mode
         self.data_format = data_format or keras.config.image_data_format()
         if self.data_format not in ("channels_last", "channels_first"):
@@ -135,11 +140,22 @@ class Preprocessing(keras.layers.Layer):
         shape[axis] = 3
         if x.shape[axis] != 3:
             raise ValueError(
-                f"Preprocessing {self.mode!r} needs 3 (RGB) channels on axis "
+                f"Preprocessing {self._described()} needs 3 (RGB) channels on axis "
                 f"{axis}; received input of shape {x.shape}."
             )
         x = ops.cast(x, self.compute_dtype)
-        mean = ops.reshape(ops.convert_to_tensor(self.mean, self.compute_dtype), shape)
+        mean = np.asarray(self.mean, np.float32)
+        if mean.ndim == 3:  # per pixel, (H, W, 3)
+            spatial = tuple(x.shape[1:3] if axis == -1 else x.shape[2:4])
+            if spatial != mean.shape[:2]:
+                raise ValueError(
+                    f"These weights subtract a per-pixel mean of {mean.shape[0]}x{mean.shape[1]} "
+                    f"images; received input of shape {x.shape}."
+                )
+            mean = mean if axis == -1 else np.transpose(mean, (2, 0, 1))
+            mean = ops.convert_to_tensor(mean[None], self.compute_dtype)
+        else:
+            mean = ops.reshape(ops.convert_to_tensor(mean, self.compute_dtype), shape)
         std = ops.reshape(ops.convert_to_tensor(self.std, self.compute_dtype), shape)
         x = (x - mean) / std
         if self.bgr:
@@ -148,6 +164,11 @@ class Preprocessing(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def _described(self):
+        if np.ndim(self.mean) == 3:
+            return f"with a per-pixel mean of shape {np.shape(self.mean)}"
+        return repr(self.mode)
 
     def get_config(self):
         config = super().get_config()

@@ -31,6 +31,7 @@ from test_convert import akamaster_logits, akamaster_reference
 from test_weights_presets import Server, isolated, server  # noqa: F401 (fixtures)
 
 SHIPPED = (20, 32, 44, 56)
+ZOO = (20,)  # zoo_cifar10: trained here (RESULTS.md)
 DOWNLOADED = {110: "resnet110-1d1ed7c2.th", 1202: "resnet1202-f3b1deed.th"}
 IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
@@ -64,6 +65,61 @@ def test_registry():
     notice = (pathlib.Path(presets.WEIGHTS_DATA) / "NOTICE").read_text()
     assert "Copyright (c) 2018, Yerlan Idelbayev" in notice
     assert "THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS" in notice
+
+
+def test_zoo_cifar10_registry():
+    family = presets.BUILTIN["zoo_cifar10"]
+    assert sorted(family) == list(ZOO)
+    for depth, preset in family.items():
+        assert (preset.family, preset.shortcut, preset.classes) == ("cifar", "A", 10)
+        assert weights_lib.file_sha256(preset.path) == preset.file_hash
+        mean_file = pathlib.Path(presets.WEIGHTS_DATA) / preset.preprocessing["mean_file"]
+        assert weights_lib.file_sha256(mean_file) == preset.preprocessing["mean_sha256"]
+        mean, std, bgr = presets.preprocessing_parameters(preset.preprocessing)
+        assert mean.shape == (32, 32, 3) and std == (1.0, 1.0, 1.0) and not bgr
+        # A per-pixel mean of raw CIFAR pixels: ~120 on average, varying by position.
+        assert 100 < mean.mean() < 140 and np.ptp(mean) > 5
+        errors = preset.test_error
+        assert errors[presets.PUBLISHED] is None and 5 < errors[presets.ORIGINAL_HEAD] < 20
+        # The alias takes whichever family is lower on the 846 originals.
+        best = min(("akamaster_cifar10", "zoo_cifar10"),
+                   key=lambda f: presets.BUILTIN[f][depth].test_error[presets.ORIGINAL_HEAD])
+        assert weights_lib.ALIASES["cifar10"][depth] == best
+
+
+def test_per_pixel_mean_preprocessing(monkeypatch, tmp_path):
+    monkeypatch.setattr(keras.utils, "get_file", _no_download)
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    preset = presets.BUILTIN["zoo_cifar10"][20]
+    mean = np.load(pathlib.Path(presets.WEIGHTS_DATA) / preset.preprocessing["mean_file"])
+    got = keras.ops.convert_to_numpy(preprocessing.preprocess_input(raw, weights="zoo_cifar10"))
+    np.testing.assert_allclose(got, raw - mean, rtol=1e-6, atol=1e-4)
+    layer = keras_resnet.Preprocessing({"mean": mean}, data_format="channels_first")
+    first = keras.ops.convert_to_numpy(layer(np.transpose(raw, (0, 3, 1, 2))))
+    np.testing.assert_allclose(first, np.transpose(raw - mean, (0, 3, 1, 2)), rtol=1e-6, atol=1e-4)
+    with pytest.raises(ValueError, match=r"per-pixel mean of 32x32 images; received input of shape \(1, 40, 40, 3\)"):
+        preprocessing.preprocess_input(np.zeros((1, 40, 40, 3), "float32"), weights="zoo_cifar10")
+    with pytest.raises(ValueError, match=r"per channel \(3 values\) or per pixel \(H, W, 3\). Received shape \(4,\)"):
+        keras_resnet.Preprocessing({"mean": [1, 2, 3, 4]})
+
+    # The model keeps the mean in its config: it loads without the file.
+    model = keras_resnet.ResNet(20, weights="zoo_cifar10", include_preprocessing=True)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(loaded.predict(raw, verbose=0), model.predict(raw, verbose=0))
+
+    # A changed or missing mean file is refused, naming it.
+    bad = tmp_path / "mean.npy"
+    np.save(bad, mean + 1)
+    tampered = dataclasses.replace(preset, preprocessing={**preset.preprocessing, "mean_file": str(bad)})
+    monkeypatch.setitem(weights_lib.PRESETS["zoo_cifar10"], 20, tampered)
+    with pytest.raises(ValueError, match=f"mean file '{bad}' has sha256 .*not the pinned"):
+        preprocessing.preprocess_input(raw, weights="zoo_cifar10")
+    gone = dataclasses.replace(preset, preprocessing={**preset.preprocessing, "mean_file": str(tmp_path / "no.npy")})
+    monkeypatch.setitem(weights_lib.PRESETS["zoo_cifar10"], 20, gone)
+    with pytest.raises(ValueError, match="Cannot read the preprocessing mean file .*no.npy"):
+        keras_resnet.ResNet(20, weights="zoo_cifar10", include_preprocessing=True)
 
 
 def test_alias_picks_the_lowest_error_per_depth(monkeypatch):
@@ -219,11 +275,13 @@ def test_download_preset_from_loopback(server, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.realdata
-@pytest.mark.parametrize("depth", SHIPPED)
-def test_registry_figures(depth, cifar_test_arrays):
+@pytest.mark.parametrize(
+    "family,depth", [("akamaster_cifar10", d) for d in SHIPPED] + [("zoo_cifar10", d) for d in ZOO]
+)
+def test_registry_figures(family, depth, cifar_test_arrays):
     """The errors the registry records, measured again on this CPU."""
-    model = keras_resnet.ResNet(depth, weights="cifar10", include_preprocessing=True)
-    recorded = weights_lib.get_preset("cifar10", depth=depth).test_error
+    model = keras_resnet.ResNet(depth, weights=family, include_preprocessing=True)
+    recorded = weights_lib.get_preset(family, depth=depth).test_error
     head = np.load(CIFAR_ORIGINAL_HEAD)
     measured = {}
     for test_set, (images, labels) in {
