@@ -63,21 +63,13 @@ def parse_args(argv):
 
 
 def build(recipe, images):
+    """The compiled training model `zoo.train` builds under JAX, seeded."""
     import keras
 
-    from zoo import augment_layers
-    from zoo import model as model_lib
-    from zoo import runs
+    from zoo import fit_arrays
 
     keras.utils.set_random_seed(0)
-    net = model_lib.build(recipe, images.mean(axis=0))
-    inputs = keras.Input(net.input_shape[1:])
-    augmented = inputs
-    for layer in augment_layers.cifar(recipe.pad, recipe.flip, seed=recipe.seed):
-        augmented = layer(augmented)
-    model = keras.Model(inputs, net(augmented))
-    runs.compile_model(model, recipe)
-    return model
+    return fit_arrays.build_train_model(recipe, images)[1]
 
 
 def time_scan(model, images, labels, args):

@@ -18,11 +18,9 @@ import tempfile
 import keras
 import numpy as np
 
-from zoo import augment_layers
 from zoo import datasets
 from zoo import fit_arrays
 from zoo import history
-from zoo import model as model_lib
 from zoo import runs
 from zoo import scan_loop
 from zoo import train
@@ -46,14 +44,7 @@ def relative(a, b):
 
 def build(recipe, x):
     keras.utils.set_random_seed(recipe.seed)
-    net = model_lib.build(recipe, x.mean(axis=0))
-    inputs = keras.Input(net.input_shape[1:])
-    augmented = inputs
-    for layer in augment_layers.cifar(recipe.pad, recipe.flip, seed=recipe.seed):
-        augmented = layer(augmented)
-    model = keras.Model(inputs, net(augmented))
-    runs.compile_model(model, recipe)
-    return model
+    return fit_arrays.build_train_model(recipe, x)[1]
 
 
 def same_as_fit():

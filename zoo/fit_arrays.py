@@ -97,14 +97,7 @@ def run(recipe, workdir, dataset, data_dir, verbose, loop="auto"):
             )
     splits = datasets.load_arrays(dataset, recipe, data_dir)
     x, y = splits.train
-    mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
-    model = model_lib.build(recipe, mean)
-    inputs = keras.Input(model.input_shape[1:], name="pixels")
-    augmented = inputs
-    for layer in augment_layers.cifar(recipe.pad, recipe.flip, seed=recipe.seed):
-        augmented = layer(augmented)
-    train_model = keras.Model(inputs, model(augmented), name=f"{recipe.name}_train")
-    schedule = runs.compile_model(train_model, recipe)
+    model, train_model, schedule = build_train_model(recipe, x)
     callbacks = runs.callbacks(workdir, schedule, tensorboard=False)
     val = _float(splits.val) if recipe.val_size else None
     if use_scan_loop(loop, recipe, devices):
@@ -143,6 +136,21 @@ def run(recipe, workdir, dataset, data_dir, verbose, loop="auto"):
         splits.classes,
         {"y": yt, "batch_size": recipe.batch_size},
     )
+
+
+def build_train_model(recipe, images):
+    """(model, train_model, lr schedule): the recipe's net behind the mean of
+    `images`, and the compiled model that trains it with the paper's
+    augmentation in front (on the device; identity at inference)."""
+    mean = images.mean(axis=0, dtype=np.float64).astype(np.float32)
+    model = model_lib.build(recipe, mean)
+    inputs = keras.Input(model.input_shape[1:], name="pixels")
+    augmented = inputs
+    for layer in augment_layers.cifar(recipe.pad, recipe.flip, seed=recipe.seed):
+        augmented = layer(augmented)
+    train_model = keras.Model(inputs, model(augmented), name=f"{recipe.name}_train")
+    schedule = runs.compile_model(train_model, recipe)
+    return model, train_model, schedule
 
 
 def use_scan_loop(loop, recipe, devices):
