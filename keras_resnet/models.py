@@ -11,6 +11,7 @@ from keras_resnet import fast_build
 from keras_resnet import preprocessing
 from keras_resnet import specs
 from keras_resnet import weights as weights_lib
+from keras_resnet.layers import NaNPropagatingMaxPooling2D
 
 POOLINGS = (None, "avg", "max")
 # Keras builds a functional graph with one recursive Python call per layer on
@@ -165,7 +166,9 @@ def ResNet(
             # Zero padding equals Caffe/PyTorch's -inf padding here: inputs are
             # post-ReLU, so >= 0.
             x = layers.ZeroPadding2D(1, data_format=data_format, name="pool1_pad")(x)
-            x = layers.MaxPooling2D(3, strides=2, data_format=data_format, name="pool1_pool")(x)
+            x = NaNPropagatingMaxPooling2D(
+                3, strides=2, data_format=data_format, name="pool1_pool"
+            )(x)
         else:
             x = blocks.conv_bn_relu(x, 16, 3, 1, "conv1", options)
         for stage in spec.stages:

@@ -28,21 +28,26 @@ and a model without a classifier (`include_top=False`) returns `features`.
 A classifier with `classifier_activation=None` (logits) gets a softmax, so
 `probabilities` are always probabilities.
 
-All endpoints share one traced function of the model, so a deep model is
-traced once. `export_tflite` writes the float or dynamic-range quantised
+An image with a NaN or infinite pixel gets NaN outputs (probabilities,
+scores, features) from every endpoint, and a model whose weights are not all
+finite is refused. All endpoints share one traced function of the model, so
+a deep model is traced once. `export_tflite` writes the float or dynamic-range quantised
 TFLite version of the same graph (probabilities only).
 
 This module needs the TensorFlow backend and imports TensorFlow only when
 called, so `import keras_resnet` works without TensorFlow.
 """
 
+import glob
 import os
 import pathlib
 import shutil
+import socket
 import tempfile
 
 import keras
 
+from keras_resnet import specs
 from keras_resnet.fold import fold_batchnorm as fold_batchnorm_fn
 from keras_resnet.models import recursion_headroom
 
@@ -198,6 +203,7 @@ class _Plan:
             )
         self.preprocessing = preprocessing
         self.model = fold_batchnorm_fn(model) if fold else model
+        _check_finite_weights(self.model)
 
         shape = tuple(model.inputs[0].shape)
         if len(shape) != 4 or 3 not in (shape[1], shape[3]):
@@ -266,6 +272,23 @@ class _Plan:
         return top_k
 
 
+def _check_finite_weights(model):
+    """Refuses a model with NaN or infinite weights: its answers would be noise."""
+    import numpy as np
+
+    bad = [
+        w.path for w in model.weights
+        if not np.isfinite(keras.ops.convert_to_numpy(w)).all()
+    ]
+    if bad:
+        raise ValueError(
+            f"`model` has {len(bad)} weight tensors with NaN or infinite values "
+            f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}), so its outputs "
+            "would be meaningless; nothing was exported. Did training diverge? "
+            "Export a checkpoint from before the divergence."
+        )
+
+
 def _head(model):
     """"probabilities", "logits" or "features": what the model outputs."""
     if len(model.outputs[0].shape) != 2:
@@ -311,6 +334,12 @@ def _archive(tf, plan, endpoints, top_k=True):
             if x.dtype != plan.input_dtype:
                 x = tf.cast(x, plan.input_dtype)
             y = plan.model(x, training=False)
+            # NaN for every output of an image with a NaN or infinite pixel,
+            # 0 otherwise. A folded conv+bias+ReLU (and any other kernel
+            # TensorFlow fuses with a ReLU on oneDNN CPUs) maps NaN to 0, so
+            # without this such an image could get a confident answer.
+            poison = tf.reduce_sum(images - images, axis=[1, 2, 3])
+            y = y + tf.reshape(tf.cast(poison, y.dtype), [-1] + [1] * (len(y.shape) - 1))
             if plan.head == "features":
                 return {"features": y}
             probabilities = tf.nn.softmax(y) if plan.head == "logits" else y
