@@ -27,6 +27,8 @@ class ZeroPadShortcut(keras.layers.Layer):
 
     def __init__(self, filters, strides=1, data_format=None, **kwargs):
         super().__init__(**kwargs)
+        filters = _integer(filters)
+        strides = _integer(strides)
         if not isinstance(filters, int) or filters < 1:
             raise ValueError(
                 f"`filters` must be a positive int. Received filters={filters!r}."
@@ -86,6 +88,16 @@ class ZeroPadShortcut(keras.layers.Layer):
             data_format=self.data_format,
         )
         return config
+
+
+def _integer(value):
+    """numpy ints as Python ints; anything else unchanged (and checked later)."""
+    if isinstance(value, bool):
+        return value
+    try:
+        return operator.index(value)
+    except TypeError:
+        return value
 
 
 _FUSED_DTYPES = ("float32", "float16", "bfloat16")

@@ -130,6 +130,7 @@ def ResNet(
             f"`pooling` must be one of {POOLINGS}. Received pooling={pooling!r}."
         )
     classes = defaults["classes"] if classes is None else classes
+    classes = specs.integer(classes) if specs.integer(classes) is not None else classes
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(
             f"`classes` must be a positive int. Received classes={classes!r}."
@@ -288,6 +289,8 @@ def check_input_shape(input_shape, spec, data_format):
             "channels_last or (C, H, W) for channels_first. "
             f"Received input_shape={input_shape!r}."
         )
+    # numpy ints are ints too.
+    input_shape = tuple(d if specs.integer(d) is None else specs.integer(d) for d in input_shape)
     if data_format == "channels_last":
         height, width, channels = input_shape
     else:
@@ -320,7 +323,7 @@ def _inputs(input_tensor, input_shape, spec, size, data_format):
                 f"keras.Input(...). Received input_tensor={input_tensor!r}."
             )
         tensor_shape = tuple(input_tensor.shape[1:])
-        if input_shape is not None and tuple(input_shape) != tensor_shape:
+        if input_shape is not None and check_input_shape(input_shape, spec, data_format) != tensor_shape:
             raise ValueError(
                 f"`input_shape`={tuple(input_shape)!r} contradicts the shape "
                 f"of `input_tensor`, {tensor_shape!r}. Pass one of them."
