@@ -167,7 +167,8 @@ def export_tflite(
         )
     plan = _Plan(model, None, preprocessing, None, None, fold_batchnorm)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+    _remove_stale_staging(path)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=_staging_prefix(path)) as tmp:
         saved = os.path.join(tmp, "saved_model")
         _archive(tf, plan, endpoints=("serve",), top_k=False).write_out(saved, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serve"])
@@ -462,7 +463,8 @@ def _write_atomically(path, overwrite, write):
     once the new export is complete, and removed after the rename.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    _remove_stale_staging(path)
+    staging = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=_staging_prefix(path)))
     target = staging / "export"
     old = None
     try:
@@ -484,3 +486,33 @@ def _write_atomically(path, overwrite, write):
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _staging_prefix(path):
+    """Hidden staging directories name their host and process, so a later
+    export can tell one left by a killed export from one still in use."""
+    return f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}-"
+
+
+def _remove_stale_staging(path):
+    """Removes staging directories of `path` left behind by killed exports.
+
+    A `kill -9` during an export leaves its hidden staging directory (the
+    half-written export) next to `path`. One made on this host by a process
+    that no longer exists is removed; others are left alone.
+    """
+    prefix = f".{path.name}.tmp-{socket.gethostname()}-"
+    for staging in path.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = staging.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and staging.is_dir() and not _alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # Another user's live process.
+    return True
