@@ -73,7 +73,11 @@ def ResNet(
         include_top: whether to end with the pooling + dense classifier.
         weights: None (random He-normal init), a path to a `.weights.h5` or
             `.keras` file saved from a model with the same layer names, or
-            a registered preset name (see `keras_resnet.weights`).
+            a registered preset name (see `keras_resnet.weights`). A
+            `.keras` file must come from the same architecture (family,
+            depth, shortcut, variant, strides: checked); a `.weights.h5`
+            file is checked by weight shapes only, which cannot tell a plain
+            net from its option-A ResNet, nor v1 from v1.5.
         input_tensor: optional Keras tensor to use as the model's input.
         input_shape: shape of one image, (H, W, C) for channels_last or
             (C, H, W) for channels_first. H and W may be None (any size);

@@ -158,7 +158,7 @@ def export_tflite(
             f"`quantization` must be one of {QUANTIZATIONS}. "
             f"Received quantization={quantization!r}."
         )
-    path = pathlib.Path(path)
+    path = pathlib.Path(path).expanduser()
     if path.suffix != ".tflite":
         raise ValueError(f"`path` must end with '.tflite'. Received path={str(path)!r}.")
     if path.exists() and not overwrite:
@@ -438,7 +438,7 @@ def _tensorflow():
 def _check_path(path, overwrite):
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"`path` must be a str or os.PathLike. Received path={path!r}.")
-    path = pathlib.Path(path)
+    path = pathlib.Path(path).expanduser()
     if not isinstance(overwrite, bool):
         raise ValueError(f"`overwrite` must be True or False. Received overwrite={overwrite!r}.")
     if _occupied(path) and not overwrite:

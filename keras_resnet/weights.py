@@ -528,7 +528,7 @@ def _arrays_by_h5_path(path):
         return _arrays_by_h5_key(f)
 
 
-# How each architecture field reads from the built model, for the messages.
+# The fields `architecture` returns, in the order messages list them.
 _ARCHITECTURE_FIELDS = ("family", "depth", "plain", "shortcut", "variant", "strides")
 
 
@@ -686,8 +686,9 @@ def _arrays_by_layer_name(path):
             by_key = _arrays_by_h5_key(f)
     layer_configs = config.get("config", {}).get("layers") if isinstance(config, dict) else None
     if not isinstance(layer_configs, list):
+        kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
         raise ValueError(
-            f"{path!r} holds a {config.get('class_name')!r}, not a functional "
+            f"{path!r} holds a {kind!r}, not a functional "
             "model with named layers; save it with model.save() from a "
             "model built by keras_resnet.ResNet."
         )

@@ -157,3 +157,11 @@ def test_count_flops_of_resnets_is_unchanged():
     scaled = keras.layers.Rescaling(1 / 255)(inputs)
     model = keras.Model(inputs, keras_resnet.ResNet(20)(scaled))
     assert keras_resnet.count_flops(model) == keras_resnet.count_flops(keras_resnet.ResNet(20))
+
+
+def test_export_paths_expand_tilde(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    model = keras_resnet.ResNet(8)
+    assert keras_resnet.export(model, "~/saved", endpoints=("serve",)) == str(tmp_path / "saved")
+    assert keras_resnet.export_tflite(model, "~/m.tflite") == str(tmp_path / "m.tflite")
+    assert (tmp_path / "saved" / "saved_model.pb").exists() and (tmp_path / "m.tflite").exists()

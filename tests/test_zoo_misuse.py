@@ -240,6 +240,7 @@ def test_second_process_on_a_workdir_is_refused(tmp_path):
         pass
 
 
+@pytest.mark.multiprocess
 def test_lock_is_released_when_its_process_is_killed(tmp_path):
     lock = tmp_path / ".lock"
     holder = subprocess.Popen(
@@ -316,11 +317,14 @@ def test_setup_declares_what_tensorflow_datasets_needs():
     assert "importlib_resources" in names
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_argument_errors_lead_with_the_message(tmp_path):
     for module, args, message in [
         ("zoo.train", ["--recipe=cifar10_resnet20", f"--workdir={tmp_path}", "--set=lr=-1"], "`lr` must be"),
         ("zoo.train", ["--recipe=nope", f"--workdir={tmp_path}"], "Unknown recipe 'nope'"),
         ("zoo.evaluate", [f"--workdir={tmp_path}"], "has no config.json"),
+        ("zoo.plot", [str(tmp_path)], "has no history.csv"),
     ]:
         result = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=ENV,
                                 capture_output=True, text=True, timeout=120)

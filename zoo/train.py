@@ -189,19 +189,19 @@ def _check_same_run(workdir, config):
     `folder:./data` are the same run.
     """
     from zoo import history
-    from zoo import runs
 
     path = workdir / "config.json"
     if path.exists() and _has_progress(workdir):
-        previous = history.read_json(
-            path, "the run's config",
-            "It is written once, when the run starts; use a new --workdir (or restore it).",
-        )
-        if isinstance(previous, dict) and isinstance(previous.get("dataset"), str):
-            previous = {**previous, "dataset": datasets.canonical(previous["dataset"])}
+        fix = "It is written once, when the run starts; use a new --workdir (or restore it)."
+        previous = history.read_json(path, "the run's config", fix)
+        if not isinstance(previous, dict) or not isinstance(previous.get("recipe"), dict):
+            raise ValueError(f"{path} does not hold a zoo.train config. {fix}")
+        if isinstance(previous.get("dataset"), str):
+            previous["dataset"] = datasets.canonical(previous["dataset"])
+        if isinstance(previous.get("data_dir"), str):
+            previous["data_dir"] = os.path.abspath(cli.expand(previous["data_dir"]))
         if previous != json.loads(json.dumps(config)):
-            old_recipe = previous.get("recipe") if isinstance(previous, dict) else None
-            old_recipe = old_recipe if isinstance(old_recipe, dict) else {}
+            old_recipe = previous["recipe"]
             changed = sorted(
                 k
                 for k in set(old_recipe) | set(config["recipe"])
