@@ -144,6 +144,18 @@ def test_non_finite_weights_stop_training(tmp_path):
     assert not (tmp_path / "checkpoints" / "latest.weights.h5").exists()
 
 
+def test_non_finite_validation_loss_warns_but_training_goes_on(tmp_path, capsys):
+    # Finite training, NaN in inference mode: not divergence (tiny runs whose
+    # BN moving statistics have barely moved overflow this way).
+    x, y = tiny_data()
+    model = tiny_model()
+    callbacks = runs.callbacks(tmp_path, lambda step: 0.1, tensorboard=False)
+    val = np.full((2, 3), np.nan, "float32"), np.zeros(2, "int32")
+    model.fit(x, y, batch_size=2, epochs=2, validation_data=val, callbacks=callbacks, verbose=0)
+    assert capsys.readouterr().out.count("zoo: warning: the validation loss after epoch") == 2
+    assert int(model.optimizer.iterations.numpy()) == 8
+
+
 def test_diverging_zoo_run_is_not_recorded_as_finished(tmp_path):
     recipe = dataclasses.replace(DIGITS8, lr=1e30, warmup_lr=None, warmup_steps=0)
     with pytest.raises(runs.NonFiniteError, match="Training diverged at step"):

@@ -137,11 +137,6 @@ class Recipe:
             raise ValueError(
                 f"`warmup_steps={self.warmup_steps}` needs `warmup_lr`. Received warmup_lr=None."
             )
-        if self.warmup_steps > self.steps:
-            raise ValueError(
-                f"`warmup_steps` must be <= `steps` ({self.steps}). "
-                f"Received warmup_steps={self.warmup_steps}."
-            )
         if not self.scale_min <= self.scale_max:
             raise ValueError(
                 "`scale_min` must be <= `scale_max`. "

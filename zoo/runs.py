@@ -67,7 +67,10 @@ class StopOnNonFinite(keras.callbacks.Callback):
     NaN once it was) and every weight, BatchNorm's moving statistics
     included, at each epoch's end, before that epoch's history row and
     checkpoint are written: the checkpoint left behind is the last finite
-    state. No results.json or model.keras is written.
+    state. No results.json or model.keras is written. A non-finite
+    validation loss with finite training only prints a warning: it is the
+    net in inference mode that overflows (BN's moving statistics after a
+    few steps, say), not training that diverged.
 
     Args:
         workdir: the run's directory, for the message.
@@ -81,7 +84,15 @@ class StopOnNonFinite(keras.callbacks.Callback):
         self._check_logs(logs, ("loss",))
 
     def on_epoch_end(self, epoch, logs=None):
-        self._check_logs(logs, ("loss", "val_loss"))
+        self._check_logs(logs, ("loss",))
+        value = (logs or {}).get("val_loss")
+        if value is not None and not math.isfinite(float(value)):
+            # Not divergence: training is finite, but the net in inference
+            # mode (BN's moving statistics) is not, e.g. after a few steps.
+            print(
+                f"zoo: warning: the validation loss after epoch {epoch} is {float(value)} "
+                "(results.json records a non-finite loss as null)."
+            )
         bad = [
             w.path for w in self.model.weights
             if not np.isfinite(keras.ops.convert_to_numpy(w)).all()
@@ -94,8 +105,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
         for key in keys:
             value = (logs or {}).get(key)
             if value is not None and not math.isfinite(float(value)):
-                what = "the training loss" if key == "loss" else "the validation loss"
-                self._stop(f"{what} is {float(value)}")
+                self._stop(f"the training loss is {float(value)}")
 
     def _stop(self, what):
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
