@@ -375,10 +375,11 @@ def test_evaluate_refuses_a_bad_limit_and_keeps_its_results(finished_run, limit)
 def test_evaluate_refuses_a_dataset_with_other_classes(finished_run, tmp_path):
     from PIL import Image
 
-    for split in ("train", "test"):
+    for split, count in (("train", 10), ("test", 2)):  # enough for the run's val_size=16
         for name in ("cat", "dog"):
             (tmp_path / "pets" / split / name).mkdir(parents=True)
-            Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "pets" / split / name / "0.png")
+            for i in range(count):
+                Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "pets" / split / name / f"{i}.png")
     before = (finished_run / "eval_center.json").read_text()
     with pytest.raises(ValueError, match=r"has other classes than the run was trained on \(2 vs 10 classes; only in the run: \['0', '1'"):
         evaluate.evaluate(finished_run, ["center"], dataset=f"folder:{tmp_path / 'pets'}")
@@ -412,9 +413,10 @@ def test_export_refuses_an_output_that_is_part_of_the_run(finished_run):
 def test_existing_tflite_is_refused_before_anything_is_written(finished_run, tmp_path):
     tflite = tmp_path / "m.tflite"
     tflite.write_bytes(b"keep me")
-    with pytest.raises(FileExistsError, match=r"--tflite=.*m.tflite' exists; pass --overwrite"):
+    with pytest.raises(FileExistsError) as info:
         export.export_run(finished_run, tmp_path / "saved", tflite=tflite)
     assert not (tmp_path / "saved").exists() and tflite.read_bytes() == b"keep me"
+    assert re.search(r"--tflite=.*m.tflite' exists; pass --overwrite", str(info.value))
 
 
 def test_export_paths_expand_tilde(finished_run, tmp_path, monkeypatch):
@@ -451,6 +453,7 @@ def test_damaged_model_keras_is_named(finished_run, tmp_path):
 
 # --- One short real run: failed start, then the corrected command ------------
 
+@pytest.mark.slow  # 4-8 s alone, 23 s in the loaded full suite
 def test_corrected_command_trains_in_the_workdir_of_a_failed_start(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(ValueError, match="has no train/ directory"):
