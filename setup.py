@@ -28,6 +28,8 @@ setuptools.setup(
         "tensorflow>=2.16",
         "keras>=3.0",
         "tensorflow-datasets>=4.9",
+        # tensorflow-datasets imports it (e.g. for tfds:cifar10) without declaring it.
+        "importlib_resources",
         "absl-py",
         "h5py",
         "numpy",

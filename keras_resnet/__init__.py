@@ -9,7 +9,7 @@
 from keras_resnet import convert
 from keras_resnet.flops import count_flops
 from keras_resnet.fold import fold_batchnorm
-from keras_resnet.layers import FusedBatchNormalization, ZeroPadShortcut
+from keras_resnet.layers import FusedBatchNormalization, NaNPropagatingMaxPooling2D, ZeroPadShortcut
 from keras_resnet.models import (
     DeepResNet,
     ResNet,

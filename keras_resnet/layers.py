@@ -1,4 +1,6 @@
-"""Our two layers: the option-A shortcut, and BatchNorm as one fused kernel."""
+"""Our layers: the option-A shortcut, BatchNorm as one fused kernel, a NaN-safe max-pool."""
+
+import operator
 
 import keras
 from keras import ops
@@ -25,6 +27,8 @@ class ZeroPadShortcut(keras.layers.Layer):
 
     def __init__(self, filters, strides=1, data_format=None, **kwargs):
         super().__init__(**kwargs)
+        filters = _integer(filters)
+        strides = _integer(strides)
         if not isinstance(filters, int) or filters < 1:
             raise ValueError(
                 f"`filters` must be a positive int. Received filters={filters!r}."
@@ -84,6 +88,16 @@ class ZeroPadShortcut(keras.layers.Layer):
             data_format=self.data_format,
         )
         return config
+
+
+def _integer(value):
+    """numpy ints as Python ints; anything else unchanged (and checked later)."""
+    if isinstance(value, bool):
+        return value
+    try:
+        return operator.index(value)
+    except TypeError:
+        return value
 
 
 _FUSED_DTYPES = ("float32", "float16", "bfloat16")
@@ -153,4 +167,37 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 epsilon=self.epsilon, exponential_avg_factor=1.0,
                 data_format="NHWC", is_training=False,
             )[0]
+        # A no-op that Grappler keeps, between the kernel and whatever comes
+        # next. Without it Grappler's remapper fuses a following ReLU into
+        # oneDNN's conv/BN kernels (_MklNativeFusedConv2D with
+        # fused_ops=[FusedBatchNorm, Relu] at inference, _FusedBatchNormEx in
+        # training), and that fused ReLU computes max(x, 0) in a way that
+        # maps NaN to 0: a NaN image then gets a confident class and a NaN
+        # batch a finite loss. Conv + BN still fuse (that fusion keeps NaN);
+        # the ReLU runs as TF's own op, which propagates NaN.
+        outputs = tf.ensure_shape(outputs, inputs.shape)
         return ops.cast(outputs, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class NaNPropagatingMaxPooling2D(keras.layers.MaxPooling2D):
+    """`keras.layers.MaxPooling2D` whose windows that hold a NaN output NaN.
+
+    TensorFlow's MaxPool kernel skips NaN (the max of a window [NaN, 1] is 1,
+    in graphs and eagerly, with or without oneDNN), so a NaN pixel could
+    vanish in the ImageNet stem's max-pool and the net would return a
+    confident class. JAX and PyTorch propagate NaN; so does this layer, on
+    every backend. On TensorFlow it adds the window average of `x - x` (0
+    where x is finite, NaN where it is NaN or infinite) to the max, without
+    a gradient: for finite inputs the values and gradients are exactly
+    those of `MaxPooling2D`. Same arguments and config.
+    """
+
+    def call(self, inputs):
+        outputs = super().call(inputs)
+        if keras.backend.backend() != "tensorflow":
+            return outputs
+        poison = ops.average_pool(
+            inputs - inputs, self.pool_size, self.strides, self.padding, self.data_format
+        )
+        return outputs + ops.stop_gradient(poison)

@@ -11,6 +11,7 @@ from keras_resnet import fast_build
 from keras_resnet import preprocessing
 from keras_resnet import specs
 from keras_resnet import weights as weights_lib
+from keras_resnet.layers import NaNPropagatingMaxPooling2D
 
 POOLINGS = (None, "avg", "max")
 # Keras builds a functional graph with one recursive Python call per layer on
@@ -72,7 +73,11 @@ def ResNet(
         include_top: whether to end with the pooling + dense classifier.
         weights: None (random He-normal init), a path to a `.weights.h5` or
             `.keras` file saved from a model with the same layer names, or
-            a registered preset name (see `keras_resnet.weights`).
+            a registered preset name (see `keras_resnet.weights`). A
+            `.keras` file must come from the same architecture (family,
+            depth, shortcut, variant, strides: checked); a `.weights.h5`
+            file is checked by weight shapes only, which cannot tell a plain
+            net from its option-A ResNet, nor v1 from v1.5.
         input_tensor: optional Keras tensor to use as the model's input.
         input_shape: shape of one image, (H, W, C) for channels_last or
             (C, H, W) for channels_first. H and W may be None (any size);
@@ -129,6 +134,7 @@ def ResNet(
             f"`pooling` must be one of {POOLINGS}. Received pooling={pooling!r}."
         )
     classes = defaults["classes"] if classes is None else classes
+    classes = specs.integer(classes) if specs.integer(classes) is not None else classes
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(
             f"`classes` must be a positive int. Received classes={classes!r}."
@@ -167,7 +173,9 @@ def ResNet(
             # Zero padding equals Caffe/PyTorch's -inf padding here: inputs are
             # post-ReLU, so >= 0.
             x = layers.ZeroPadding2D(1, data_format=data_format, name="pool1_pad")(x)
-            x = layers.MaxPooling2D(3, strides=2, data_format=data_format, name="pool1_pool")(x)
+            x = NaNPropagatingMaxPooling2D(
+                3, strides=2, data_format=data_format, name="pool1_pool"
+            )(x)
         else:
             x = blocks.conv_bn_relu(x, 16, 3, 1, "conv1", options)
         for stage in spec.stages:
@@ -287,6 +295,8 @@ def check_input_shape(input_shape, spec, data_format):
             "channels_last or (C, H, W) for channels_first. "
             f"Received input_shape={input_shape!r}."
         )
+    # numpy ints are ints too.
+    input_shape = tuple(d if specs.integer(d) is None else specs.integer(d) for d in input_shape)
     if data_format == "channels_last":
         height, width, channels = input_shape
     else:
@@ -319,7 +329,7 @@ def _inputs(input_tensor, input_shape, spec, size, data_format):
                 f"keras.Input(...). Received input_tensor={input_tensor!r}."
             )
         tensor_shape = tuple(input_tensor.shape[1:])
-        if input_shape is not None and tuple(input_shape) != tensor_shape:
+        if input_shape is not None and check_input_shape(input_shape, spec, data_format) != tensor_shape:
             raise ValueError(
                 f"`input_shape`={tuple(input_shape)!r} contradicts the shape "
                 f"of `input_tensor`, {tensor_shape!r}. Pass one of them."

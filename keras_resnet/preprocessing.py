@@ -79,8 +79,11 @@ def preprocess_input(x, weights, data_format=None, depth=None):
     mode = mode_of(weights, depth)
     if not isinstance(x, keras.KerasTensor) and not _is_symbolic(x):
         values = ops.convert_to_numpy(x)
-        lowest = float(np.min(values)) if values.size else 0.0
-        if lowest < 0:
+        # Not np.min: one NaN makes it NaN, and NaN < 0 is False, so the
+        # check would pass and already-normalised images be normalised twice.
+        negative = values[values < 0]
+        if negative.size:
+            lowest = float(negative.min())
             raise ValueError(
                 "preprocess_input expects raw RGB pixels in 0..255, but the "
                 f"input has values down to {lowest:.3g}: it looks already "

@@ -28,21 +28,26 @@ and a model without a classifier (`include_top=False`) returns `features`.
 A classifier with `classifier_activation=None` (logits) gets a softmax, so
 `probabilities` are always probabilities.
 
-All endpoints share one traced function of the model, so a deep model is
-traced once. `export_tflite` writes the float or dynamic-range quantised
+An image with a NaN or infinite pixel gets NaN outputs (probabilities,
+scores, features) from every endpoint, and a model whose weights are not all
+finite is refused. All endpoints share one traced function of the model, so
+a deep model is traced once. `export_tflite` writes the float or dynamic-range quantised
 TFLite version of the same graph (probabilities only).
 
 This module needs the TensorFlow backend and imports TensorFlow only when
 called, so `import keras_resnet` works without TensorFlow.
 """
 
+import glob
 import os
 import pathlib
 import shutil
+import socket
 import tempfile
 
 import keras
 
+from keras_resnet import specs
 from keras_resnet.fold import fold_batchnorm as fold_batchnorm_fn
 from keras_resnet.models import recursion_headroom
 
@@ -153,7 +158,7 @@ def export_tflite(
             f"`quantization` must be one of {QUANTIZATIONS}. "
             f"Received quantization={quantization!r}."
         )
-    path = pathlib.Path(path)
+    path = pathlib.Path(path).expanduser()
     if path.suffix != ".tflite":
         raise ValueError(f"`path` must end with '.tflite'. Received path={str(path)!r}.")
     if path.exists() and not overwrite:
@@ -162,7 +167,8 @@ def export_tflite(
         )
     plan = _Plan(model, None, preprocessing, None, None, fold_batchnorm)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+    _remove_stale_staging(path)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=_staging_prefix(path)) as tmp:
         saved = os.path.join(tmp, "saved_model")
         _archive(tf, plan, endpoints=("serve",), top_k=False).write_out(saved, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serve"])
@@ -198,6 +204,7 @@ class _Plan:
             )
         self.preprocessing = preprocessing
         self.model = fold_batchnorm_fn(model) if fold else model
+        _check_finite_weights(self.model)
 
         shape = tuple(model.inputs[0].shape)
         if len(shape) != 4 or 3 not in (shape[1], shape[3]):
@@ -219,6 +226,10 @@ class _Plan:
         fixed = (self.height, self.width)
         if image_size is None:
             return fixed if None not in fixed else None
+        if isinstance(image_size, (tuple, list)):  # numpy ints are ints too.
+            image_size = type(image_size)(
+                d if specs.integer(d) is None else specs.integer(d) for d in image_size
+            )
         if (
             not isinstance(image_size, (tuple, list))
             or len(image_size) != 2
@@ -258,12 +269,30 @@ class _Plan:
             return None
         if top_k is None:
             return min(DEFAULT_TOP_K, self.classes)
+        top_k = top_k if specs.integer(top_k) is None else specs.integer(top_k)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.classes:
             raise ValueError(
                 f"`top_k` must be an int in [1, {self.classes}] (the model's classes). "
                 f"Received top_k={top_k!r}."
             )
         return top_k
+
+
+def _check_finite_weights(model):
+    """Refuses a model with NaN or infinite weights: its answers would be noise."""
+    import numpy as np
+
+    bad = [
+        w.path for w in model.weights
+        if not np.isfinite(keras.ops.convert_to_numpy(w)).all()
+    ]
+    if bad:
+        raise ValueError(
+            f"`model` has {len(bad)} weight tensors with NaN or infinite values "
+            f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}), so its outputs "
+            "would be meaningless; nothing was exported. Did training diverge? "
+            "Export a checkpoint from before the divergence."
+        )
 
 
 def _head(model):
@@ -311,6 +340,12 @@ def _archive(tf, plan, endpoints, top_k=True):
             if x.dtype != plan.input_dtype:
                 x = tf.cast(x, plan.input_dtype)
             y = plan.model(x, training=False)
+            # NaN for every output of an image with a NaN or infinite pixel,
+            # 0 otherwise. A folded conv+bias+ReLU (and any other kernel
+            # TensorFlow fuses with a ReLU on oneDNN CPUs) maps NaN to 0, so
+            # without this such an image could get a confident answer.
+            poison = tf.reduce_sum(images - images, axis=[1, 2, 3])
+            y = y + tf.reshape(tf.cast(poison, y.dtype), [-1] + [1] * (len(y.shape) - 1))
             if plan.head == "features":
                 return {"features": y}
             probabilities = tf.nn.softmax(y) if plan.head == "logits" else y
@@ -403,7 +438,7 @@ def _tensorflow():
 def _check_path(path, overwrite):
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"`path` must be a str or os.PathLike. Received path={path!r}.")
-    path = pathlib.Path(path)
+    path = pathlib.Path(path).expanduser()
     if not isinstance(overwrite, bool):
         raise ValueError(f"`overwrite` must be True or False. Received overwrite={overwrite!r}.")
     if _occupied(path) and not overwrite:
@@ -428,7 +463,8 @@ def _write_atomically(path, overwrite, write):
     once the new export is complete, and removed after the rename.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    _remove_stale_staging(path)
+    staging = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=_staging_prefix(path)))
     target = staging / "export"
     old = None
     try:
@@ -450,3 +486,33 @@ def _write_atomically(path, overwrite, write):
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _staging_prefix(path):
+    """Hidden staging directories name their host and process, so a later
+    export can tell one left by a killed export from one still in use."""
+    return f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}-"
+
+
+def _remove_stale_staging(path):
+    """Removes staging directories of `path` left behind by killed exports.
+
+    A `kill -9` during an export leaves its hidden staging directory (the
+    half-written export) next to `path`. One made on this host by a process
+    that no longer exists is removed; others are left alone.
+    """
+    prefix = f".{path.name}.tmp-{socket.gethostname()}-"
+    for staging in path.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = staging.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and staging.is_dir() and not _alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # Another user's live process.
+    return True

@@ -6,6 +6,7 @@ not writing code.
 """
 
 import dataclasses
+import operator
 
 CIFAR = "cifar"
 IMAGENET = "imagenet"
@@ -86,6 +87,16 @@ PAPER_CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
 PAPER_IMAGENET_DEPTHS = (18, 34, 50, 101, 152)
 
 
+def integer(value):
+    """`value` as an int if it is one (a Python or numpy integer, not a bool), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def is_cifar_depth(depth):
     """Whether `depth` has the CIFAR form 6n+2 with n >= 1."""
     return depth >= 8 and (depth - 2) % 6 == 0
@@ -126,11 +137,12 @@ def resolve_family(depth, family=None):
     Raises:
         ValueError: naming the value received and what is valid.
     """
-    if isinstance(depth, bool) or not isinstance(depth, int):
+    if integer(depth) is None:
         raise ValueError(
             f"`depth` must be an int: {_valid_depths_message()}. "
             f"Received depth={depth!r} of type {type(depth).__name__}."
         )
+    depth = integer(depth)
     if family is not None and family not in FAMILIES:
         raise ValueError(
             f"`family` must be None, 'cifar' or 'imagenet'. "
@@ -164,4 +176,5 @@ def resolve_family(depth, family=None):
 def get_spec(depth, family=None):
     """Returns the `Spec` for `depth` (see `resolve_family`)."""
     family = resolve_family(depth, family)
+    depth = integer(depth)
     return imagenet_spec(depth) if family == IMAGENET else cifar_spec(depth)

@@ -6,10 +6,21 @@ shapes and the fix, and the model is left untouched.
 
 - `.keras` files carry their config: weights are matched by layer name, so a
   file saved with `include_top=True` also loads into `include_top=False`.
-- `.weights.h5` files (`model.save_weights`) carry no names: Keras keys them
-  by layer class and order (`conv2d_7`, `batch_normalization_7`, `dense`).
-  They load into a model of the same architecture; the classifier may be
-  left out (`include_top=False`).
+  The config also says how the net was built, and it must be how the model
+  is built: family, depth, plain or shortcut option, bottleneck variant and
+  every conv's strides. A plain-20 file has exactly the weights of an
+  option-A ResNet-20, and a v1 ResNet-50 those of a v1.5 one, so without
+  this check they would load and compute something else.
+- `.weights.h5` files (`model.save_weights`) carry no names and no config:
+  Keras keys them by layer class and order (`conv2d_7`,
+  `batch_normalization_7`, `dense`). Only the shapes can be checked, so a
+  file loads into any net with the same weight shapes: a plain net and its
+  option-A ResNet, and the v1 and v1.5 bottleneck layouts, are
+  indistinguishable. Load such a file only into the architecture it was
+  saved from, or save `.keras` files, which are checked. The classifier may
+  be left out (`include_top=False`).
+- A file that is not what its suffix says (empty, truncated, corrupt) raises
+  a `ValueError` that names it.
 
 Presets (`keras_resnet.presets` lists the built-in ones) are named after
 their source and hold one entry per depth; an alias ("imagenet",
@@ -78,6 +89,8 @@ def resolve(weights, spec, variant):
         return None
     if isinstance(weights, os.PathLike):
         weights = os.fspath(weights)
+    if isinstance(weights, str) and weights.startswith("~"):
+        weights = os.path.expanduser(weights)
     if not isinstance(weights, str):
         raise ValueError(
             "`weights` must be None, a path to a .weights.h5/.keras file, or "
@@ -200,6 +213,8 @@ def register_preset(
     presets_lib.preprocessing_parameters(preprocessing)  # Raises on a bad mode.
     path = os.fspath(path)
     is_url = path.startswith(("http://", "https://"))
+    if not is_url:
+        path = os.path.expanduser(path)
     if not path.endswith(FILE_SUFFIXES):
         raise ValueError(f"`path` must end in .weights.h5 or .keras. Received path={path!r}.")
     if is_url:
@@ -262,12 +277,23 @@ def load_registry(path):
     Returns:
         The registered `Preset`s.
     """
+    path = os.path.expanduser(os.fspath(path))
     if not os.path.isfile(path):
         raise ValueError(f"Preset registry file not found: {path!r} (from $KERAS_RESNET_PRESETS?).")
-    with open(path) as f:
-        entries = json.load(f)
-    if not isinstance(entries, list):
-        raise ValueError(f"Preset registry {path!r} must hold a JSON list of objects.")
+    try:
+        with open(path) as f:
+            entries = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        empty = " is empty" if os.path.getsize(path) == 0 else " is not valid JSON"
+        raise ValueError(
+            f"Preset registry {path!r}{empty} ({error}). It must hold a JSON list of "
+            "register_preset arguments; fix or delete it (or unset $KERAS_RESNET_PRESETS)."
+        ) from None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ValueError(
+            f"Preset registry {path!r} must hold a JSON list of objects, each the "
+            f"arguments of one register_preset call. Received {str(entries)[:200]}."
+        )
     registered = []
     for entry in entries:
         entry = dict(entry)
@@ -478,14 +504,14 @@ def _load_file(model, path, skip_foreign=False):
             ResNet layer names (e.g. the preprocessing a zoo model holds).
     """
     if path.endswith(".keras"):
-        source = _arrays_by_layer_name(path)
+        source, saved_layers = _read_file(path, _arrays_by_layer_name)
+        _check_architecture(path, saved_layers, model)
         keyed = {layer.name: layer for layer in _weighted_layers(model)}
         describe = "layer name"
         if skip_foreign:
             source = {k: v for k, v in source.items() if k in keyed or _is_resnet_layer(k)}
     else:
-        with h5py.File(path, "r") as f:
-            source = _arrays_by_h5_key(f)
+        source = _read_file(path, _arrays_by_h5_path)
         keyed = positional_keys(model)
         describe = "layer class and position (a .weights.h5 file)"
 
@@ -512,6 +538,120 @@ def _load_file(model, path, skip_foreign=False):
     for layer, arrays in assignments:
         layer.set_weights(arrays)
 
+
+
+def _read_file(path, reader):
+    """`reader(path)`, with a damaged file reported by name, not by h5py or zipfile."""
+    try:
+        return reader(path)
+    except ValueError as error:
+        if not isinstance(error, json.JSONDecodeError):
+            raise
+        state, kind = "cannot be read", "Keras archive"
+        raise ValueError(
+            f"Weights file {path!r} {state}: its config is not valid JSON ({error}). "
+            "Save or download it again."
+        ) from None
+    except (OSError, KeyError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as error:
+        state = "is empty" if os.path.getsize(path) == 0 else "cannot be read"
+        kind = "Keras archive" if path.endswith(".keras") else "HDF5 weights file"
+        raise ValueError(
+            f"Weights file {path!r} {state}: it is not a whole {kind} "
+            f"({type(error).__name__}: {error}). It may be truncated (an interrupted "
+            "copy, download or save); save or download it again."
+        ) from None
+
+
+def _arrays_by_h5_path(path):
+    with h5py.File(path, "r") as f:
+        return _arrays_by_h5_key(f)
+
+
+# The fields `architecture` returns, in the order messages list them.
+_ARCHITECTURE_FIELDS = ("family", "depth", "plain", "shortcut", "variant", "strides")
+
+
+def architecture(layers):
+    """How a keras_resnet net was built, read from its layer names and strides.
+
+    Args:
+        layers: (name, strides) of every layer, from a built model or from
+            the config of a `.keras` file (nested models flattened).
+
+    Returns:
+        A dict with "family", "depth", "plain", "shortcut", "variant" and
+        "strides" (conv name -> strides), or None if the layers are not a
+        keras_resnet net (no `conv1_conv`).
+    """
+    names = {name for name, _ in layers}
+    if "conv1_conv" not in names:
+        return None
+    strides = {
+        name: tuple(value) for name, value in layers
+        if value is not None and name.endswith("_conv")
+    }
+    main_convs = [n for n in names if re.fullmatch(r"conv\d(_block\d+_[123])?_conv", n)]
+    plain = not any(name.endswith("_add") for name in names)
+    if plain:
+        shortcut = None
+    elif "conv2_block2_0_conv" in names:
+        shortcut = "C"
+    elif any(name.endswith("_0_pad") for name in names):
+        shortcut = "A"
+    else:
+        shortcut = "B"
+    variant = None
+    if any(name.endswith("_3_conv") for name in names):  # bottleneck blocks
+        variant = "v1.5" if strides.get("conv3_block1_2_conv") == (2, 2) else "v1"
+    return {
+        "family": "imagenet" if "pool1_pool" in names else "cifar",
+        "depth": len(main_convs) + 1,  # + the classifier, as the paper counts
+        "plain": plain,
+        "shortcut": shortcut,
+        "variant": variant,
+        "strides": strides,
+    }
+
+
+def _check_architecture(path, saved_layers, model):
+    saved = architecture(saved_layers)
+    built = architecture([(layer.name, getattr(layer, "strides", None)) for layer in model.layers])
+    if saved is None or built is None:
+        return  # Not keras_resnet nets: the per-layer checks below still apply.
+    differences = []
+    for field in _ARCHITECTURE_FIELDS[:-1]:
+        if saved[field] != built[field]:
+            differences.append(f"{field}: file {saved[field]!r}, model {built[field]!r}")
+    strides = sorted(
+        name for name in set(saved["strides"]) & set(built["strides"])
+        if saved["strides"][name] != built["strides"][name]
+    )
+    if strides and not differences:
+        differences.append(
+            "strides of " + ", ".join(
+                f"{n} (file {saved['strides'][n]}, model {built['strides'][n]})" for n in strides[:3]
+            )
+        )
+    if differences:
+        raise ValueError(
+            f"Weights file {path!r} was saved from a different network than model "
+            f"{model.name!r} ({'; '.join(differences)}). Its weights would load but compute "
+            "something else. Build the model as the file's was, e.g. "
+            f"{_constructor(saved)}."
+        )
+
+
+def _constructor(arch):
+    arguments = [str(arch["depth"])]
+    if arch["plain"]:
+        arguments.append("plain=True")
+    elif arch["shortcut"] != ("A" if arch["family"] == "cifar" else "B"):
+        arguments.append(f"shortcut={arch['shortcut']!r}")
+    if arch["variant"] == "v1.5":
+        arguments.append("variant='v1.5'")
+    if arch["family"] == "cifar" and arch["depth"] in (50, 152, 200):
+        arguments.append("family='cifar'")
+    return f"keras_resnet.ResNet({', '.join(arguments)})"
 
 
 def _is_resnet_layer(name):
@@ -583,10 +723,11 @@ def _arrays_by_layer_name(path):
         archive.extract("model.weights.h5", tmp)
         with h5py.File(os.path.join(tmp, "model.weights.h5"), "r") as f:
             by_key = _arrays_by_h5_key(f)
-    layer_configs = config.get("config", {}).get("layers")
+    layer_configs = config.get("config", {}).get("layers") if isinstance(config, dict) else None
     if not isinstance(layer_configs, list):
+        kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
         raise ValueError(
-            f"{path!r} holds a {config.get('class_name')!r}, not a functional "
+            f"{path!r} holds a {kind!r}, not a functional "
             "model with named layers; save it with model.save() from a "
             "model built by keras_resnet.ResNet."
         )
@@ -599,7 +740,17 @@ def _arrays_by_layer_name(path):
         key = base if count == 0 else f"{base}_{count}"
         if key in by_key:
             arrays[layer_config["config"]["name"]] = by_key[key]
-    return arrays
+    return arrays, list(_flat_layers(layer_configs))
+
+
+def _flat_layers(layer_configs):
+    """(name, strides) of every layer in a saved functional config, nested models too."""
+    for layer_config in layer_configs:
+        config = layer_config.get("config", {})
+        if isinstance(config.get("layers"), list):
+            yield from _flat_layers(config["layers"])
+        else:
+            yield config.get("name"), config.get("strides")
 
 
 if os.environ.get("KERAS_RESNET_PRESETS"):

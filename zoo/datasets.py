@@ -53,6 +53,49 @@ def parse(spec):
     )
 
 
+def canonical(spec):
+    """`spec` with a folder's path made absolute, `~` expanded, no trailing slash.
+
+    Two spellings of one folder are then one run (and one config.json).
+
+    Raises:
+        ValueError: for a spec that `parse` refuses.
+    """
+    kind, arg = parse(spec)
+    if kind == "folder":
+        return f"folder:{os.path.abspath(os.path.expanduser(arg))}"
+    return spec
+
+
+def check_source(spec):
+    """Cheap checks of a dataset before a run starts: its files are there.
+
+    Raises:
+        ValueError: a folder tree that `check_folder` refuses.
+        ImportError: a package the dataset needs is missing, naming the extra.
+    """
+    kind, arg = parse(spec)
+    if kind == "folder":
+        require("PIL", "pillow", "image folders")
+        check_folder(arg)
+    elif kind == DIGITS:
+        require("sklearn", "scikit-learn", "the digits demo (--dataset=digits)")
+
+
+def require(module, package, needed_by):
+    """Imports `module`, or raises an ImportError that says what to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(
+            f"{needed_by} needs the {package} package, which is not installed "
+            f"({error}). Install the zoo's extras: pip install \"keras-resnet[zoo]\" "
+            f"(from a clone: pip install \".[zoo]\"), or pip install {package}."
+        ) from error
+
+
 def split_train_val(images, labels, val_size, seed):
     """Deterministic seeded split of the training split into train and val.
 
@@ -104,8 +147,7 @@ def _digits(size, seed):
     factor that fits (nearest neighbour), zero-padded to `size`, and
     repeated over 3 channels. A seeded 80/20 split gives train and test.
     """
-    from sklearn.datasets import load_digits
-
+    load_digits = require("sklearn.datasets", "scikit-learn", "the digits demo").load_digits
     digits = load_digits()
     images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
     factor = max(1, size // 8)
@@ -120,6 +162,17 @@ def _digits(size, seed):
     test, train = order[:n_test], order[n_test:]
     classes = [str(c) for c in range(10)]
     return (images[train], labels[train]), (images[test], labels[test]), classes
+
+
+def class_names(spec, data_dir=None):
+    """The class names of a dataset, index = label, without loading its images."""
+    kind, arg = parse(spec)
+    if kind == DIGITS:
+        return [str(c) for c in range(10)]
+    if kind == "folder":
+        return check_folder(arg)
+    tfds = require("tensorflow_datasets", "tensorflow-datasets", f"--dataset={spec}")
+    return list(tfds.builder(arg, data_dir=data_dir).info.features["label"].names)
 
 
 def check_folder(root):
@@ -187,8 +240,7 @@ def decode_file(path, size):
     Raises:
         ValueError: naming the file, if it cannot be read or decoded.
     """
-    from PIL import Image
-
+    Image = require("PIL.Image", "pillow", "image folders")
     try:
         with Image.open(path) as image:
             image = image.convert("RGB")
@@ -202,8 +254,8 @@ def decode_file(path, size):
 def _tfds_arrays(name, data_dir, size):
     """A small tfds dataset (e.g. cifar10) as arrays; downloads if needed."""
     import tensorflow as tf
-    import tensorflow_datasets as tfds
 
+    tfds = require("tensorflow_datasets", "tensorflow-datasets", f"--dataset=tfds:{name}")
     # tfds.load downloads and prepares the dataset on first use.
     splits, info = tfds.load(
         name, split=["train", "test"], data_dir=data_dir, as_supervised=True, with_info=True

@@ -21,18 +21,20 @@ paper's fully-convolutional scores averaged over positions (before the
 softmax). Scales are evaluated without flips.
 """
 
-import json
+import operator
 import pathlib
 
 import numpy as np
 from absl import app
 from absl import flags
 
+from zoo import cli
 from zoo import datasets
 from zoo import history
 from zoo import recipes
 
 MODES = ("center", "ten_crop", "multiscale")
+COMMAND = "zoo.evaluate"
 IMAGENET_SCALES = (224, 256, 384, 480, 640)
 
 FLAGS = flags.FLAGS
@@ -47,7 +49,9 @@ def load_recipe(workdir):
     config_path = pathlib.Path(workdir) / "config.json"
     if not config_path.exists():
         raise ValueError(f"{workdir} has no config.json: is it a zoo.train workdir?")
-    config = json.loads(config_path.read_text())
+    config = history.read_json(
+        config_path, "the run's config", "It is written when the run starts; rerun zoo.train."
+    )
     fields = {k: v for k, v in config["recipe"].items() if k not in ("lr_boundaries", "epochs")}
     fields["lr_decay_at"] = tuple(fields["lr_decay_at"])
     return recipes.Recipe(**fields), config
@@ -65,7 +69,7 @@ def load_model(workdir, recipe, checkpoint=False):
         path = workdir / "model.keras"
         if not path.exists():
             raise ValueError(f"{path} does not exist: the run has not finished (try --checkpoint).")
-        return keras.saving.load_model(path)
+        return runs.load_model_file(path)
     path = workdir / runs.CHECKPOINTS / "latest.weights.h5"
     if not path.exists():
         raise ValueError(f"{path} does not exist: the run has no checkpoint yet.")
@@ -75,8 +79,50 @@ def load_model(workdir, recipe, checkpoint=False):
         raise ValueError("--checkpoint needs the TensorFlow backend (it restores the TF training model).")
     runs.compile_model(model, recipe)
     model.optimizer.build(model.trainable_variables)
-    model.load_weights(path)
+    try:
+        model.load_weights(path)
+    except Exception as error:  # h5py, Keras and OS errors alike: the file is bad.
+        raise ValueError(
+            f"{path} cannot be loaded ({type(error).__name__}: {error}). It may be "
+            f"truncated by a kill during a save: try {path}.bkp (the previous "
+            "checkpoint), or rerun `python -m zoo.train` to continue the run."
+        ) from None
     return model
+
+
+def run_classes(workdir, config, data_dir=None):
+    """The class names the run was trained on, index = label.
+
+    From classes.json (written when the run finished), else from the run's
+    own dataset (e.g. for --checkpoint before the run has finished).
+    """
+    path = pathlib.Path(workdir) / "classes.json"
+    if path.exists():
+        classes = history.read_json(
+            path, "the run's class names", "It is written when the run ends; rerun zoo.train."
+        )
+        if not isinstance(classes, list):
+            raise ValueError(f"{path} must hold a JSON list of class names. Received {classes!r}.")
+        return [str(c) for c in classes]
+    return datasets.class_names(config["dataset"], data_dir or config.get("data_dir"))
+
+
+def check_classes(trained, evaluated, dataset):
+    """Refuses to evaluate on a dataset whose label i is not the run's class i."""
+    if list(trained) == list(evaluated):
+        return
+    missing = sorted(set(trained) - set(evaluated))
+    extra = sorted(set(evaluated) - set(trained))
+    detail = (
+        f"only in the run: {missing[:10]}; only in the dataset: {extra[:10]}"
+        if missing or extra
+        else "the same names in another order, so the labels would not match"
+    )
+    raise ValueError(
+        f"--dataset={dataset} has other classes than the run was trained on "
+        f"({len(evaluated)} vs {len(trained)} classes; {detail}). Its labels would be "
+        "compared with the wrong classes; evaluate on a dataset with the run's classes."
+    )
 
 
 def test_images(spec, recipe, data_dir=None, limit=None):
@@ -147,17 +193,30 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
     """
     from zoo import model as model_lib
 
-    workdir = pathlib.Path(workdir)
+    workdir = pathlib.Path(cli.expand(workdir))
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}. Valid modes: {', '.join(MODES)}.")
+    if limit is not None:
+        try:
+            count = None if isinstance(limit, bool) else operator.index(limit)
+        except TypeError:
+            count = None
+        if count is None or count < 1:
+            raise ValueError(
+                f"`limit` must be None (the whole test split) or an int >= 1. Received limit={limit!r}."
+            )
+    if scales is not None:
+        scales = [_scale(s) for s in scales]
+        if not scales:
+            raise ValueError("`scales` must list at least one shorter side, e.g. 224,256.")
     recipe, config = load_recipe(workdir)
-    dataset = dataset or config["dataset"]
-    data_dir = data_dir or config.get("data_dir")
+    dataset = datasets.canonical(dataset or config["dataset"])
+    data_dir = cli.expand(data_dir) or config.get("data_dir")
+    check_classes(run_classes(workdir, config), datasets.class_names(dataset, data_dir), dataset)
     model = load_model(workdir, recipe, checkpoint)
     if scales is None:
         scales = IMAGENET_SCALES if recipe.family == recipes.IMAGENET else (recipe.image_size,)
-    scales = [int(s) for s in scales]
     full_conv = None
     if "multiscale" in modes:
         mean = np.asarray(model.get_layer(model_lib.MEAN_LAYER).mean).reshape(-1, 3).mean(0)
@@ -180,13 +239,25 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
             else:
                 scores = _scores(model, views(image, recipe, mode)).mean(axis=0)
             correct[mode] += int(np.argmax(scores) == label)
-    results = {mode: correct[mode] / max(total, 1) for mode in modes}
+    if total == 0:
+        raise ValueError(f"--dataset={dataset} has no test images; nothing was evaluated or written.")
+    results = {mode: correct[mode] / total for mode in modes}
     for mode in modes:
         record = {"mode": mode, "accuracy": results[mode], "images": total}
         if mode == "multiscale":
             record["scales"] = scales
         history.write_json(workdir / f"eval_{mode}.json", record)
     return results
+
+
+def _scale(value):
+    try:
+        scale = int(value)
+    except (TypeError, ValueError):
+        scale = 0
+    if scale < 1 or str(value).strip() != str(scale):
+        raise ValueError(f"Each scale must be a positive int (pixels). Received {value!r}.")
+    return scale
 
 
 def _scores(model, images):
@@ -198,9 +269,9 @@ def _scores(model, images):
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+        cli.fail(f"Unexpected arguments: {' '.join(argv[1:])}", COMMAND)
     if not FLAGS.workdir:
-        raise app.UsageError("--workdir is required.")
+        cli.fail("--workdir is required.", COMMAND)
     try:
         results = evaluate(
             FLAGS.workdir,
@@ -211,8 +282,8 @@ def main(argv):
             FLAGS.checkpoint,
             FLAGS.limit,
         )
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
+    except (ValueError, ImportError) as error:
+        cli.fail(str(error), COMMAND)
     for mode, accuracy in results.items():
         print(f"{mode}: accuracy={accuracy:.4f}")
 

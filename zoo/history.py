@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import math
 import os
 import pathlib
 import tempfile
@@ -14,29 +15,90 @@ FIELDS = ("epoch", "step", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
 
 
 def write_atomic(path, text):
-    """Writes `text` to `path` via a temporary file and a rename."""
+    """Writes `text` to `path` via a temporary file and a rename.
+
+    The file gets the permissions a plain `open(path, "w")` would (0666 less
+    the umask), not the 0600 of the temporary file.
+    """
     path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
 
 
+def _umask():
+    mask = os.umask(0o022)  # Reading the umask means setting it; put it back.
+    os.umask(mask)
+    return mask
+
+
 def write_json(path, data):
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """Writes strict JSON: NaN and infinities become null (JSON has neither)."""
+    text = json.dumps(_finite(data), indent=2, sort_keys=True, allow_nan=False)
+    write_atomic(path, text + "\n")
+
+
+def _finite(data):
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
+def read_json(path, what, fix):
+    """Reads a JSON file the zoo wrote; a clear error if it is not valid JSON.
+
+    Args:
+        path: the file.
+        what: what the file is, for the message (e.g. "the run's config").
+        fix: what the user can do about a broken file.
+    """
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+        return json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        state = "is empty" if path.exists() and not path.stat().st_size else "cannot be read"
+        raise ValueError(f"{path} ({what}) {state}: {error}. {fix}") from None
 
 
 def read(path):
-    """The rows of a history.csv as dicts of floats (empty if none)."""
+    """The rows of a history.csv as dicts of floats (empty if none).
+
+    Raises:
+        ValueError: naming the file and the line, if it is not such a CSV.
+    """
     path = pathlib.Path(path)
     if not path.exists():
         return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+    rows = []
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            for row in reader:
+                if None in row or None in row.values():
+                    raise ValueError("wrong number of columns")
+                rows.append({k: float(v) for k, v in row.items() if v != ""})
+        for key in ("epoch", "step", "train_time_s", "epoch_time_s"):
+            if rows and any(key not in r for r in rows):
+                raise ValueError(f"a row lacks {key!r}")
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as error:
+        line = f" (line {reader.line_num})" if "reader" in locals() else ""
+        raise ValueError(
+            f"{path}{line} is not a readable training history: {error}. It is "
+            "rewritten every epoch; restore it from a copy, or delete it (the run then "
+            "resumes, but results.json lacks the time and accuracy of earlier epochs)."
+        ) from None
+    return rows
 
 
 class HistoryCSV(keras.callbacks.Callback):

@@ -8,12 +8,13 @@ end of each epoch). Plain nets go to the left panel and ResNets to the
 right, as in Fig. 6; with only one kind, one panel.
 """
 
-import json
 import pathlib
 
 from absl import app
 from absl import flags
 
+from zoo import cli
+from zoo import datasets
 from zoo import history
 
 FLAGS = flags.FLAGS
@@ -25,12 +26,15 @@ def load_run(workdir):
     Raises:
         ValueError: if the directory holds no history.csv.
     """
-    workdir = pathlib.Path(workdir)
+    workdir = pathlib.Path(cli.expand(workdir))
     rows = history.read(workdir / "history.csv")
     if not rows:
         raise ValueError(f"{workdir} has no history.csv with rows: is it a zoo.train workdir?")
     config_path = workdir / "config.json"
-    recipe = json.loads(config_path.read_text())["recipe"] if config_path.exists() else {}
+    recipe = {}
+    if config_path.exists():
+        config = history.read_json(config_path, "the run's config", "It is written when the run starts.")
+        recipe = config.get("recipe", {}) if isinstance(config, dict) else {}
     label = recipe.get("name", workdir.name)
     steps = [r["step"] for r in rows]
     train_error = [100 * (1 - r["accuracy"]) for r in rows]
@@ -40,8 +44,7 @@ def load_run(workdir):
 
 def plot(workdirs, out):
     """Draws the runs' error curves into the PNG `out`; returns its path."""
-    import matplotlib
-
+    matplotlib = datasets.require("matplotlib", "matplotlib", "zoo.plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -65,7 +68,7 @@ def plot(workdirs, out):
         ax.grid(alpha=0.3)
         ax.legend(title="bold: val, dashed: train")
     fig.tight_layout()
-    out = pathlib.Path(out)
+    out = pathlib.Path(cli.expand(out))
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
@@ -73,11 +76,11 @@ def plot(workdirs, out):
 
 def main(argv):
     if len(argv) < 2:
-        raise app.UsageError("Give one or more zoo.train workdirs: python -m zoo.plot DIR... --out=F.png")
+        cli.fail("Give one or more zoo.train workdirs: python -m zoo.plot DIR... --out=F.png", "zoo.plot")
     try:
         path = plot(argv[1:], FLAGS.out)
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
+    except (ValueError, ImportError) as error:
+        cli.fail(str(error), "zoo.plot")
     print(f"wrote {path}")
 
 

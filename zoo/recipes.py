@@ -12,6 +12,7 @@ boundaries, epochs, steps per epoch) are computed, never typed in.
 
 import dataclasses
 import math
+import operator
 import typing
 
 CIFAR = "cifar"
@@ -94,16 +95,33 @@ class Recipe:
             raise ValueError(
                 f"`family` must be {CIFAR!r} or {IMAGENET!r}. Received family={self.family!r}."
             )
-        for key in ("batch_size", "steps", "epoch_steps", "image_size", "classes"):
-            value = getattr(self, key)
-            if value < 1:
-                raise ValueError(f"`{key}` must be >= 1. Received {key}={value!r}.")
+        # Every number is checked here, when the recipe is made (by
+        # `override` for --set), so a bad value fails before any data is read.
+        for key, minimum in _INT_MINIMUMS.items():
+            self._set(key, _integer(key, getattr(self, key), minimum))
+        for key, (low, high) in _REAL_RANGES.items():
+            self._set(key, _real(key, getattr(self, key), low, high))
+        if self.warmup_lr is not None:
+            self._set("warmup_lr", _real("warmup_lr", self.warmup_lr, *_REAL_RANGES["lr"]))
+        for key in ("plain", "flip", "run_eagerly"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(
+                    f"`{key}` must be True or False. Received {key}={getattr(self, key)!r}."
+                )
+        if self.shortcut not in (None, "A", "B", "C"):
+            raise ValueError(
+                "`shortcut` must be None, 'A', 'B' or 'C'. "
+                f"Received shortcut={self.shortcut!r}."
+            )
         if self.steps % self.epoch_steps:
             raise ValueError(
                 f"`steps` ({self.steps}) must be a multiple of `epoch_steps` "
                 f"({self.epoch_steps}) so that a resumed run ends at the same step. "
                 f"Set e.g. --set=epoch_steps={math.gcd(self.steps, self.epoch_steps)}."
             )
+        self._set("lr_decay_at", tuple(
+            _real("lr_decay_at", f, 0.0, 1.0) for f in _as_tuple(self.lr_decay_at)
+        ))
         if not all(0 < f < 1 for f in self.lr_decay_at) or list(self.lr_decay_at) != sorted(
             self.lr_decay_at
         ):
@@ -124,6 +142,16 @@ class Recipe:
                 "`scale_min` must be <= `scale_max`. "
                 f"Received scale_min={self.scale_min}, scale_max={self.scale_max}."
             )
+        if self.family == IMAGENET:
+            for key in ("scale_min", "eval_resize"):
+                if getattr(self, key) < self.image_size:
+                    raise ValueError(
+                        f"`{key}` (the shorter side before cropping) must be >= "
+                        f"`image_size` ({self.image_size}). Received {key}={getattr(self, key)}."
+                    )
+
+    def _set(self, key, value):
+        object.__setattr__(self, key, value)  # The dataclass is frozen.
 
     @property
     def lr_boundaries(self):
@@ -141,6 +169,54 @@ class Recipe:
         config["lr_boundaries"] = list(self.lr_boundaries)
         config["epochs"] = self.epochs
         return config
+
+
+# The smallest value of each int field.
+_INT_MINIMUMS = {
+    "depth": 1, "classes": 1, "image_size": 1, "batch_size": 1, "steps": 1,
+    "warmup_steps": 0, "val_size": 0, "epoch_steps": 1, "pad": 0, "scale_min": 1,
+    "scale_max": 1, "eval_resize": 1, "mean_examples": 1, "seed": 0,
+}
+# The range of each float field: [low, high) for momentum, (0, inf) for the
+# learning rate, [0, inf) otherwise; always finite.
+_REAL_RANGES = {
+    "lr": (0.0, math.inf),
+    "momentum": (0.0, 1.0),
+    "weight_decay": (0.0, math.inf),
+    "lighting_std": (0.0, math.inf),
+}
+_OPEN_LOW = ("lr", "warmup_lr", "lr_decay_at")
+
+
+def _integer(key, value, minimum):
+    """`value` as an int >= minimum (numpy ints welcome); raises otherwise."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or isinstance(value, bool) or number < minimum:
+        raise ValueError(f"`{key}` must be an int >= {minimum}. Received {key}={value!r}.")
+    return number
+
+
+def _real(key, value, low, high):
+    """`value` as a finite float in the field's range; raises otherwise."""
+    try:
+        number = float(value) if not isinstance(value, (bool, str)) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is not None and math.isfinite(number):
+        above = number > low if key in _OPEN_LOW else number >= low
+        if above and number < high:
+            return number
+    interval = f"{'(' if key in _OPEN_LOW else '['}{low}, {high})"
+    raise ValueError(
+        f"`{key}` must be a finite number in {interval}. Received {key}={value!r}."
+    )
+
+
+def _as_tuple(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
 def register(function):

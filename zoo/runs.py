@@ -1,10 +1,14 @@
 """What every training backend shares: compile, callbacks, the run's files."""
 
+import contextlib
+import math
 import os
 import pathlib
+import shutil
 import time
 
 import keras
+import numpy as np
 
 from zoo import history
 from zoo import schedules
@@ -28,20 +32,216 @@ def compile_model(model, recipe):
 
 
 def callbacks(workdir, schedule, tensorboard=True):
-    """History first, then the checkpoint that covers it (see HistoryCSV)."""
+    """The callbacks every training loop passes to `fit`, in this order.
+
+    1. `StopOnNonFinite`: raises `NonFiniteError` as soon as the loss, or at
+       an epoch's end any weight, is NaN or infinite; first, so that such an
+       epoch reaches neither history.csv nor the checkpoint.
+    2. `history.HistoryCSV`: the epoch's row, before the checkpoint that
+       covers it.
+    3. `Checkpoint`: Keras's BackupAndRestore, made to resume only from a
+       consistent state.
+    4. TensorBoard, if installed and wanted.
+    """
     workdir = pathlib.Path(workdir)
     result = [
+        StopOnNonFinite(workdir),
         history.HistoryCSV(workdir / "history.csv", schedule),
-        keras.callbacks.BackupAndRestore(
-            str(workdir / CHECKPOINTS),
-            save_freq="epoch",
-            double_checkpoint=True,
-            delete_checkpoint=False,
-        ),
+        Checkpoint(workdir / CHECKPOINTS),
     ]
     if tensorboard and _has_tensorboard():
         result.append(keras.callbacks.TensorBoard(str(workdir / "logs")))
     return result
+
+
+class NonFiniteError(RuntimeError):
+    """The loss or the weights of a training run became NaN or infinite."""
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training with `NonFiniteError` when the loss or a weight is not finite.
+
+    Keras's `TerminateOnNaN` stops quietly: `fit` returns as if it were done,
+    and the run would be evaluated and recorded as finished. Here the loss
+    is checked after every step (it is the epoch's running mean, so it stays
+    NaN once it was) and every weight, BatchNorm's moving statistics
+    included, at each epoch's end, before that epoch's history row and
+    checkpoint are written: the checkpoint left behind is the last finite
+    state. No results.json or model.keras is written. A non-finite
+    validation loss with finite training only prints a warning: it is the
+    net in inference mode that overflows (BN's moving statistics after a
+    few steps, say), not training that diverged.
+
+    Args:
+        workdir: the run's directory, for the message.
+    """
+
+    def __init__(self, workdir):
+        super().__init__()
+        self.workdir = pathlib.Path(workdir)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check_logs(logs, ("loss",))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check_logs(logs, ("loss",))
+        value = (logs or {}).get("val_loss")
+        if value is not None and not math.isfinite(float(value)):
+            # Not divergence: training is finite, but the net in inference
+            # mode (BN's moving statistics) is not, e.g. after a few steps.
+            print(
+                f"zoo: warning: the validation loss after epoch {epoch} is {float(value)} "
+                "(results.json records a non-finite loss as null)."
+            )
+        bad = [
+            w.path for w in self.model.weights
+            if not np.isfinite(keras.ops.convert_to_numpy(w)).all()
+        ]
+        if bad:
+            more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+            self._stop(f"weights {', '.join(bad[:3])}{more} hold NaN or infinite values")
+
+    def _check_logs(self, logs, keys):
+        for key in keys:
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                self._stop(f"the training loss is {float(value)}")
+
+    def _stop(self, what):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        raise NonFiniteError(
+            f"Training diverged at step {step}: {what}. The run stops unfinished (no "
+            f"results.json, no model.keras); {self.workdir / CHECKPOINTS} keeps the last "
+            "finite state. Rerunning the same command resumes from there and will likely "
+            "diverge again: check the images for NaN, or train in a new --workdir with a "
+            "smaller learning rate (e.g. --set=lr=0.01)."
+        )
+
+
+class Checkpoint(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore (two checkpoints), resuming only from a consistent one.
+
+    A checkpoint is two files written one after the other: the weights,
+    which hold the optimizer's step counter, then training_metadata.json,
+    which holds the epoch. A kill between the two left weights of epoch
+    n + 1 beside metadata of epoch n, and Keras resumed at epoch n with the
+    step counter already one epoch on, so the run ended one epoch late (250
+    steps instead of 200). An empty or truncated metadata file crashed the
+    resume although the backup pair was intact.
+
+    Here each file is written to a temporary name and renamed into place,
+    and a restore takes the latest pair, else the backup pair (`.bkp`), only
+    if both of its files read and the restored step counter equals the
+    metadata's epoch times the steps per epoch. A backup that is used is
+    copied over the latest pair, so that the next save keeps it as the new
+    backup. If no pair is consistent, training refuses to start, naming
+    the files and what is wrong with each.
+
+    Everything happens in the standard callback hooks (`on_train_begin`,
+    `on_epoch_end`), so any loop that calls them gets it. Steps per epoch
+    come from `self.params["steps"]`, which `fit` sets.
+
+    Args:
+        backup_dir: the checkpoint directory.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__(
+            str(backup_dir), save_freq="epoch", double_checkpoint=True, delete_checkpoint=False
+        )
+
+    def _pairs(self):
+        return (
+            ("latest", self._weights_path, self._training_metadata_path),
+            ("backup", self._prev_weights_path, self._prev_training_metadata_path),
+        )
+
+    def on_train_begin(self, logs=None):
+        pairs = self._pairs()
+        if not any(os.path.exists(path) for _, *paths in pairs for path in paths):
+            return  # A new run.
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        steps = (self.params or {}).get("steps")
+        problems = []
+        for name, weights, metadata in pairs:
+            problem = self._restore(weights, metadata, steps)
+            if problem is None:
+                if name == "backup":
+                    _copy_atomic(weights, self._weights_path)
+                    _copy_atomic(metadata, self._training_metadata_path)
+                    print(f"zoo: resumed from the backup checkpoint ({'; '.join(problems)})")
+                return
+            problems.append(f"{name}: {problem}")
+        raise ValueError(
+            f"Cannot resume from {self.backup_dir}: no checkpoint there is whole and "
+            f"consistent ({'; '.join(problems)}). Delete {self.backup_dir} to train this "
+            "run from the start, or use a new --workdir."
+        )
+
+    def _restore(self, weights, metadata, steps):
+        """Loads one pair; returns what is wrong with it, or None."""
+        if not os.path.exists(weights):
+            return f"{weights} is missing"
+        if not os.path.exists(metadata):
+            return f"{metadata} is missing"
+        try:
+            epoch = history.read_json(metadata, "checkpoint metadata", "")["epoch"]
+            if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+                raise ValueError(f"epoch={epoch!r} is not an epoch count")
+        except (ValueError, TypeError, KeyError) as error:
+            return f"{metadata} is not valid checkpoint metadata ({str(error).strip()})"
+        # Keras loads only names ending in .weights.h5, so the backup is
+        # loaded from a copy under such a name.
+        readable = weights
+        if not weights.endswith(".weights.h5"):
+            readable = f"{weights}.tmp-{os.getpid()}.weights.h5"
+            shutil.copyfile(weights, readable)
+        try:
+            self.model.load_weights(readable)
+        except Exception as error:  # h5py, Keras and OS errors alike: the file is bad.
+            return f"{weights} cannot be loaded ({type(error).__name__}: {error})"
+        finally:
+            if readable != weights:
+                os.unlink(readable)
+        restored = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if steps and restored != epoch * steps:
+            return (
+                f"{weights} is at step {restored} but {metadata} says epoch {epoch}, "
+                f"i.e. step {epoch * steps} (a kill between the two writes?)"
+            )
+        self.model._initial_epoch = epoch
+        return None
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        for latest, previous in (
+            (self._weights_path, self._prev_weights_path),
+            (self._training_metadata_path, self._prev_training_metadata_path),
+        ):
+            if os.path.exists(latest):
+                _copy_atomic(latest, previous)
+        tmp = self._weights_path.replace(".weights.h5", f".tmp-{os.getpid()}.weights.h5")
+        try:
+            self.model.save_weights(tmp, overwrite=True)
+            os.replace(tmp, self._weights_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        history.write_json(
+            self._training_metadata_path,
+            {"epoch": self._current_epoch, "batch": self._last_batch_seen},
+        )
+
+
+def _copy_atomic(source, target):
+    tmp = f"{target}.tmp-{os.getpid()}"
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _has_tensorboard():
@@ -99,6 +299,29 @@ def finish(workdir, recipe, model, train_model, test_data, classes, evaluate_kwa
     return results
 
 
+def load_model_file(path):
+    """Loads a run's model.keras; a clear error if the file is damaged."""
+    import zipfile
+
+    import keras_resnet  # Registers the layers model.keras uses.
+
+    fix = (
+        "It is written last, when the run ends, via a temporary file: if it was copied "
+        "or edited since, restore it; or evaluate the last checkpoint instead "
+        "(zoo.evaluate --checkpoint)."
+    )
+    if not zipfile.is_zipfile(path):  # Keras would call it "File not found".
+        raise ValueError(
+            f"{path} cannot be loaded: it is not a whole .keras archive (empty, truncated "
+            f"or corrupt). {fix}"
+        )
+    try:
+        with keras_resnet.recursion_headroom():  # ResNet-1202's graph is deep.
+            return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # zipfile, h5py, JSON and Keras errors alike.
+        raise ValueError(f"{path} cannot be loaded ({type(error).__name__}: {error}). {fix}") from None
+
+
 def save_model(model, path):
     """Saves a .keras file via a temporary name, so no half-written file remains."""
     path = pathlib.Path(path)
@@ -109,3 +332,40 @@ def save_model(model, path):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+class WorkdirBusy(RuntimeError):
+    """Another process is training in the same workdir."""
+
+
+@contextlib.contextmanager
+def exclusive(lock_path):
+    """Holds an exclusive lock on `lock_path` for the block, or raises `WorkdirBusy`.
+
+    The lock is the operating system's (`fcntl.flock`), so it is released
+    when the process ends in any way, `kill -9` included: a stale lock file
+    never blocks a later run. The file holds the holder's pid, for the
+    message.
+    """
+    import fcntl
+
+    lock_path = pathlib.Path(lock_path)
+    handle = open(lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise WorkdirBusy(
+                f"Another process (pid {holder}) is training in {lock_path.parent}. Wait "
+                "for it to end, stop it, or use another --workdir: two runs in one "
+                "workdir would overwrite each other's checkpoints."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()

@@ -24,11 +24,13 @@ at most `epoch_steps` steps are repeated.
 import dataclasses
 import json
 import math
+import os
 import pathlib
 
 from absl import app
 from absl import flags
 
+from zoo import cli
 from zoo import datasets
 from zoo import distribute
 from zoo import recipes
@@ -36,6 +38,8 @@ from zoo import recipes
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 LOOPS = ("auto", "scan", "fit")
 DEMO_STEPS = 300
+COMMAND = "zoo.train"
+LOCK = ".lock"
 
 FLAGS = flags.FLAGS
 
@@ -110,8 +114,17 @@ def train_and_evaluate(
 
     Returns:
         The results dict (also written to workdir/results.json).
+
+    Raises:
+        ValueError: a bad argument, a missing dataset, or a workdir that
+            holds a different run.
+        runs.WorkdirBusy: another process trains in `workdir`.
+        runs.NonFiniteError: the loss or weights became NaN or infinite.
     """
     import keras
+
+    from zoo import history
+    from zoo import runs
 
     backend = keras.backend.backend()
     tf_strategy = None
@@ -123,7 +136,6 @@ def train_and_evaluate(
         raise ValueError(
             f"`mixed_precision` must be one of {POLICIES}. Received {mixed_precision!r}."
         )
-    datasets.parse(dataset)
     if loop not in LOOPS:
         raise ValueError(f"`loop` must be one of {LOOPS}. Received {loop!r}.")
     if backend == "tensorflow" and loop == "scan":
@@ -131,12 +143,18 @@ def train_and_evaluate(
             "--loop=scan needs KERAS_BACKEND=jax; the TensorFlow backend trains with "
             "Keras's fit under tf.distribute (--loop=auto or fit)."
         )
+    dataset = datasets.canonical(dataset)
+    data_dir = cli.expand(data_dir)
+    if data_dir is not None:
+        data_dir = os.path.abspath(data_dir)
     if backend != "tensorflow" and strategy != "auto":
         raise ValueError(
             f"--strategy={strategy} needs the TensorFlow backend; KERAS_BACKEND={backend} "
             "uses keras.distribution.DataParallel over all devices with --strategy=auto."
         )
-    workdir = pathlib.Path(workdir)
+    _check_model_args(recipe)
+    datasets.check_source(dataset)
+    workdir = pathlib.Path(cli.expand(workdir))
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
         "recipe": recipe.to_dict(),
@@ -144,36 +162,66 @@ def train_and_evaluate(
         "data_dir": data_dir,
         "mixed_precision": mixed_precision,
     }
-    _check_same_run(workdir, config)
-    results_path = workdir / "results.json"
-    if results_path.exists():
-        results = json.loads(results_path.read_text())
-        if results.get("steps") == recipe.steps:
-            print(f"{workdir} holds a finished run: test_accuracy={results['test_accuracy']:.4f}")
-            return results
+    lock_name = LOCK
+    if tf_strategy is not None and not distribute.is_chief(tf_strategy):
+        lock_name = f"{LOCK}-worker-{tf_strategy.cluster_resolver.task_id}"
+    with runs.exclusive(workdir / lock_name):
+        _check_same_run(workdir, config)
+        results_path = workdir / "results.json"
+        if results_path.exists():
+            results = history.read_json(
+                results_path, "the run's results",
+                "Delete it to evaluate the trained run again (its checkpoints are kept).",
+            )
+            if results.get("steps") == recipe.steps:
+                print(f"{workdir} holds a finished run: test_accuracy={results['test_accuracy']:.4f}")
+                return results
 
-    keras.config.set_dtype_policy(mixed_precision)
-    keras.utils.set_random_seed(recipe.seed)
-    if backend == "tensorflow":
-        from zoo import fit_tf
+        keras.config.set_dtype_policy(mixed_precision)
+        keras.utils.set_random_seed(recipe.seed)
+        if backend == "tensorflow":
+            from zoo import fit_tf
 
-        return fit_tf.run(recipe, workdir, dataset, data_dir, tf_strategy, verbose)
-    from zoo import fit_arrays
+            return fit_tf.run(recipe, workdir, dataset, data_dir, tf_strategy, verbose)
+        from zoo import fit_arrays
 
-    return fit_arrays.run(recipe, workdir, dataset, data_dir, verbose, loop)
+        return fit_arrays.run(recipe, workdir, dataset, data_dir, verbose, loop)
+
+
+def _check_model_args(recipe):
+    """The network's own checks (depth, family), before any data is read."""
+    from keras_resnet import specs
+
+    specs.get_spec(recipe.depth, recipe.family)
 
 
 def _check_same_run(workdir, config):
+    """Refuses a workdir that holds progress of another run; records `config`.
+
+    A workdir counts as holding a run once it has a checkpoint or results:
+    a start that failed before its first checkpoint (a wrong dataset path,
+    say) leaves nothing to lose, so the corrected command may take it over.
+    Dataset paths are compared as absolute paths, so `folder:data/` and
+    `folder:./data` are the same run.
+    """
     from zoo import history
 
     path = workdir / "config.json"
-    if path.exists():
-        previous = json.loads(path.read_text())
+    if path.exists() and _has_progress(workdir):
+        fix = "It is written once, when the run starts; use a new --workdir (or restore it)."
+        previous = history.read_json(path, "the run's config", fix)
+        if not isinstance(previous, dict) or not isinstance(previous.get("recipe"), dict):
+            raise ValueError(f"{path} does not hold a zoo.train config. {fix}")
+        if isinstance(previous.get("dataset"), str):
+            previous["dataset"] = datasets.canonical(previous["dataset"])
+        if isinstance(previous.get("data_dir"), str):
+            previous["data_dir"] = os.path.abspath(cli.expand(previous["data_dir"]))
         if previous != json.loads(json.dumps(config)):
+            old_recipe = previous["recipe"]
             changed = sorted(
                 k
-                for k in set(previous["recipe"]) | set(config["recipe"])
-                if previous["recipe"].get(k) != config["recipe"].get(k)
+                for k in set(old_recipe) | set(config["recipe"])
+                if old_recipe.get(k) != config["recipe"].get(k)
             ) + [k for k in config if k != "recipe" and previous.get(k) != config[k]]
             raise ValueError(
                 f"{workdir} holds a different run (differs in: {', '.join(changed)}). "
@@ -182,27 +230,41 @@ def _check_same_run(workdir, config):
     history.write_json(path, config)
 
 
+def _has_progress(workdir):
+    from zoo import runs
+
+    checkpoints = workdir / runs.CHECKPOINTS
+    saved = checkpoints.is_dir() and any(checkpoints.iterdir())
+    return saved or (workdir / "results.json").exists()
+
+
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+        cli.fail(f"Unexpected arguments: {' '.join(argv[1:])}", COMMAND)
     if not FLAGS.recipe or not FLAGS.workdir:
-        raise app.UsageError(
-            "--recipe and --workdir are required. Valid recipes: " + ", ".join(recipes.names())
+        cli.fail(
+            "--recipe and --workdir are required. Valid recipes: " + ", ".join(recipes.names()),
+            COMMAND,
         )
     try:
         recipe = resolve(FLAGS.recipe, FLAGS.dataset, FLAGS.steps, FLAGS.set)
     except ValueError as error:
-        raise app.UsageError(str(error)) from None
-    results = train_and_evaluate(
-        recipe,
-        FLAGS.workdir,
-        FLAGS.dataset,
-        FLAGS.data_dir,
-        FLAGS.strategy,
-        FLAGS.mixed_precision,
-        FLAGS.tpu,
-        loop=FLAGS.loop,
-    )
+        cli.fail(str(error), COMMAND)
+    from zoo import runs
+
+    try:
+        results = train_and_evaluate(
+            recipe,
+            FLAGS.workdir,
+            FLAGS.dataset,
+            FLAGS.data_dir,
+            FLAGS.strategy,
+            FLAGS.mixed_precision,
+            FLAGS.tpu,
+            loop=FLAGS.loop,
+        )
+    except (ValueError, ImportError, runs.NonFiniteError, runs.WorkdirBusy) as error:
+        cli.fail(str(error))
     print(
         f"{recipe.name} on {FLAGS.dataset}: test_accuracy={results['test_accuracy']:.4f} "
         f"val_accuracy={results['val_accuracy']} steps={results['steps']} "

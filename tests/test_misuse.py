@@ -1,0 +1,167 @@
+"""The library refuses what would give a silently wrong answer (issue 13).
+
+Architecture mismatches in `.keras` files, damaged weights and registry
+files, numpy scalars, `~` in paths, normalised images with a NaN, and
+layers count_flops cannot count.
+"""
+
+import json
+import os
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import keras_resnet
+from keras_resnet import weights as weights_lib
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A few models saved as .keras and .weights.h5, built once."""
+    root = tmp_path_factory.mktemp("saved")
+    paths = {}
+    for name, kwargs in {
+        "plain8": dict(depth=8, plain=True),
+        "resnet8": dict(depth=8),
+        "resnet50": dict(depth=50, input_shape=(64, 64, 3), classes=10),
+    }.items():
+        depth = kwargs.pop("depth")
+        model = keras_resnet.ResNet(depth, **kwargs)
+        paths[name] = root / f"{name}.keras"
+        model.save(paths[name])
+        paths[f"{name}_h5"] = root / f"{name}.weights.h5"
+        model.save_weights(paths[f"{name}_h5"])
+    return paths
+
+
+@pytest.mark.parametrize("file, build, differs", [
+    ("plain8", dict(depth=8), r"plain: file True, model False"),
+    ("resnet8", dict(depth=8, plain=True), r"plain: file False, model True"),
+    ("resnet8", dict(depth=8, shortcut="B"), r"shortcut: file 'A', model 'B'"),
+    ("resnet50", dict(depth=50, variant="v1.5", input_shape=(64, 64, 3), classes=10),
+     r"variant: file 'v1', model 'v1.5'"),
+    ("resnet50", dict(depth=50, family="cifar", classes=10), r"family: file 'imagenet', model 'cifar'"),
+])
+def test_keras_file_of_another_architecture_is_refused(saved, file, build, differs):
+    depth = build.pop("depth")
+    with pytest.raises(ValueError, match=r"saved from a different network.*" + differs) as info:
+        keras_resnet.ResNet(depth, weights=str(saved[file]), **build)
+    assert "keras_resnet.ResNet(" in str(info.value)  # says how to build it
+
+
+def test_keras_file_of_the_same_architecture_loads(saved):
+    model = keras_resnet.ResNet(8, plain=True, weights=str(saved["plain8"]))
+    reference = keras.saving.load_model(saved["plain8"])
+    for a, b in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_architecture_reads_the_same_from_a_model_and_its_file(saved):
+    model = keras_resnet.ResNet(50, input_shape=(64, 64, 3), classes=10, variant="v1.5")
+    built = weights_lib.architecture([(l.name, getattr(l, "strides", None)) for l in model.layers])
+    assert {k: built[k] for k in ("family", "depth", "plain", "shortcut", "variant")} == {
+        "family": "imagenet", "depth": 50, "plain": False, "shortcut": "B", "variant": "v1.5"}
+    assert weights_lib.architecture([(l.name, None) for l in model.layers])["depth"] == 50
+
+
+def damaged(path, tmp_path, how):
+    data = path.read_bytes()
+    target = tmp_path / f"{how}_{path.name}"
+    target.write_bytes({"empty": b"", "truncated": data[: len(data) // 3]}[how])
+    return target
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated"])
+@pytest.mark.parametrize("file", ["resnet8", "resnet8_h5"])
+def test_damaged_weights_file_is_named(saved, tmp_path, file, how):
+    path = damaged(saved[file], tmp_path, how)
+    with pytest.raises(ValueError, match=re.escape(repr(str(path))) + r" (is empty|cannot be read).*(save|download) it again"):
+        keras_resnet.ResNet(8, weights=str(path))
+
+
+@pytest.mark.parametrize("content, says", [("", "is empty"), ("[{", "is not valid JSON"),
+                                           ('{"name": "x"}', "must hold a JSON list")])
+def test_damaged_preset_registry_is_named(tmp_path, content, says):
+    path = tmp_path / "presets.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=re.escape(repr(str(path))) + f" {says}"):
+        weights_lib.load_registry(str(path))
+
+
+def test_tilde_in_weights_paths(saved, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "r8.keras").write_bytes(saved["resnet8"].read_bytes())
+    model = keras_resnet.ResNet(8, weights="~/r8.keras")
+    assert model.count_params() > 0
+    preset = keras_resnet.register_preset("tilde_test", "~/r8.keras", depth=8, overwrite=True)
+    assert preset.path == str(tmp_path / "r8.keras")
+    (tmp_path / "registry.json").write_text(json.dumps(
+        [{"name": "tilde_test", "path": "r8.keras", "depth": 8}]))
+    assert weights_lib.load_registry("~/registry.json")[0].path == str(tmp_path / "r8.keras")
+
+
+def test_numpy_scalars_are_ints():
+    model = keras_resnet.ResNet(
+        np.int64(20), classes=np.int32(7), input_shape=(np.int64(32), np.int64(32), np.int64(3)))
+    assert model.output_shape == (None, 7) and model.name == "resnet20"
+    layer = keras_resnet.ZeroPadShortcut(np.int64(32), np.int64(2))
+    assert (type(layer.filters), type(layer.strides)) == (int, int)
+    keras.saving.serialize_keras_object(layer)  # JSON-serialisable config
+    with pytest.raises(ValueError, match=r"Received depth=np.float64\(20.0\)"):
+        keras_resnet.ResNet(np.float64(20))
+
+
+@pytest.mark.parametrize("values", [[-100.0, np.nan, 3.0], [np.nan, -0.5]])
+def test_preprocess_input_refuses_normalised_images_with_a_nan(values):
+    x = np.zeros((1, 2, 2, 3), "float32")
+    x.flat[: len(values)] = values
+    with pytest.raises(ValueError, match="looks already normalised"):
+        keras_resnet.preprocess_input(x, weights="imagenet")
+
+
+def test_preprocess_input_passes_nan_through_raw_pixels():
+    x = np.full((1, 2, 2, 3), 128.0, "float32")
+    x[0, 0, 0, 0] = np.nan
+    out = keras.ops.convert_to_numpy(keras_resnet.preprocess_input(x, weights="imagenet"))
+    assert np.isnan(out).sum() == 1  # NaN in, NaN out; the check is for negatives
+
+
+def test_count_flops_counts_depthwise_separable_and_transposed():
+    inputs = keras.Input((16, 16, 4))
+    depthwise = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(inputs)
+    separable = keras.layers.SeparableConv2D(6, 3, padding="same")(depthwise)
+    transposed = keras.layers.Conv2DTranspose(5, 2, strides=2)(separable)
+    model = keras.Model(inputs, transposed)
+    expected = (16 * 16 * 3 * 3 * 4 * 2            # depthwise
+                + 16 * 16 * (3 * 3 * 8 + 8 * 6)  # separable: depthwise + pointwise
+                + 16 * 16 * 2 * 2 * 6 * 5)       # transposed, per input pixel
+    assert keras_resnet.count_flops(model) == expected
+
+
+def test_count_flops_refuses_what_it_cannot_count():
+    inputs = keras.Input((8, 16))
+    attention = keras.layers.MultiHeadAttention(2, 4)(inputs, inputs)
+    with pytest.raises(ValueError, match=r"does not know layer 'multi_head_attention' of type MultiHeadAttention"):
+        keras_resnet.count_flops(keras.Model(inputs, attention))
+    inputs = keras.Input((4,))
+    product = keras.ops.matmul(inputs, keras.ops.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"does not count operation 'matmul'"):
+        keras_resnet.count_flops(keras.Model(inputs, keras.layers.Dense(2)(product)))
+
+
+def test_count_flops_of_resnets_is_unchanged():
+    assert keras_resnet.count_flops(keras_resnet.ResNet(50)) == 3_857_973_248
+    inputs = keras.Input((32, 32, 3))
+    scaled = keras.layers.Rescaling(1 / 255)(inputs)
+    model = keras.Model(inputs, keras_resnet.ResNet(20)(scaled))
+    assert keras_resnet.count_flops(model) == keras_resnet.count_flops(keras_resnet.ResNet(20))
+
+
+def test_export_paths_expand_tilde(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    model = keras_resnet.ResNet(8)
+    assert keras_resnet.export(model, "~/saved", endpoints=("serve",)) == str(tmp_path / "saved")
+    assert keras_resnet.export_tflite(model, "~/m.tflite") == str(tmp_path / "m.tflite")
+    assert (tmp_path / "saved" / "saved_model.pb").exists() and (tmp_path / "m.tflite").exists()

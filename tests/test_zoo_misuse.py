@@ -1,0 +1,467 @@
+"""The zoo refuses bad input early and never loses or mislabels a run (issue 13).
+
+Most tests here are unit-sized: a two-layer model stands in for a ResNet
+where only the callbacks matter, and workdir states are built by hand. One
+test trains ResNet-8 for a few steps.
+"""
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import re
+import shutil
+import stat
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_resnet  # noqa: F401  (registers the layers model.keras uses)
+from zoo import datasets
+from zoo import evaluate
+from zoo import export
+from zoo import history
+from zoo import model as model_lib
+from zoo import recipes
+from zoo import runs
+from zoo import train
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+DIGITS8 = dataclasses.replace(
+    train.resolve("cifar10_resnet20"), depth=8, batch_size=8, steps=4, epoch_steps=2, val_size=16
+)
+
+
+# --- Recipes: every number checked before any data is read -----------------
+
+@pytest.mark.parametrize("assignment, message", [
+    ("lr=-0.1", r"`lr` must be a finite number in \(0.0, inf\). Received lr=-0.1"),
+    ("lr=nan", r"Received lr=nan"),
+    ("lr=inf", r"Received lr=inf"),
+    ("warmup_lr=0", r"`warmup_lr` must be a finite number"),
+    ("momentum=1.5", r"`momentum` must be a finite number in \[0.0, 1.0\)"),
+    ("weight_decay=-1e-4", r"`weight_decay` must be"),
+    ("lighting_std=nan", r"`lighting_std` must be"),
+    ("lr_decay_at=0.5,nan", r"`lr_decay_at` must be"),
+    ("seed=-1", r"`seed` must be an int >= 0"),
+    ("pad=-4", r"`pad` must be an int >= 0"),
+    ("val_size=-1", r"`val_size` must be an int >= 0"),
+    ("warmup_steps=-1", r"`warmup_steps` must be an int >= 0"),
+    ("mean_examples=0", r"`mean_examples` must be an int >= 1"),
+])
+def test_bad_numbers_are_refused_when_the_recipe_is_made(assignment, message):
+    with pytest.raises(ValueError, match=message):
+        train.resolve("cifar10_resnet20", assignments=[assignment])
+
+
+def test_recipe_takes_numpy_scalars_and_stores_python_numbers():
+    recipe = dataclasses.replace(DIGITS8, steps=np.int64(8), epoch_steps=np.int32(4), lr=np.float32(0.5))
+    assert (type(recipe.steps), type(recipe.epoch_steps), type(recipe.lr)) == (int, int, float)
+    json.dumps(recipe.to_dict())  # numpy scalars would not serialise
+    with pytest.raises(ValueError, match=r"`steps` must be an int >= 1. Received steps=2.5"):
+        dataclasses.replace(DIGITS8, steps=2.5)
+
+
+def test_bad_depth_is_refused_before_any_data_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "load_arrays", lambda *a, **k: pytest.fail("data was read"))
+    with pytest.raises(ValueError, match=r"family='cifar' needs a depth 6n\+2.*Received depth=21"):
+        train.train_and_evaluate(dataclasses.replace(DIGITS8, depth=21), tmp_path / "run")
+
+
+def test_results_and_every_zoo_json_are_strict_json(tmp_path):
+    path = tmp_path / "results.json"
+    history.write_json(path, {"test_loss": math.nan, "x": [math.inf, 1.0], "y": {"z": -math.inf}})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {
+        "test_loss": None, "x": [None, 1.0], "y": {"z": None}}
+
+
+def test_files_the_zoo_writes_have_normal_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        history.write_json(tmp_path / "a.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+
+
+# --- Non-finite loss or weights stop the run, loudly -------------------------
+
+def tiny_model(lr=0.1):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.SGD(lr), "sparse_categorical_crossentropy")
+    return model
+
+
+def tiny_data(n=8):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 3)).astype("float32"), rng.integers(0, 2, n).astype("int32")
+
+
+def fit(model, workdir, epochs, x=None, y=None, extra=()):
+    if x is None:
+        x, y = tiny_data()
+    callbacks = runs.callbacks(workdir, lambda step: 0.1, tensorboard=False) + list(extra)
+    return model.fit(x, y, batch_size=2, epochs=epochs, callbacks=callbacks, shuffle=False, verbose=0)
+
+
+def test_nan_loss_stops_training_with_a_clear_error(tmp_path):
+    x, y = tiny_data()
+    fit(tiny_model(), tmp_path, 1, x, y)  # one good epoch: a checkpoint at step 4
+    x[5] = np.nan
+    model = tiny_model()
+    with pytest.raises(runs.NonFiniteError, match=r"Training diverged at step 7: the training loss is nan") as info:
+        fit(model, tmp_path, 3, x, y)
+    assert "keeps the last finite state" in str(info.value)
+    # The bad epoch reached neither the history nor the checkpoint.
+    assert json.loads((tmp_path / "checkpoints" / "training_metadata.json").read_text())["epoch"] == 1
+    assert [int(r["step"]) for r in history.read(tmp_path / "history.csv")] == [4]
+
+
+def test_non_finite_weights_stop_training(tmp_path):
+    class Poison(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):  # runs after the guard's own check...
+            pass
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 3:
+                kernel = self.model.layers[0].kernel
+                kernel.assign(np.full(kernel.shape, np.inf, "float32"))
+
+    # Inf weights with a zero input give a finite loss; only the weight
+    # check at the epoch's end sees them.
+    x = np.zeros((8, 3), "float32")
+    with pytest.raises(runs.NonFiniteError, match=r"weights \S*dense\w*/kernel hold NaN or infinite"):
+        fit(tiny_model(), tmp_path, 2, x, np.zeros(8, "int32"), extra=[Poison()])
+    assert not (tmp_path / "checkpoints" / "latest.weights.h5").exists()
+
+
+def test_non_finite_validation_loss_warns_but_training_goes_on(tmp_path, capsys):
+    # Finite training, NaN in inference mode: not divergence (tiny runs whose
+    # BN moving statistics have barely moved overflow this way).
+    x, y = tiny_data()
+    model = tiny_model()
+    callbacks = runs.callbacks(tmp_path, lambda step: 0.1, tensorboard=False)
+    val = np.full((2, 3), np.nan, "float32"), np.zeros(2, "int32")
+    model.fit(x, y, batch_size=2, epochs=2, validation_data=val, callbacks=callbacks, verbose=0)
+    assert capsys.readouterr().out.count("zoo: warning: the validation loss after epoch") == 2
+    assert int(model.optimizer.iterations.numpy()) == 8
+
+
+def test_diverging_zoo_run_is_not_recorded_as_finished(tmp_path):
+    recipe = dataclasses.replace(DIGITS8, lr=1e30, warmup_lr=None, warmup_steps=0)
+    with pytest.raises(runs.NonFiniteError, match="Training diverged at step"):
+        train.train_and_evaluate(recipe, tmp_path, verbose=0)
+    assert not (tmp_path / "results.json").exists() and not (tmp_path / "model.keras").exists()
+
+
+# --- Checkpoints: resume only from a consistent state ------------------------
+
+def checkpoint_files(workdir):
+    root = pathlib.Path(workdir) / "checkpoints"
+    return {
+        "weights": root / "latest.weights.h5", "metadata": root / "training_metadata.json",
+        "bkp_weights": root / "latest.weights.h5.bkp", "bkp_metadata": root / "training_metadata.json.bkp",
+    }
+
+
+def interrupted_after(workdir, epochs):
+    """Trains `epochs` epochs of 4 steps, then stops as a kill would."""
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == epochs:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_model(), workdir, 5, extra=[Stop()])
+    return checkpoint_files(workdir)
+
+
+def resume(workdir, epochs=5):
+    model = tiny_model()
+    history_ = fit(model, workdir, epochs)
+    return int(model.optimizer.iterations.numpy()), len(history_.history["loss"])
+
+
+def test_kill_between_the_weights_and_metadata_writes_falls_back(tmp_path, capsys):
+    files = interrupted_after(tmp_path, 3)  # weights and metadata at epoch 3 (step 12)
+    # The state a kill leaves between the two writes of epoch 3's checkpoint:
+    # new weights (step 12) beside the old metadata (epoch 2).
+    shutil.copy(files["bkp_metadata"], files["metadata"])
+    assert json.loads(files["metadata"].read_text())["epoch"] == 2
+    steps, epochs_run = resume(tmp_path)
+    assert (steps, epochs_run) == (20, 3)  # was 24: one epoch too many
+    assert "resumed from the backup checkpoint" in capsys.readouterr().out
+    rows = history.read(tmp_path / "history.csv")
+    assert [int(r["step"]) for r in rows] == [4, 8, 12, 16, 20]
+
+
+@pytest.mark.parametrize("content", ["", "{\"epo", "[]", "{\"epoch\": -1}"])
+def test_damaged_metadata_falls_back_to_the_backup(tmp_path, content):
+    files = interrupted_after(tmp_path, 3)
+    files["metadata"].write_text(content)
+    assert resume(tmp_path) == (20, 3)
+
+
+def test_truncated_weights_fall_back_to_the_backup(tmp_path):
+    files = interrupted_after(tmp_path, 3)
+    files["weights"].write_bytes(files["weights"].read_bytes()[:100])
+    assert resume(tmp_path) == (20, 3)
+    # The backup became the latest pair: the next save keeps it as a backup.
+    assert json.loads(files["metadata"].read_text())["epoch"] == 5
+
+
+def test_no_consistent_checkpoint_is_refused_naming_the_files(tmp_path):
+    files = interrupted_after(tmp_path, 3)
+    files["metadata"].write_text("")
+    files["bkp_weights"].write_bytes(b"")
+    with pytest.raises(ValueError, match=r"Cannot resume from .*checkpoints.*latest: .*training_metadata.json is not valid.*backup: .*latest.weights.h5.bkp cannot be loaded.*Delete .* to train this run from the start"):
+        resume(tmp_path)
+
+
+def test_a_kill_before_the_first_metadata_write_is_refused(tmp_path):
+    files = interrupted_after(tmp_path, 1)
+    files["metadata"].unlink()
+    with pytest.raises(ValueError, match=r"training_metadata.json is missing"):
+        resume(tmp_path)
+
+
+def test_damaged_history_is_named(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,step,lr\n0,4,0.1\n1,oops,0.1\n")
+    with pytest.raises(ValueError, match=r"history.csv \(line 3\) is not a readable training history.*delete it"):
+        history.read(path)
+
+
+# --- The workdir: locked while in use, never locked by a failed start --------
+
+def test_second_process_on_a_workdir_is_refused(tmp_path):
+    with runs.exclusive(tmp_path / ".lock"):
+        with pytest.raises(runs.WorkdirBusy, match=rf"Another process \(pid {os.getpid()}\) is training in"):
+            with runs.exclusive(tmp_path / ".lock"):
+                pass
+    with runs.exclusive(tmp_path / ".lock"):  # released on exit
+        pass
+
+
+@pytest.mark.multiprocess
+def test_lock_is_released_when_its_process_is_killed(tmp_path):
+    lock = tmp_path / ".lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from zoo import runs\n"
+         f"with runs.exclusive({str(lock)!r}):\n    print('held', flush=True); time.sleep(60)"],
+        cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(runs.WorkdirBusy, match=f"pid {holder.pid}"):
+            with runs.exclusive(lock):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with runs.exclusive(lock):
+        pass
+
+
+def test_failed_start_does_not_lock_the_workdir(tmp_path):
+    missing = tmp_path / "no_such_folder"
+    with pytest.raises(ValueError, match="has no train/ directory"):
+        train.train_and_evaluate(DIGITS8, tmp_path / "run", dataset=f"folder:{missing}")
+    # A failure after config.json was written, before any checkpoint: the
+    # corrected command is not "a different run".
+    (tmp_path / "run").mkdir(exist_ok=True)
+    history.write_json(tmp_path / "run" / "config.json", {"recipe": {}, "dataset": "folder:/x"})
+    train._check_same_run(tmp_path / "run", {"recipe": DIGITS8.to_dict(), "dataset": "digits"})
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["dataset"] == "digits"
+
+
+def test_one_folder_spelled_two_ways_is_one_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    spellings = ["folder:data", "folder:data/", "folder:./data//", f"folder:{tmp_path}/data", "folder:~/data"]
+    assert {datasets.canonical(s) for s in spellings} == {f"folder:{tmp_path}/data"}
+    workdir = tmp_path / "run"
+    (workdir / "checkpoints").mkdir(parents=True)
+    (workdir / "checkpoints" / "latest.weights.h5").write_bytes(b"progress")
+    config = {"recipe": DIGITS8.to_dict(), "dataset": "folder:data/"}
+    history.write_json(workdir / "config.json", config)  # as an older version wrote it
+    train._check_same_run(workdir, {**config, "dataset": datasets.canonical("folder:data")})
+    with pytest.raises(ValueError, match=r"holds a different run \(differs in: dataset\)"):
+        train._check_same_run(workdir, {**config, "dataset": datasets.canonical("folder:other")})
+
+
+def test_damaged_run_files_are_named(tmp_path):
+    workdir = tmp_path / "run"
+    (workdir / "checkpoints").mkdir(parents=True)
+    (workdir / "checkpoints" / "latest.weights.h5").write_bytes(b"progress")
+    (workdir / "config.json").write_text("")
+    with pytest.raises(ValueError, match=r"config.json \(the run's config\) is empty"):
+        train._check_same_run(workdir, {"recipe": DIGITS8.to_dict(), "dataset": "digits"})
+
+
+def test_missing_scikit_learn_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"digits demo.*needs the scikit-learn package.*keras-resnet\[zoo\]"):
+        datasets.check_source("digits")
+
+
+def test_setup_declares_what_tensorflow_datasets_needs():
+    import setuptools
+
+    captured = {}
+    original = setuptools.setup
+    setuptools.setup = lambda **kwargs: captured.update(kwargs)
+    try:
+        exec(compile((REPO / "setup.py").read_text(), "setup.py", "exec"), {"__file__": str(REPO / "setup.py")})
+    finally:
+        setuptools.setup = original
+    names = {re.split(r"[<>=\[ ;]", r)[0].replace("-", "_").lower() for r in captured["install_requires"]}
+    assert "importlib_resources" in names
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_argument_errors_lead_with_the_message(tmp_path):
+    for module, args, message in [
+        ("zoo.train", ["--recipe=cifar10_resnet20", f"--workdir={tmp_path}", "--set=lr=-1"], "`lr` must be"),
+        ("zoo.train", ["--recipe=nope", f"--workdir={tmp_path}"], "Unknown recipe 'nope'"),
+        ("zoo.evaluate", [f"--workdir={tmp_path}"], "has no config.json"),
+        ("zoo.plot", [str(tmp_path)], "has no history.csv"),
+    ]:
+        result = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=ENV,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr[-2000:]
+        # TensorFlow's own start-up log lines aside, the message comes first.
+        lines = [line for line in result.stderr.strip().splitlines()
+                 if not re.match(r"(WARNING: All log messages|[IEW]\d{4} )", line)]
+        assert lines[0].startswith("Error: ") and message in lines[0], result.stderr[:1000]
+        assert len(lines) <= 2 and "flags:" not in result.stderr
+
+
+# --- zoo.evaluate and zoo.export on a hand-made finished run -----------------
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A workdir as zoo.train leaves it (untrained weights: only files matter)."""
+    workdir = tmp_path_factory.mktemp("run")
+    model = model_lib.build(DIGITS8, np.zeros((32, 32, 3), np.float32))
+    runs.save_model(model, workdir / "model.keras")
+    history.write_json(workdir / "config.json", {
+        "recipe": DIGITS8.to_dict(), "dataset": "digits", "data_dir": None, "mixed_precision": "float32"})
+    history.write_json(workdir / "classes.json", [str(i) for i in range(10)])
+    history.write_json(workdir / "eval_center.json", {"mode": "center", "accuracy": 0.9, "images": 359})
+    (workdir / "checkpoints").mkdir()
+    return workdir
+
+
+@pytest.mark.parametrize("limit", [0, -5, True, "3"])
+def test_evaluate_refuses_a_bad_limit_and_keeps_its_results(finished_run, limit):
+    before = (finished_run / "eval_center.json").read_text()
+    with pytest.raises(ValueError, match=rf"`limit` must be None .* or an int >= 1. Received limit={re.escape(repr(limit))}"):
+        evaluate.evaluate(finished_run, ["center"], limit=limit)
+    assert (finished_run / "eval_center.json").read_text() == before
+
+
+def test_evaluate_refuses_a_dataset_with_other_classes(finished_run, tmp_path):
+    from PIL import Image
+
+    for split, count in (("train", 10), ("test", 2)):  # enough for the run's val_size=16
+        for name in ("cat", "dog"):
+            (tmp_path / "pets" / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "pets" / split / name / f"{i}.png")
+    before = (finished_run / "eval_center.json").read_text()
+    with pytest.raises(ValueError, match=r"has other classes than the run was trained on \(2 vs 10 classes; only in the run: \['0', '1'"):
+        evaluate.evaluate(finished_run, ["center"], dataset=f"folder:{tmp_path / 'pets'}")
+    assert (finished_run / "eval_center.json").read_text() == before
+
+
+def test_evaluate_runs_on_the_runs_own_classes(finished_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    assert 0 <= evaluate.evaluate(copy, ["center"], limit=5)["center"] <= 1
+    assert json.loads((copy / "eval_center.json").read_text())["images"] == 5
+
+
+@pytest.mark.parametrize("output", ["run", "run/", "a/b", "a", "a/b/run/../../b"])
+def test_export_refuses_an_output_that_contains_the_run(finished_run, tmp_path, output):
+    # The run sits two folders down in tmp_path, so that even a bug here can
+    # only replace folders of this test.
+    workdir = tmp_path / "a" / "b" / "run"
+    shutil.copytree(finished_run, workdir)
+    target = str(workdir) + "/" if output == "run/" else workdir if output == "run" else tmp_path / output
+    with pytest.raises(ValueError, match="contains the training run"):
+        export.export_run(workdir, target, overwrite=True)
+    assert (workdir / "model.keras").exists() and (workdir / "config.json").exists()
+
+
+def test_export_refuses_an_output_that_is_part_of_the_run(finished_run):
+    with pytest.raises(ValueError, match=r"is part of the training run .*\(checkpoints\)"):
+        export.export_run(finished_run, finished_run / "checkpoints", overwrite=True)
+
+
+def test_existing_tflite_is_refused_before_anything_is_written(finished_run, tmp_path):
+    tflite = tmp_path / "m.tflite"
+    tflite.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError) as info:
+        export.export_run(finished_run, tmp_path / "saved", tflite=tflite)
+    assert not (tmp_path / "saved").exists() and tflite.read_bytes() == b"keep me"
+    assert re.search(r"--tflite=.*m.tflite' exists; pass --overwrite", str(info.value))
+
+
+def test_export_paths_expand_tilde(finished_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    written = export.export_run(finished_run, "~/saved")
+    assert written == [str(tmp_path / "saved")] and (tmp_path / "saved" / "saved_model.pb").exists()
+
+
+def test_killed_export_leaves_no_staging_directory_behind(finished_run, tmp_path):
+    from keras_resnet import serving
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    target = tmp_path / "saved"
+    stale = tmp_path / f"{serving._staging_prefix(target).rsplit('-', 2)[0]}-{dead}-abc123"
+    (stale / "export" / "variables").mkdir(parents=True)  # what a kill -9 leaves
+    alive = tmp_path / f"{serving._staging_prefix(target)}xyz"  # an export in progress
+    alive.mkdir()
+    export.export_run(finished_run, target)
+    assert not stale.exists() and alive.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [alive.name]
+
+
+def test_damaged_model_keras_is_named(finished_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    data = (copy / "model.keras").read_bytes()
+    (copy / "model.keras").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"model.keras cannot be loaded: it is not a whole .keras archive"):
+        export.export_run(copy, tmp_path / "out")
+    with pytest.raises(ValueError, match=r"model.keras cannot be loaded"):
+        evaluate.evaluate(copy, ["center"])
+
+
+# --- One short real run: failed start, then the corrected command ------------
+
+@pytest.mark.slow  # 4-8 s alone, 23 s in the loaded full suite
+def test_corrected_command_trains_in_the_workdir_of_a_failed_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ValueError, match="has no train/ directory"):
+        train.train_and_evaluate(DIGITS8, "~/run", dataset="folder:~/typo", verbose=0)
+    results = train.train_and_evaluate(DIGITS8, "~/run", verbose=0)
+    workdir = tmp_path / "run"
+    assert results["steps"] == 4 and json.loads((workdir / "results.json").read_text())["steps"] == 4
+    for name in ("results.json", "config.json", "classes.json", "history.csv"):
+        assert stat.S_IMODE((workdir / name).stat().st_mode) & 0o044 == 0o044, name
+    with open(workdir / "history.csv", newline="") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [2, 4]
