@@ -93,4 +93,5 @@ def test_cli_on_a_run_and_a_preset(tmp_path):
     bad = subprocess.run(
         [sys.executable, "-m", "zoo.analysis", "--preset=cifar10"], cwd=REPO, capture_output=True, text=True,
     )
-    assert bad.returncode != 0 and "PRESET:DEPTH" in bad.stderr
+    assert bad.returncode == 2, bad.stderr[-2000:]
+    assert "PRESET:DEPTH" in bad.stderr.split("Error: ", 1)[1].splitlines()[0]  # the message first, no help

@@ -25,6 +25,7 @@ import numpy as np
 from absl import app
 from absl import flags
 
+from zoo import cli
 from zoo import datasets
 from zoo import history
 
@@ -137,7 +138,7 @@ def load_source(source, checkpoint=False):
         ValueError: for a preset spec without a depth, or a directory that is
             not a zoo.train workdir.
     """
-    path = pathlib.Path(source).expanduser()
+    path = pathlib.Path(cli.expand(source))
     if path.is_dir():
         from zoo import evaluate
 
@@ -215,15 +216,15 @@ def plot(results, out):
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+        cli.fail(f"Unexpected arguments: {' '.join(argv[1:])}", "zoo.analysis")
     sources = list(FLAGS.workdir) + list(FLAGS.preset)
     if not sources:
-        raise app.UsageError("Give at least one --workdir or --preset=NAME:DEPTH.")
+        cli.fail("Give at least one --workdir or --preset=NAME:DEPTH.", "zoo.analysis")
     try:
         results = analyse(sources, FLAGS.dataset, FLAGS.data_dir, FLAGS.limit, FLAGS.checkpoint)
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
-    out = pathlib.Path(FLAGS.out).expanduser()
+    except (ValueError, ImportError) as error:
+        cli.fail(str(error), "zoo.analysis")
+    out = pathlib.Path(cli.expand(FLAGS.out))
     out.parent.mkdir(parents=True, exist_ok=True)
     history.write_json(out.with_suffix(".json"), results)
     png = plot(results, out.with_suffix(".png"))

@@ -27,6 +27,7 @@ import time
 from absl import app
 from absl import flags
 
+from zoo import cli
 from zoo import recipes
 
 FLAGS = flags.FLAGS
@@ -133,17 +134,18 @@ def summary(root, dirnames):
 
 def main(argv):
     if len(argv) < 2:
-        raise app.UsageError("Give at least one RUN (a recipe name, optionally name:key=value,...).")
+        cli.fail("Give at least one RUN (a recipe name, optionally name:key=value,...).", "zoo.sweep")
     if FLAGS.parallel < 1:
-        raise app.UsageError(f"--parallel must be >= 1. Received {FLAGS.parallel}.")
+        cli.fail(f"--parallel must be >= 1. Received {FLAGS.parallel}.", "zoo.sweep")
     try:
         runs = [parse_run(spec) for spec in argv[1:]]
     except ValueError as error:
-        raise app.UsageError(str(error)) from None
+        cli.fail(str(error), "zoo.sweep")
     extra = [f"--dataset={FLAGS.dataset}", f"--mixed_precision={FLAGS.mixed_precision}"]
     extra += [f"--{flag}" for flag in FLAGS.flag]
-    status = sweep(runs, FLAGS.root, FLAGS.parallel, extra, FLAGS.deadline)
-    print(summary(FLAGS.root, [r[2] for r in runs]))
+    root = cli.expand(FLAGS.root)
+    status = sweep(runs, root, FLAGS.parallel, extra, FLAGS.deadline)
+    print(summary(root, [r[2] for r in runs]))
     failed = [d for d, s in status.items() if s.startswith("failed")]
     if failed:
         raise SystemExit(f"zoo.sweep: failed runs: {failed} (see their train.log)")
