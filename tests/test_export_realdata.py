@@ -115,7 +115,7 @@ def test_zoo_export_command(trained, tmp_path):
     # Again without --overwrite: refused, the export is intact.
     again = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
     assert again.returncode != 0
-    assert "overwrite=True" in again.stderr
+    assert "pass --overwrite to replace it" in again.stderr
     assert (output / "saved_model.pb").is_file()
 
 
