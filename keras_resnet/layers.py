@@ -1,9 +1,9 @@
 """Our layers: the option-A shortcut, BatchNorm as one fused kernel, a NaN-safe max-pool."""
 
-import operator
-
 import keras
 from keras import ops
+
+from keras_resnet import specs
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet")
@@ -92,12 +92,8 @@ class ZeroPadShortcut(keras.layers.Layer):
 
 def _integer(value):
     """numpy ints as Python ints; anything else unchanged (and checked later)."""
-    if isinstance(value, bool):
-        return value
-    try:
-        return operator.index(value)
-    except TypeError:
-        return value
+    as_int = specs.integer(value)
+    return value if as_int is None else as_int
 
 
 _FUSED_DTYPES = ("float32", "float16", "bfloat16")

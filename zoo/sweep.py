@@ -48,11 +48,17 @@ def parse_run(spec):
 
 
 def is_finished(workdir):
-    path = pathlib.Path(workdir) / "results.json"
-    if not path.exists():
+    """Whether `workdir` holds a run whose results reach its recipe's steps.
+
+    Damaged files are left to `zoo.train`, which names them: not finished.
+    """
+    workdir = pathlib.Path(workdir)
+    try:
+        results = json.loads((workdir / "results.json").read_text())
+        config = json.loads((workdir / "config.json").read_text())
+        return results.get("steps") == config["recipe"]["steps"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
-    config = json.loads((pathlib.Path(workdir) / "config.json").read_text())
-    return json.loads(path.read_text()).get("steps") == config["recipe"]["steps"]
 
 
 def command(name, overrides, workdir, extra_flags):
