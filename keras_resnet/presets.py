@@ -269,17 +269,13 @@ def _torchvision(name, repo, depth, variant, top1):
     )
 
 
+def _cifar10(name, depth, **fields):
+    """A CIFAR-10 net of the paper's Sec. 4.2: option A, 10 classes."""
+    return Preset(name=name, depth=depth, family="cifar", variant="v1", shortcut="A", classes=10, **fields)
+
+
 def _akamaster(depth, **fields):
-    return Preset(
-        name="akamaster_cifar10",
-        depth=depth,
-        family="cifar",
-        variant="v1",
-        shortcut="A",
-        classes=10,
-        preprocessing="torch",
-        **fields,
-    )
+    return _cifar10("akamaster_cifar10", depth, preprocessing="torch", **fields)
 
 
 def _akamaster_shipped(depth, sha256, published, original_head, jpeg_copy):
@@ -307,13 +303,9 @@ def _akamaster_download(depth, file_name, published):
 
 def _zoo_shipped(depth, sha256, mean_sha256, original_head, jpeg_copy, recipe):
     """A zoo.train run of ours (RESULTS.md), its net and per-pixel mean shipped."""
-    return Preset(
-        name="zoo_cifar10",
-        depth=depth,
-        family="cifar",
-        variant="v1",
-        shortcut="A",
-        classes=10,
+    return _cifar10(
+        "zoo_cifar10",
+        depth,
         preprocessing={
             "mean_file": f"zoo_cifar10_resnet{depth}_mean.npy",
             "mean_sha256": mean_sha256,

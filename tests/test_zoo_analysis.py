@@ -65,7 +65,7 @@ def test_zoo_model_goes_through_its_mean_layer():
     recipe = recipes.get("cifar10_plain20")
     mean = np.random.default_rng(2).uniform(100, 140, (32, 32, 3)).astype("float32")
     model = model_lib.build(recipe, mean)
-    net = trained_like(analysis._find_net(model), seed=3)
+    net = trained_like(analysis.find_net(model), seed=3)
     images = np.random.default_rng(4).uniform(0, 255, (20, 32, 32, 3)).astype("float32")
     stats = analysis.layer_stds(model, images)
     expected, _ = direct_stds(net, images - mean)

@@ -53,7 +53,7 @@ def checkpoint_path(depth):
     return path
 
 
-def save_float16(model, path, dtype=np.float16):
+def save_weights(model, path, dtype=np.float16):
     """Writes `model`'s weights as a float16 (or `dtype`) `.weights.h5`, deterministically."""
     with tempfile.TemporaryDirectory() as tmp:
         full = os.path.join(tmp, "model.weights.h5")
@@ -94,17 +94,24 @@ def error(model, x, y):
 
 
 def export_zoo_run(workdir, out, measure):
-    """Writes a zoo run's net (float16) and per-pixel mean as preset files."""
-    from zoo import model as model_lib
+    """Writes a finished zoo ResNet run's net (float32) and per-pixel mean as preset files."""
     from zoo import analysis
+    from zoo import evaluate
+    from zoo import model as model_lib
 
-    model = keras.saving.load_model(pathlib.Path(workdir) / "model.keras")
-    net = analysis._find_net(model)
-    depth = int(model.name.split("resnet")[1].split("_")[0])
+    recipe, _ = evaluate.load_recipe(workdir)
+    if recipe.family != "cifar" or recipe.plain or recipe.classes != 10:
+        raise SystemExit(
+            f"--zoo-run takes a CIFAR-10 ResNet run; {workdir} holds {recipe.name} "
+            f"(family={recipe.family}, plain={recipe.plain}, classes={recipe.classes})."
+        )
+    depth = recipe.depth
+    model = evaluate.load_model(workdir, recipe)
+    net = analysis.find_net(model)
     weights_path = out / f"zoo_cifar10_resnet{depth}.weights.h5"
     # float32: nets trained on raw 0..255 pixels minus the mean have BN
     # moving variances beyond float16's range (65504) in their first layers.
-    save_float16(net, weights_path, dtype=np.float32)
+    save_weights(net, weights_path, dtype=np.float32)
     mean = np.asarray(model.get_layer(model_lib.MEAN_LAYER).mean, np.float32).reshape(32, 32, 3)
     mean_path = out / f"zoo_cifar10_resnet{depth}_mean.npy"
     np.save(mean_path, mean)
@@ -146,7 +153,7 @@ def main():
     for depth in DEPTHS:
         converted[depth] = convert.from_cifar_option_a(checkpoint_path(depth))
         path = out / f"akamaster_cifar10_resnet{depth}.weights.h5"
-        save_float16(converted[depth], path)
+        save_weights(converted[depth], path)
         print(f"{depth}: {path.name} {os.path.getsize(path)} bytes sha256 {weights.file_sha256(path)}")
     if not args.measure:
         return

@@ -57,7 +57,7 @@ def response_layers(net):
     return names
 
 
-def _find_net(model):
+def find_net(model):
     """The keras_resnet net inside `model` (itself, or a nested model)."""
     import keras
 
@@ -80,7 +80,7 @@ def probe(model):
 
     from zoo import model as model_lib
 
-    net = _find_net(model)
+    net = find_net(model)
     names = response_layers(net)
     front = None
     if net is not model:
