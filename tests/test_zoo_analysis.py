@@ -59,6 +59,8 @@ def test_stds_match_numpy_on_the_whole_responses():
     np.testing.assert_allclose(stats["std"], expected, rtol=1e-5)
     np.testing.assert_allclose(stats["channel_std"], expected_channel, rtol=1e-5)
     assert np.ptp(stats["std"]) > 0.1  # the check is not trivial
+    with pytest.raises(ValueError, match="needs at least one image. Received 0"):
+        analysis.layer_stds(net, images[:0])
 
 
 def test_zoo_model_goes_through_its_mean_layer():
