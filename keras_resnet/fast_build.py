@@ -17,7 +17,9 @@ costs that are not the network's arithmetic:
    (four per BN layer). A numpy fill converts for a fraction of that.
 3. Keras's seeded Gaussian runs several backend ops per kernel (seed draw,
    key/counter, sampler). numpy's Ziggurat sampler draws the same
-   distribution, N(0, 2 / fan_in) untruncated, at least as fast.
+   distribution, N(0, 2 / fan_in) untruncated, at least as fast. The
+   classifier's Glorot-uniform kernel is drawn with numpy too, so a seeded
+   build gives the same weights on TensorFlow, JAX and PyTorch.
 4. Python's cyclic garbage collector runs many times over the growing heap
    of layer objects while thousands of them are made (~7% of a ResNet-1202
    build). `gc_paused()` holds it off for the build and restores it after.
@@ -79,6 +81,25 @@ class HeNormal(_BuildInitializer):
         seed = np.random.randint(0, 2**31 - 1, size=4)
         values = np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
         values *= np.float32(np.sqrt(2.0 / max(1, fan_in)))
+        return _to_dtype(values, dtype)
+
+
+class GlorotUniform(_BuildInitializer):
+    """U(-l, l), l = sqrt(6 / (fan_in + fan_out)): Keras's default for `Dense`.
+
+    Drawn with numpy like `HeNormal`, so that a seeded build has the same
+    classifier on every backend, not only the same convolutions.
+    """
+
+    def __init__(self):
+        super().__init__(keras.initializers.GlorotUniform())
+
+    def __call__(self, shape, dtype=None):
+        shape = tuple(int(d) for d in shape)
+        fan_in, fan_out = int(np.prod(shape[:-1])), shape[-1]
+        limit = np.sqrt(6.0 / max(1, fan_in + fan_out))
+        seed = np.random.randint(0, 2**31 - 1, size=4)
+        values = np.random.default_rng(seed).uniform(-limit, limit, shape).astype(np.float32)
         return _to_dtype(values, dtype)
 
 

@@ -186,6 +186,7 @@ def ResNet(
             x = layers.Dense(
                 classes,
                 activation=classifier_activation,
+                kernel_initializer=fast_build.GlorotUniform(),
                 kernel_regularizer=regularizer,
                 # Logits and probabilities stay float32 under mixed precision.
                 dtype=keras.config.dtype_policy().variable_dtype,
