@@ -39,5 +39,10 @@ from keras_resnet.models import (
 from keras_resnet.preprocessing import Preprocessing, preprocess_input, preprocessing_layer
 from keras_resnet.serving import export, export_tflite
 from keras_resnet.weights import register_preset
+from keras_resnet import xla_cpu
 
 __version__ = "0.1.0"
+
+# Importing the modules above runs no JAX computation; a model built next
+# would start XLA's CPU backend, which must keep NaN (keras_resnet/xla_cpu.py).
+xla_cpu.keep_nan()

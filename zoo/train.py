@@ -123,6 +123,9 @@ def train_and_evaluate(
     """
     import keras
 
+    # Before the first JAX computation: XLA's CPU reductions must keep NaN
+    # (keras_resnet/xla_cpu.py).
+    import keras_resnet  # noqa: F401
     from zoo import history
     from zoo import runs
 
