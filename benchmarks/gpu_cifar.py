@@ -3,16 +3,18 @@
     KERAS_BACKEND=jax python -m benchmarks.gpu_cifar --depths 20,56,110 --json cifar.json
 
 Builds each net exactly as `python -m zoo.train --recipe=cifar10_resnet<d>`
-does under JAX (mean subtraction, the paper's augmentation as on-device
-layers, SGD on the recipe's schedule, coupled weight decay) and times one
-training step three ways, to say where the time goes:
+does under JAX (mean subtraction, SGD on the recipe's schedule, coupled
+weight decay, the loss on the logits) and times one training step three
+ways, to say where the time goes:
 
 - `scan`: `zoo.scan_loop`'s compiled epoch (data on the device, one
-  program per `--epoch-steps` steps): what the zoo runs on one GPU;
+  program per `--epoch-steps` steps, the paper's crop and flip cut on the
+  device): what the zoo runs on one GPU;
 - `step`: the same jitted `train_step` called from a Python loop on a batch
-  already on the device: device time plus per-step dispatch;
-- `fit`: Keras's `model.fit` on `zoo.fit_arrays.Batches` (batches sliced in
-  host memory, copied per step): the zoo's path before `scan_loop`.
+  already on the device (no augmentation): device time plus per-step
+  dispatch;
+- `fit`: Keras's `model.fit` on `zoo.fit_arrays.Batches` (batches sliced
+  and augmented in host memory, copied per step): the zoo's path off GPUs.
 
 Evaluation (the 5k validation split after each epoch, the 10k test set at
 the end) is timed as well, and the paper's 64k-step schedule is projected
@@ -76,18 +78,20 @@ def time_scan(model, images, labels, args):
     """ms per step of scan_loop's epoch program, and the first epoch's time."""
     import jax
 
-    from zoo import fit_arrays
     from zoo import scan_loop
+    from zoo import stream
 
     scan_loop.prepare(model, images[: args.batch].astype("float32"), labels[: args.batch])
-    run_epoch = scan_loop.epoch_function(model)
+    run_epoch = scan_loop.epoch_function(model, pad=4)
     device_images, device_labels = jax.device_put(images), jax.device_put(labels)
     state = scan_loop.get_state(model)
     times = []
     for repeat in range(args.repeats + 1):
-        indices = fit_arrays.batch_indices(len(labels), args.batch, 0, repeat * args.epoch_steps, args.epoch_steps)
+        first = repeat * args.epoch_steps
+        indices = stream.batch_indices(len(labels), args.batch, 0, first, args.epoch_steps)
+        offsets, flips = stream.crop_offsets_and_flips(args.batch, 0, first, args.epoch_steps, 4, True)
         start = time.perf_counter()
-        state, logs = run_epoch(state, device_images, device_labels, indices)
+        state, logs, _ = run_epoch(state, device_images, device_labels, indices, offsets, flips)
         float(logs["loss"])
         times.append(time.perf_counter() - start)
     scan_loop.set_state(model, state)
@@ -140,7 +144,7 @@ def time_fit(model, images, labels, args):
         def on_epoch_end(self, epoch, logs=None):
             self.times.append(time.perf_counter() - self.start)
 
-    batches = fit_arrays.Batches(images, labels, args.batch, args.step_steps, 0)
+    batches = fit_arrays.Batches(images, labels, args.batch, args.step_steps, 0, 4, True)
     timer = Timer()
     model.fit(
         batches, epochs=args.repeats + 1, shuffle=False, verbose=0,

@@ -151,22 +151,67 @@ def test_tfds_imagenet_streams_through_mock_data():
     assert data.mean.shape == (32, 32, 3)
 
 
-def test_random_pad_crop_layer_crops_each_image_on_its_own():
-    from zoo import augment_layers
+def numpy_pad_crop_flip(images, offsets, flips, pad):
+    """The paper's CIFAR augmentation, written out with numpy slicing."""
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    height, width = images.shape[1:3]
+    out = np.stack([padded[i, r : r + height, c : c + width] for i, (r, c) in enumerate(offsets)])
+    out[flips] = out[flips][:, :, ::-1]
+    return out
 
-    images = np.random.default_rng(3).uniform(0, 255, (12, 32, 32, 3)).astype("float32")
-    layer = augment_layers.RandomPadCrop(4, seed=5)
-    out = np.asarray(layer(images, training=True))
-    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
-    offsets = []
-    for i in range(12):
-        found = [
-            (r, c)
-            for r in range(9)
-            for c in range(9)
-            if np.allclose(out[i], padded[i, r : r + 32, c : c + 32])
-        ]
-        assert found, f"image {i} is not a window of its padded image"
-        offsets.append(found[0])
-    assert len(set(offsets)) > 1  # one offset per image, not per batch
-    assert np.array_equal(np.asarray(layer(images, training=False)), images)
+
+def test_pad_crop_flip_cuts_each_image_at_its_own_offset_exactly():
+    from zoo import augment_ops
+
+    rng = np.random.default_rng(3)
+    images = rng.uniform(0, 255, (12, 32, 32, 3)).astype("float32")
+    images[0, 5, 7, 1] = np.nan  # kept where it lands...
+    images[1, 0, 0, 0] = np.inf  # ...and gone where it is cropped away
+    offsets = rng.integers(0, 9, (12, 2)).astype("int32")
+    offsets[1] = (8, 8)  # crops away row 0 and column 0 of image 1
+    flips = rng.random(12) < 0.5
+    flips[:2] = (True, False)
+    out = np.asarray(augment_ops.pad_crop_flip(images, offsets, flips, 4))
+    expected = numpy_pad_crop_flip(images, offsets, flips, 4)
+    np.testing.assert_array_equal(out, expected)  # NaN where NaN, bit for bit
+    assert np.isnan(out[0]).sum() == 1 and np.isfinite(out[1]).all()
+    # uint8 stays uint8; pad=0 with no flips is the identity.
+    raw = rng.integers(0, 256, (4, 32, 32, 3)).astype("uint8")
+    same = augment_ops.pad_crop_flip(raw, np.zeros((4, 2), "int32"), np.zeros(4, bool), 0)
+    assert np.asarray(same).dtype == np.uint8 and np.array_equal(np.asarray(same), raw)
+
+
+def test_tf_pipeline_augmentation_cuts_with_the_shared_transform():
+    """cifar_batch (tf.data) = pad_crop_flip at TensorFlow's stateless draws."""
+    images = tf.random.uniform((16, 32, 32, 3), 0, 255, seed=1)
+    seed = tf.constant([3, 4], tf.int64)
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    offsets = tf.random.stateless_uniform([16, 2], crop_seed, minval=0, maxval=9, dtype=tf.int32)
+    flips = tf.random.stateless_uniform([16], flip_seed) < 0.5
+    out = augment.cifar_batch(images, seed).numpy()
+    expected = numpy_pad_crop_flip(images.numpy(), offsets.numpy(), flips.numpy(), 4)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_stream_draws_depend_on_seed_and_step_only():
+    from zoo import stream
+
+    offsets, flips = stream.crop_offsets_and_flips(128, 0, 100, 50, 4, True)
+    assert offsets.shape == (50, 128, 2) and flips.shape == (50, 128)
+    assert offsets.min() == 0 and offsets.max() == 8 and flips.dtype == bool
+    # Any window into the stream is the same draws: resume and seeds agree.
+    later, later_flips = stream.crop_offsets_and_flips(128, 0, 130, 5, 4, True)
+    assert np.array_equal(later, offsets[30:35]) and np.array_equal(later_flips, flips[30:35])
+    other, _ = stream.crop_offsets_and_flips(128, 1, 100, 50, 4, True)
+    assert not np.array_equal(other, offsets)
+    # Uniform and independent: 6,400 images x 2 axes over 9 offsets, and
+    # flips with p = 0.5 that do not follow the offsets.
+    counts = np.bincount(offsets.ravel(), minlength=9)
+    expected = offsets.size / 9
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 26.1  # chi-square, 8 degrees of freedom, p = 0.001
+    assert abs(flips.mean() - 0.5) < 4 * 0.5 / np.sqrt(flips.size)
+    even = offsets[..., 0] % 2 == 0
+    assert abs(flips[even].mean() - flips[~even].mean()) < 4 * 0.5 * np.sqrt(1 / even.sum() + 1 / (~even).sum())
+    no_pad, no_flip = stream.crop_offsets_and_flips(8, 0, 0, 3, 0, False)
+    assert not no_pad.any() and not no_flip.any()

@@ -7,6 +7,8 @@ RGB on the 0..255 scale throughout; mean subtraction happens in the model.
 
 import tensorflow as tf
 
+from zoo import augment_ops
+
 # AlexNet's PCA lighting: eigenvalues and eigenvectors of the RGB pixel
 # covariance of ImageNet (on the 0..1 scale), as published with
 # fb.resnet.torch; scaled to 0..255 where applied.
@@ -23,6 +25,9 @@ _EIGVEC = tf.constant(
 def cifar_batch(images, seed, pad=4, flip=True):
     """Pad, random crop back to the input size and flip, per image.
 
+    The draws are TensorFlow's stateless ones; the pixels are cut by
+    `zoo.augment_ops.pad_crop_flip`, the transform every loop shares.
+
     Args:
         images: (B, H, W, C) batch, any dtype (returned as float32).
         seed: int64 tensor of shape (2,).
@@ -31,22 +36,16 @@ def cifar_batch(images, seed, pad=4, flip=True):
     """
     images = tf.cast(images, tf.float32)
     batch = tf.shape(images)[0]
-    height, width = images.shape[1], images.shape[2]
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    offsets = tf.zeros([batch, 2], tf.int32)
+    flips = tf.zeros([batch], tf.bool)
     if pad:
-        padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
         offsets = tf.random.stateless_uniform(
             [batch, 2], crop_seed, minval=0, maxval=2 * pad + 1, dtype=tf.int32
         )
-        # Gather rows then columns per image: a vectorised per-image crop.
-        rows = offsets[:, :1] + tf.range(height)[None]
-        cols = offsets[:, 1:] + tf.range(width)[None]
-        images = tf.gather(padded, rows, axis=1, batch_dims=1)
-        images = tf.gather(images, cols, axis=2, batch_dims=1)
     if flip:
         flips = tf.random.stateless_uniform([batch], flip_seed) < 0.5
-        images = tf.where(flips[:, None, None, None], tf.reverse(images, [2]), images)
-    return images
+    return augment_ops.pad_crop_flip(images, offsets, flips, pad)
 
 
 def resize_shorter(image, size):

@@ -1,55 +1,41 @@
-"""CIFAR augmentation as Keras layers that run on the device, any backend.
+"""The paper's CIFAR augmentation in Keras ops: any backend, on the device.
 
-The JAX (no TensorFlow) path puts these in front of the model during
-training; they are identity at inference and are not saved in model.keras.
+`pad_crop_flip` is the one implementation of "pad 4 pixels on each side,
+take a random 32x32 crop, mirror half of the images" (Sec. 4.2). It takes
+the random draws as arguments: the JAX loops draw them on the host from
+the global step (`zoo.stream`), the tf.data pipeline with TensorFlow's
+stateless generators (`zoo.augment.cifar_batch`). The same draws give the
+same pixels on every backend (tests/test_zoo_equivalence.py).
 """
 
-import keras
 from keras import ops
 
 
-@keras.saving.register_keras_serializable(package="zoo")
-class RandomPadCrop(keras.layers.Layer):
-    """Zero-pads by `pad` and takes a random crop of the input size, per image.
-
-    Keras' RandomCrop draws one offset per batch; the paper's augmentation
-    draws one per image. The crop is two one-hot matmuls (rows, then
-    columns), which is exact and fast on accelerators.
+def pad_crop_flip(images, offsets, flips, pad):
+    """Zero-pads by `pad`, crops each image at its offset, mirrors where flipped.
 
     Args:
-        pad: pixels of zero padding on each side (the paper's 4).
-        seed: seed of the layer's random generator.
+        images: (B, H, W, C) batch, any dtype (the output has the same).
+        offsets: int (B, 2): (row, column) of each crop's top-left corner in
+            the padded image, in [0, 2 * pad].
+        flips: bool (B,): which images to mirror horizontally.
+        pad: zero padding on each side.
+
+    Every output pixel is gathered from one input pixel (one gather over
+    the flattened batch), so values are copied exactly, NaN and infinities
+    included, and a pixel cropped away cannot affect the result.
     """
-
-    def __init__(self, pad=4, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.pad = pad
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, images, training=None):
-        if not training or not self.pad:
-            return images
-        height, width = images.shape[1], images.shape[2]
-        batch = ops.shape(images)[0]
-        p = self.pad
-        padded = ops.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
-        offsets = keras.random.randint((batch, 2), 0, 2 * p + 1, seed=self.seed_generator)
-        rows = ops.one_hot(offsets[:, :1] + ops.arange(height)[None], height + 2 * p, dtype=images.dtype)
-        cols = ops.one_hot(offsets[:, 1:] + ops.arange(width)[None], width + 2 * p, dtype=images.dtype)
-        images = ops.einsum("bip,bpqc->biqc", rows, padded)
-        return ops.einsum("bjq,biqc->bijc", cols, images)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "pad": self.pad, "seed": self.seed}
-
-
-def cifar(pad=4, flip=True, seed=None):
-    """The paper's CIFAR augmentation as a list of layers."""
-    layers = [RandomPadCrop(pad, seed=seed, name="random_pad_crop")]
-    if flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed, name="random_flip"))
-    return layers
+    batch = ops.shape(images)[0]
+    height, width, channels = images.shape[1], images.shape[2], images.shape[3]
+    if pad:
+        images = ops.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    padded_height, padded_width = height + 2 * pad, width + 2 * pad
+    offsets = ops.cast(offsets, "int32")
+    rows = offsets[:, :1] + ops.arange(height, dtype="int32")[None]  # (B, H)
+    columns = offsets[:, 1:] + ops.arange(width, dtype="int32")[None]  # (B, W)
+    # A mirrored image takes its columns in reverse order.
+    columns = ops.where(ops.cast(flips, "bool")[:, None], ops.flip(columns, axis=1), columns)
+    first = ops.arange(batch, dtype="int32") * (padded_height * padded_width)
+    flat = first[:, None, None] + rows[:, :, None] * padded_width + columns[:, None, :]
+    pixels = ops.reshape(images, (-1, channels))
+    return ops.reshape(ops.take(pixels, ops.reshape(flat, (-1,)), axis=0), (batch, height, width, channels))

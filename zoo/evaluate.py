@@ -59,8 +59,6 @@ def load_recipe(workdir):
 
 def load_model(workdir, recipe, checkpoint=False):
     """The run's trained model: model.keras, or the last checkpoint."""
-    import keras
-
     from zoo import model as model_lib
     from zoo import runs
 
@@ -75,12 +73,13 @@ def load_model(workdir, recipe, checkpoint=False):
         raise ValueError(f"{path} does not exist: the run has no checkpoint yet.")
     size = recipe.image_size
     model = model_lib.build(recipe, np.zeros((size, size, 3), np.float32))
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError("--checkpoint needs the TensorFlow backend (it restores the TF training model).")
-    runs.compile_model(model, recipe)
-    model.optimizer.build(model.trainable_variables)
+    # The checkpoint holds the training model's weights and optimizer state
+    # (the same files on every backend).
+    train_model = model_lib.training_model(model)
+    runs.compile_model(train_model, recipe)
+    train_model.optimizer.build(train_model.trainable_variables)
     try:
-        model.load_weights(path)
+        train_model.load_weights(path)
     except Exception as error:  # h5py, Keras and OS errors alike: the file is bad.
         raise ValueError(
             f"{path} cannot be loaded ({type(error).__name__}: {error}). It may be "

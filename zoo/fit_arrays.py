@@ -1,54 +1,29 @@
 """Training without TensorFlow (e.g. KERAS_BACKEND=jax): arrays in memory.
 
-The paper's augmentation runs on the device as Keras layers
-(`zoo.augment_layers`) in front of the model. On JAX with one device the
-uint8 images live on the device and each epoch is one compiled program
+Every batch and its augmentation come from `zoo.stream`, as functions of
+the seed and the global step; the pixels are cut by
+`zoo.augment_ops.pad_crop_flip`. On JAX with one device the uint8 images
+live on the device and each epoch is one compiled program
 (`zoo.scan_loop`). Otherwise Keras's `fit` takes batches from host memory
 (`Batches`), and with several devices `keras.distribution.DataParallel`
-splits every batch. Both loops draw the same batches (`batch_indices`).
+splits every batch. Both loops train the same model
+(`zoo.model.training_model`) on the same batches.
 TensorBoard logs are not written (the callback needs TensorFlow).
 """
-
-import functools
 
 import keras
 import numpy as np
 
-from zoo import augment_layers
+from zoo import augment_ops
 from zoo import datasets
 from zoo import model as model_lib
 from zoo import recipes
 from zoo import runs
-
-
-def batch_indices(n, batch_size, seed, first_step, steps):
-    """Indices of `steps` consecutive batches, from global step `first_step`.
-
-    The stream is a sequence of passes over the `n` examples, each its own
-    permutation seeded by (seed, pass), cut into batches; a batch may span
-    two passes. It depends only on the global step, so a resumed run sees
-    the batches an uninterrupted one would have.
-
-    Returns:
-        int32 array (steps, batch_size).
-    """
-    start = first_step * batch_size
-    positions = np.arange(start, start + steps * batch_size)
-    passes = positions // n
-    out = np.empty(positions.shape, np.int32)
-    for p in np.unique(passes):
-        mask = passes == p
-        out[mask] = _permutation(n, seed, int(p))[positions[mask] % n]
-    return out.reshape(steps, batch_size)
-
-
-@functools.lru_cache(maxsize=4)
-def _permutation(n, seed, index):
-    return np.random.default_rng([seed, index]).permutation(n)
+from zoo import stream
 
 
 class Batches(keras.utils.PyDataset):
-    """`steps` batches per epoch of in-memory arrays, in `batch_indices` order.
+    """`steps` augmented batches per epoch of in-memory arrays, from `zoo.stream`.
 
     Keras calls a PyDataset's `on_epoch_end` once more than there are epochs
     (also after it peeks at a batch to build the model), so the epoch is
@@ -56,10 +31,11 @@ class Batches(keras.utils.PyDataset):
     number, which also makes a resumed run continue the same stream.
     """
 
-    def __init__(self, images, labels, batch_size, steps, seed):
+    def __init__(self, images, labels, batch_size, steps, seed, pad=0, flip=False):
         super().__init__()
         self.images, self.labels = images, labels
         self.batch_size, self.steps, self.seed = batch_size, steps, seed
+        self.pad, self.flip = pad, flip
         self.epoch = 0
         self.epoch_callback = keras.callbacks.LambdaCallback(
             on_epoch_begin=lambda epoch, logs=None: setattr(self, "epoch", epoch)
@@ -70,8 +46,14 @@ class Batches(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         step = self.epoch * self.steps + index
-        idx = batch_indices(len(self.labels), self.batch_size, self.seed, step, 1)[0]
-        return self.images[idx].astype(np.float32), self.labels[idx]
+        idx = stream.batch_indices(len(self.labels), self.batch_size, self.seed, step, 1)[0]
+        offsets, flips = stream.crop_offsets_and_flips(
+            self.batch_size, self.seed, step, 1, self.pad, self.flip
+        )
+        images = augment_ops.pad_crop_flip(
+            self.images[idx].astype(np.float32), offsets[0], flips[0], self.pad
+        )
+        return keras.ops.convert_to_numpy(images), self.labels[idx]
 
 
 def run(recipe, workdir, dataset, data_dir, verbose, loop="auto"):
@@ -86,7 +68,8 @@ def run(recipe, workdir, dataset, data_dir, verbose, loop="auto"):
             f"--dataset={dataset} needs TensorFlow Datasets; without TensorFlow use "
             "--dataset=digits or --dataset=folder:PATH."
         )
-    devices = keras.distribution.list_devices()
+    # keras.distribution is JAX's; PyTorch trains on one device here.
+    devices = keras.distribution.list_devices() if keras.backend.backend() == "jax" else ["cpu:0"]
     if len(devices) > 1:
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
         print(f"zoo: keras.distribution.DataParallel over {len(devices)} devices")
@@ -109,12 +92,16 @@ def run(recipe, workdir, dataset, data_dir, verbose, loop="auto"):
             epoch_steps=recipe.epoch_steps,
             epochs=recipe.epochs,
             seed=recipe.seed,
+            pad=recipe.pad,
+            flip=recipe.flip,
             validation_data=val,
             callbacks=callbacks,
             verbose=verbose,
         )
     else:
-        batches = Batches(x, y, recipe.batch_size, recipe.epoch_steps, recipe.seed)
+        batches = Batches(
+            x, y, recipe.batch_size, recipe.epoch_steps, recipe.seed, recipe.pad, recipe.flip
+        )
         train_model.fit(
             batches,
             epochs=recipe.epochs,
@@ -139,18 +126,8 @@ def run(recipe, workdir, dataset, data_dir, verbose, loop="auto"):
 
 
 def build_train_model(recipe, images):
-    """(model, train_model, lr schedule): the recipe's net behind the mean of
-    `images`, and the compiled model that trains it with the paper's
-    augmentation in front (on the device; identity at inference)."""
-    mean = images.mean(axis=0, dtype=np.float64).astype(np.float32)
-    model = model_lib.build(recipe, mean)
-    inputs = keras.Input(model.input_shape[1:], name="pixels")
-    augmented = inputs
-    for layer in augment_layers.cifar(recipe.pad, recipe.flip, seed=recipe.seed):
-        augmented = layer(augmented)
-    train_model = keras.Model(inputs, model(augmented), name=f"{recipe.name}_train")
-    schedule = runs.compile_model(train_model, recipe)
-    return model, train_model, schedule
+    """`zoo.model.build_training` with the per-pixel mean of `images`."""
+    return model_lib.build_training(recipe, images.mean(axis=0, dtype=np.float64).astype(np.float32))
 
 
 def use_scan_loop(loop, recipe, devices):

@@ -25,17 +25,16 @@ def run(recipe, workdir, dataset, data_dir, strategy, verbose):
         workdir.mkdir(parents=True, exist_ok=True)
     data = pipeline.build(dataset, recipe, data_dir)
     with strategy.scope():
-        model = model_lib.build(recipe, data.mean)
-        schedule = runs.compile_model(model, recipe)
+        model, train_model, schedule = model_lib.build_training(recipe, data.mean)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         # Keras 3's fit builds the model eagerly from a cross-worker mean of
         # the first batch, which MultiWorkerMirroredStrategy cannot do in
         # eager mode (keras-team/keras#20585). Left unset, the trainer takes
         # the strategy from the enclosing scope and builds while tracing.
-        model._distribute_strategy = None
+        train_model._distribute_strategy = None
         _patch_scalar_mean_reduction()
     with strategy.scope():
-        model.fit(
+        train_model.fit(
             data.train,
             epochs=recipe.epochs,
             steps_per_epoch=recipe.epoch_steps,
@@ -43,7 +42,7 @@ def run(recipe, workdir, dataset, data_dir, strategy, verbose):
             callbacks=runs.callbacks(workdir, schedule),
             verbose=verbose,
         )
-        return runs.finish(workdir, recipe, model, model, data.test, data.classes)
+        return runs.finish(workdir, recipe, model, train_model, data.test, data.classes)
 
 
 def _patch_scalar_mean_reduction():

@@ -1,16 +1,27 @@
-"""The recipe's network with its preprocessing inside.
+"""The recipe's network with its preprocessing inside, and the model that trains it.
 
 The saved model takes raw RGB pixels 0..255 (float or uint8): the first
 layer subtracts the training split's per-pixel mean, so
-`model.predict(raw_images)` needs no extra step.
+`model.predict(raw_images)` needs no extra step. It ends in the softmax.
+
+Training computes the loss from the logits (`training_model`): Keras's
+crossentropy on probabilities is exact only on TensorFlow, which finds the
+softmax's input and takes its log-softmax. On JAX and PyTorch it clips the
+probabilities to [1e-7, 1 - 1e-7] and takes their log, so an image whose
+true class has a probability below 1e-7 contributes no gradient at all; a
+class pushed below that on all its images early in training is never
+learned again (the digits demo lost whole classes that way under JAX).
 """
 
 import keras
 import numpy as np
+from keras import ops
 
 import keras_resnet
+from zoo import runs
 
 MEAN_LAYER = "per_pixel_mean"
+CLASSIFIER = "predictions"
 
 
 def build(recipe, mean, input_shape=None):
@@ -44,3 +55,61 @@ def build(recipe, mean, input_shape=None):
         weight_decay=recipe.weight_decay or None,
     )
     return keras.Model(inputs, net(x), name=f"{recipe.name}_model")
+
+
+def build_training(recipe, mean):
+    """(model, train_model, lr schedule): what every training loop trains.
+
+    `model` is `build(recipe, mean)`, the one that is saved; `train_model`
+    its `training_model`, compiled by `zoo.runs.compile_model` (SGD on the
+    recipe's schedule, the loss on the logits). Under a tf.distribute
+    strategy, call it inside `strategy.scope()`.
+    """
+    model = build(recipe, mean)
+    train_model = training_model(model)
+    schedule = runs.compile_model(train_model, recipe)
+    return model, train_model, schedule
+
+
+def training_model(model):
+    """The model that trains `model`: the same layers and weights, logits out.
+
+    Raw pixels -> the mean layer -> the net up to its classifier -> the
+    classifier's matmul and bias without the softmax. Train it with
+    `from_logits=True` (`zoo.runs.compile_model`); `model` (softmax out)
+    is what gets saved. Every backend trains this same model, so its
+    checkpoints are the same files on each.
+    """
+    mean_layer = model.get_layer(MEAN_LAYER)
+    net = model.layers[-1]
+    classifier = net.get_layer(CLASSIFIER)
+    with keras_resnet.recursion_headroom():  # ResNet-1202's graph is deep.
+        body = keras.Model(net.inputs, classifier.input, name=f"{net.name}_body")
+        inputs = keras.Input(model.input_shape[1:], name="pixels")
+        logits = ClassifierLogits(classifier, name="logits")(body(mean_layer(inputs)))
+        return keras.Model(inputs, logits, name=f"{model.name}_train")
+
+
+class ClassifierLogits(keras.layers.Layer):
+    """The pre-activation output of a `Dense` classifier, sharing its weights.
+
+    The classifier is tracked as this layer's sublayer, so its kernel, bias
+    and L2 penalty belong to the training model exactly once. It computes
+    in the classifier's dtype (float32 under mixed precision).
+
+    Args:
+        classifier: the built `keras.layers.Dense`.
+    """
+
+    def __init__(self, classifier, **kwargs):
+        super().__init__(dtype=classifier.dtype_policy, **kwargs)
+        self.classifier = classifier
+
+    def call(self, features):
+        logits = ops.matmul(ops.cast(features, self.compute_dtype), self.classifier.kernel)
+        if self.classifier.use_bias:
+            logits = ops.add(logits, self.classifier.bias)
+        return logits
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.classifier.units)

@@ -19,12 +19,14 @@ CHECKPOINTS = "checkpoints"
 def compile_model(model, recipe):
     """SGD with momentum on the recipe's step schedule; returns the schedule.
 
-    Weight decay is in the model (coupled L2 on kernels), not the optimizer.
+    `model` outputs logits (`zoo.model.training_model`): the loss is the
+    log-softmax crossentropy on every backend. Weight decay is in the model
+    (coupled L2 on kernels), not the optimizer.
     """
     schedule = schedules.from_recipe(recipe)
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=schedule, momentum=recipe.momentum),
-        loss="sparse_categorical_crossentropy",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         run_eagerly=recipe.run_eagerly,
     )
@@ -80,11 +82,17 @@ class StopOnNonFinite(keras.callbacks.Callback):
         super().__init__()
         self.workdir = pathlib.Path(workdir)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self._step()
+
     def on_train_batch_end(self, batch, logs=None):
-        self._check_logs(logs, ("loss",))
+        # The loop may not have assigned the step's state to the model yet
+        # (zoo.scan_loop calls this after a whole epoch): count from the
+        # epoch's first step.
+        self._check_logs(logs, ("loss",), step=getattr(self, "_epoch_start", 0) + batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._check_logs(logs, ("loss",))
+        self._check_logs(logs, ("loss",), step=self._step())
         value = (logs or {}).get("val_loss")
         if value is not None and not math.isfinite(float(value)):
             # Not divergence: training is finite, but the net in inference
@@ -101,14 +109,17 @@ class StopOnNonFinite(keras.callbacks.Callback):
             more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
             self._stop(f"weights {', '.join(bad[:3])}{more} hold NaN or infinite values")
 
-    def _check_logs(self, logs, keys):
+    def _check_logs(self, logs, keys, step):
         for key in keys:
             value = (logs or {}).get(key)
             if value is not None and not math.isfinite(float(value)):
-                self._stop(f"the training loss is {float(value)}")
+                self._stop(f"the training loss is {float(value)}", step)
 
-    def _stop(self, what):
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+    def _step(self):
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def _stop(self, what, step=None):
+        step = self._step() if step is None else step
         raise NonFiniteError(
             f"Training diverged at step {step}: {what}. The run stops unfinished (no "
             f"results.json, no model.keras); {self.workdir / CHECKPOINTS} keeps the last "

@@ -10,14 +10,18 @@ the step. `fit` below removes that host work instead of hiding it:
 - an epoch (`epoch_steps` steps) is one `jax.lax.scan` over Keras's own
   stateless `model.train_step`, so the loss, the coupled weight decay, the
   metrics, mixed precision and the optimizer are exactly those of `fit`;
-- the host sends only the epoch's batch indices (steps x batch int32),
-  drawn by `zoo.fit_arrays.batch_indices`, which also feeds `fit`, so both loops see
-  the same images in the same order (tests/test_zoo_scan.py compares them).
+- the host sends only the epoch's batch indices, crop offsets and flips
+  (`zoo.stream`, which also feeds `fit`, so both loops see the same
+  augmented images in the same order; tests/test_zoo_scan.py compares
+  them), and the step cuts the crops (`zoo.augment_ops.pad_crop_flip`).
 
 Callbacks run at epoch granularity (begin/end of training, of each epoch,
 of validation), which is what the zoo's callbacks use: the history CSV,
 the checkpoint (`BackupAndRestore`, whose restored epoch is honoured) and
-the non-finite guard. Per-batch hooks are not called.
+the non-finite guard. Per-batch hooks are called only for the first step
+whose loss is NaN or infinite, if one is (the epoch program returns every
+step's loss), so that `zoo.runs.StopOnNonFinite` names that step and the
+epoch's state is never assigned to the model.
 """
 
 import time
@@ -26,7 +30,8 @@ import jax
 import keras
 import numpy as np
 
-from zoo.fit_arrays import batch_indices
+from zoo import augment_ops
+from zoo import stream
 
 
 def get_state(model):
@@ -62,25 +67,31 @@ def prepare(model, x, y):
     model.optimizer.build(model.trainable_variables)
 
 
-def epoch_function(model):
-    """jit(state, images, labels, indices) -> (state, logs): one epoch."""
+def epoch_function(model, pad=0):
+    """jit(state, images, labels, indices, offsets, flips) -> (state, logs, losses).
 
-    def epoch(state, images, labels, indices):
+    One epoch: `indices` (steps, B) pick each step's images, `offsets`
+    (steps, B, 2) and `flips` (steps, B) augment them (`zoo.stream`). `logs`
+    are the last step's (the epoch's, as in `fit`), `losses` (steps,) every
+    step's running-mean loss.
+    """
+
+    def epoch(state, images, labels, indices, offsets, flips):
         def step(state, batch):
-            x = images[batch].astype("float32")
-            y = labels[batch]
-            logs, state = model.train_step(state, (x, y))
+            index, offset, flip = batch
+            x = augment_ops.pad_crop_flip(images[index].astype("float32"), offset, flip, pad)
+            logs, state = model.train_step(state, (x, labels[index]))
             return state, logs
 
-        state, logs = jax.lax.scan(step, state, indices)
+        state, logs = jax.lax.scan(step, state, (indices, offsets, flips))
         # Metric results are running means over the epoch: the last step's
         # logs are the epoch's, as in `fit`.
-        return state, jax.tree.map(lambda v: v[-1], logs)
+        return state, jax.tree.map(lambda v: v[-1], logs), logs["loss"]
 
     return jax.jit(epoch, donate_argnums=0)
 
 
-def fit(model, images, labels, *, batch_size, epoch_steps, epochs, seed,
+def fit(model, images, labels, *, batch_size, epoch_steps, epochs, seed, pad=0, flip=False,
         validation_data=None, callbacks=(), verbose=1):
     """Trains a compiled Keras model (JAX backend) on in-memory arrays.
 
@@ -90,7 +101,8 @@ def fit(model, images, labels, *, batch_size, epoch_steps, epochs, seed,
         labels: int (N,) labels.
         batch_size, epoch_steps, epochs: the schedule, as `fit` would take
             it with `steps_per_epoch=epoch_steps`.
-        seed: seeds the batch order (`batch_indices`).
+        seed: seeds the batch order and the augmentation (`zoo.stream`).
+        pad, flip: the augmentation (`zoo.augment_ops.pad_crop_flip`).
         validation_data: (x, y) evaluated after every epoch, or None.
         callbacks: Keras callbacks (epoch-level hooks are called).
         verbose: 1 prints one line per epoch.
@@ -113,15 +125,24 @@ def fit(model, images, labels, *, batch_size, epoch_steps, epochs, seed,
     initial_epoch = getattr(model, "_initial_epoch", None) or 0
     device_images = jax.device_put(np.asarray(images, np.uint8))
     device_labels = jax.device_put(np.asarray(labels, np.int32))
-    run_epoch = epoch_function(model)
+    run_epoch = epoch_function(model, pad)
     logs = {}
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
         callbacks.on_epoch_begin(epoch)
         start = time.perf_counter()
         step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-        indices = batch_indices(len(labels), batch_size, seed, step, epoch_steps)
-        state, logs = run_epoch(get_state(model), device_images, device_labels, indices)
+        indices = stream.batch_indices(len(labels), batch_size, seed, step, epoch_steps)
+        offsets, flips = stream.crop_offsets_and_flips(batch_size, seed, step, epoch_steps, pad, flip)
+        state, logs, losses = run_epoch(
+            get_state(model), device_images, device_labels, indices, offsets, flips
+        )
+        losses = np.asarray(losses)
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:
+            # Raised by the non-finite guard, before the epoch's state is
+            # assigned: the model and the checkpoint keep the last finite one.
+            callbacks.on_train_batch_end(int(bad[0]), {"loss": float(losses[bad[0]])})
         set_state(model, state)
         logs = {k: float(v) for k, v in logs.items()}
         train_time = time.perf_counter() - start
