@@ -7,6 +7,11 @@ behind a confident class. These tests hold every path to Keras's semantics:
 a non-finite pixel makes that image's outputs NaN, and only that image's.
 """
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -131,3 +136,25 @@ def test_export_refuses_non_finite_weights(tmp_path):
     with pytest.raises(ValueError, match=r"NaN or infinite values \(conv1_bn/moving_variance\).*nothing was exported"):
         serving.export(model, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_nan_propagates_under_jax_and_pytorch(backend):
+    """predict, evaluate and fit keep NaN, and a diverging zoo run names its step.
+
+    Under JAX on CPUs, XLA's YNNPACK reduction fusions dropped NaN (the
+    global average pool after a ReLU, the loss's clip before the batch
+    mean): keras_resnet/xla_cpu.py turns them off. tests/nonfinite_check.py
+    lists the checks; it runs in its own process per backend.
+    """
+    here = pathlib.Path(__file__).parent
+    env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": "", "XLA_FLAGS": "",
+           "PYTHONPATH": os.pathsep.join([str(here.parent), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, str(here / "nonfinite_check.py")],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"OK nonfinite {backend}" in result.stdout
