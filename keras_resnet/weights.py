@@ -31,24 +31,34 @@ their source and hold one entry per depth; an alias ("imagenet",
 2. `load_into` (after) checks the built model against the preset (classes
    when `include_top=True`, 3 input channels, the shortcut option), then
    reads the file: a file shipped in the package or registered from disk
-   is checked against its sha256 first; a download goes through
-   `keras.utils.get_file`, its hash pinned, into the Keras cache
-   (~/.keras/models, or $KERAS_HOME/models). It converts the weights
-   (`keras_resnet.porting`) and assigns them. A download whose hash differs
-   is deleted and never used; a cached file whose hash differs is
-   downloaded again. An unpinned preset is never downloaded. Offline, the
-   error names the URL and the path to put the file at by hand.
+   is checked against its sha256 first; a download goes, its hash pinned,
+   into the Keras cache (~/.keras/models, or $KERAS_HOME/models). It
+   converts the weights (`keras_resnet.porting`) and assigns them. A
+   download whose hash differs is deleted and never used; a cached file
+   whose hash differs is downloaded again. An unpinned preset is never
+   downloaded. A download waits at most `DOWNLOAD_TIMEOUTS` (connect, read)
+   and is tried `DOWNLOAD_ATTEMPTS` times (server errors, timeouts and
+   dropped connections; not a missing file or an unknown host). When it
+   fails (offline, say), the error names the URL and the path to put the
+   file at by hand.
 
 `include_top=False` works with every preset. Images must be preprocessed
 as the preset says: `keras_resnet.preprocess_input(x, weights=name)`.
 """
 
 import dataclasses
+import functools
 import hashlib
+import http.client
 import json
 import os
 import re
+import socket
+import ssl
 import tempfile
+import time
+import urllib.error
+import urllib.request
 import zipfile
 
 import h5py
@@ -65,6 +75,13 @@ PRESETS = {name: dict(entries) for name, entries in presets_lib.BUILTIN.items()}
 ALIASES = {alias: dict(table) for alias, table in presets_lib.ALIASES.items()}
 FILE_SUFFIXES = (".weights.h5", ".keras")
 _CLASSIFIER = "predictions"
+# Downloads: seconds to wait for a connection and for each read (any bytes
+# at all), how many times to try, and the wait before the second try
+# (doubling after). Module settings, for slow links and for tests:
+# keras_resnet.weights.DOWNLOAD_TIMEOUTS = (60, 300).
+DOWNLOAD_TIMEOUTS = (30.0, 60.0)
+DOWNLOAD_ATTEMPTS = 3
+DOWNLOAD_BACKOFF = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,11 +327,7 @@ def load_registry(path):
 
 def file_sha256(path):
     """The sha256 of a file, as hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return _digest(path, "sha256")
 
 
 def load_into(model, path):
@@ -412,7 +425,7 @@ def _check_model_fits(model, preset, include_top):
 
 
 def _cache_dir():
-    """Where keras.utils.get_file caches: $KERAS_HOME, or ~/.keras."""
+    """The Keras cache, where keras.utils.get_file caches too: $KERAS_HOME, or ~/.keras."""
     return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
 
 
@@ -422,13 +435,14 @@ def fetch(preset, no_top=False):
     The hash is pinned: a cached file whose hash differs is downloaded
     again; a download whose hash differs is deleted and raises. A pin of 8
     hex digits is the start of the sha256 (torch.hub's convention for file
-    names); a longer one is the whole sha256 (or md5).
+    names); one of 32 an md5 (keras.applications' pins); one of 64 a sha256.
 
     Raises:
         ValueError: if the preset's hash is not pinned, or the download's
             hash differs.
-        OSError: if the download fails, naming the URL and the path at
-            which to put the file by hand.
+        OSError: if the download fails (after `DOWNLOAD_ATTEMPTS` tries
+            where retrying can help), naming the URL and the path at which
+            to put the file by hand.
     """
     url, file_hash = preset.url, preset.file_hash
     if no_top and preset.url_no_top:
@@ -447,37 +461,146 @@ def fetch(preset, no_top=False):
             f"{preset.depth}, sha256), after which it downloads to (or is "
             f"read from) {target}."
         )
-    # get_file checks whole md5/sha256 hashes itself; a sha256 prefix is
-    # checked here, before and after it runs.
-    prefix_pin = len(file_hash) == 8
-    if prefix_pin and os.path.exists(target) and not file_sha256(target).startswith(file_hash):
+    if os.path.exists(target):
+        if _has_hash(target, file_hash):
+            return target
         os.remove(target)  # corrupted or stale: download again
-    # get_file silently falls back to /tmp/.keras when the cache folder does
-    # not exist yet; create it so the file lands where the messages say.
     os.makedirs(os.path.dirname(target), exist_ok=True)
     try:
-        path = keras.utils.get_file(
-            fname=fname, origin=url, file_hash=None if prefix_pin else file_hash,
-            cache_subdir="models", cache_dir=_cache_dir(),
-        )
-        if prefix_pin and not file_sha256(path).startswith(file_hash):
-            raise ValueError(f"its sha256 is {file_sha256(path)}")
-        return path
-    except ValueError as error:
-        if os.path.exists(target):
-            os.remove(target)
-        raise ValueError(
-            f"The file downloaded from {url} for preset {preset.name!r} does "
-            f"not have the pinned hash {file_hash}; it was deleted and not "
-            f"used. ({error})"
-        ) from error
-    except Exception as error:  # get_file raises a bare Exception on fetch failure.
+        _download(url, target)
+    except OSError as error:
         raise OSError(
             f"Could not download preset {preset.name!r} (depth "
             f"{preset.depth}) from {url}: {error}. If this machine is "
             f"offline, download that file elsewhere and put it at {target} "
-            f"(its {'sha256 must start with' if prefix_pin else 'hash must be'} {file_hash})."
+            f"(its {'sha256 must start with' if len(file_hash) == 8 else 'hash must be'} {file_hash})."
         ) from error
+    if not _has_hash(target, file_hash):
+        actual = _digest(target, "md5" if len(file_hash) == 32 else "sha256")
+        os.remove(target)
+        raise ValueError(
+            f"The file downloaded from {url} for preset {preset.name!r} does "
+            f"not have the pinned hash {file_hash}; it was deleted and not "
+            f"used. (Its {'md5' if len(file_hash) == 32 else 'sha256'} is {actual}.)"
+        )
+    return target
+
+
+def _digest(path, algorithm):
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _has_hash(path, file_hash):
+    """Whether the file has the pin: an md5 (32 hex), a sha256 (64) or its first 8 digits."""
+    actual = _digest(path, "md5" if len(file_hash) == 32 else "sha256")
+    return actual.startswith(file_hash) if len(file_hash) == 8 else actual == file_hash
+
+
+class _Connection(http.client.HTTPConnection):
+    """Waits `timeout` to connect, then `read_timeout` for each read."""
+
+    def __init__(self, *args, read_timeout, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read_timeout = read_timeout
+
+    def connect(self):
+        super().connect()
+        self.sock.settimeout(self.read_timeout)
+
+
+class _TLSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, read_timeout, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read_timeout = read_timeout
+
+    def connect(self):
+        super().connect()  # TCP and the TLS handshake, under the connect timeout
+        self.sock.settimeout(self.read_timeout)
+
+
+class _Handler(urllib.request.HTTPHandler):
+    def __init__(self, read_timeout):
+        super().__init__()
+        self.read_timeout = read_timeout
+
+    def http_open(self, request):
+        return self.do_open(functools.partial(_Connection, read_timeout=self.read_timeout), request)
+
+
+class _TLSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, read_timeout):
+        self.context = ssl.create_default_context()
+        super().__init__(context=self.context)
+        self.read_timeout = read_timeout
+
+    def https_open(self, request):
+        connection = functools.partial(_TLSConnection, read_timeout=self.read_timeout)
+        return self.do_open(connection, request, context=self.context)
+
+
+# HTTP statuses worth another try: the server or a proxy on the way is busy.
+_RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
+
+
+def _download(url, target):
+    """Downloads `url` to `target` (atomically) with timeouts and retries.
+
+    Raises:
+        OSError: saying what failed on the last attempt and how many were made.
+    """
+    connect_timeout, read_timeout = DOWNLOAD_TIMEOUTS
+    opener = urllib.request.build_opener(_Handler(read_timeout), _TLSHandler(read_timeout))
+    attempts = max(1, int(DOWNLOAD_ATTEMPTS))
+    print(f"Downloading data from {url}")
+    for attempt in range(1, attempts + 1):
+        try:
+            _copy(opener.open(url, timeout=connect_timeout), target)
+            return
+        except urllib.error.HTTPError as error:
+            failure, retry = f"HTTP Error {error.code}: {error.reason}", error.code in _RETRY_STATUSES
+        except urllib.error.URLError as error:
+            reason = error.reason
+            failure = _timed_out(connect_timeout, read_timeout) if isinstance(reason, TimeoutError) else str(reason)
+            # An unknown host or a refused certificate will not come right.
+            retry = not isinstance(reason, (socket.gaierror, ssl.SSLCertVerificationError))
+        except TimeoutError:  # a read timed out after the connection was made
+            failure, retry = _timed_out(connect_timeout, read_timeout), True
+        except (ConnectionError, http.client.HTTPException) as error:
+            failure, retry = f"{type(error).__name__}: {error}", True
+        if not retry or attempt == attempts:
+            tries = f" ({attempt} attempts)" if attempt > 1 else ""
+            raise OSError(f"{failure}{tries}")
+        time.sleep(DOWNLOAD_BACKOFF * 2 ** (attempt - 1))
+
+
+def _timed_out(connect_timeout, read_timeout):
+    return (f"timed out (connect timeout {connect_timeout:g} s, read timeout {read_timeout:g} s; "
+            "see keras_resnet.weights.DOWNLOAD_TIMEOUTS)")
+
+
+def _copy(response, target):
+    """Streams a response into `target`, written beside it and renamed into place."""
+    staging = os.path.join(
+        os.path.dirname(target), f".{os.path.basename(target)}.{os.getpid()}-{time.monotonic_ns()}.part")
+    # Mode 0o666 less the umask, as for any file the user creates (mkstemp's is 0o600).
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with response, os.fdopen(fd, "wb") as f:
+            total = response.headers.get("Content-Length")
+            progress = keras.utils.Progbar(int(total) if total and total.isdigit() else None)
+            done = 0
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                f.write(chunk)
+                done += len(chunk)
+                progress.update(done)
+        os.replace(staging, target)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
 
 
 def pin_hash(name, depth, file_hash):
