@@ -125,10 +125,8 @@ def ResNet(
         raise ValueError(
             f"`variant` must be one of {blocks.VARIANTS}. Received variant={variant!r}."
         )
-    if not isinstance(include_top, bool):
-        raise ValueError(
-            f"`include_top` must be True or False. Received include_top={include_top!r}."
-        )
+    include_top = specs.check_bool("include_top", include_top)
+    include_preprocessing = specs.check_bool("include_preprocessing", include_preprocessing)
     if pooling not in POOLINGS:
         raise ValueError(
             f"`pooling` must be one of {POOLINGS}. Received pooling={pooling!r}."
@@ -243,8 +241,7 @@ class DeepResNet(keras.Model):
 
 
 def _check_shortcut(shortcut, plain, default):
-    if not isinstance(plain, bool):
-        raise ValueError(f"`plain` must be True or False. Received plain={plain!r}.")
+    plain = specs.check_bool("plain", plain)
     if plain:
         if shortcut is not None:
             raise ValueError(
@@ -279,12 +276,13 @@ def _check_data_format(data_format):
 def _regularizer(weight_decay):
     if weight_decay is None:
         return None
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or weight_decay < 0:
+    decay = specs.real(weight_decay)  # numpy floats too; NaN would make every loss NaN
+    if decay is None or decay < 0:
         raise ValueError(
-            "`weight_decay` must be None or a float >= 0 (the paper uses 1e-4). "
+            "`weight_decay` must be None or a finite float >= 0 (the paper uses 1e-4). "
             f"Received weight_decay={weight_decay!r}."
         )
-    return keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+    return keras.regularizers.L2(decay / 2) if decay else None
 
 
 def check_input_shape(input_shape, spec, data_format):

@@ -61,6 +61,8 @@ import os
 
 import numpy as np
 
+from keras_resnet import specs
+
 KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
 HF_URL = "https://huggingface.co/timm/{repo}/resolve/main/model.safetensors"
 AKAMASTER_URL = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
@@ -137,13 +139,20 @@ def preprocessing_parameters(mode):
                 f"(H, W, 3). Received shape {mean.shape}."
             )
         std = tuple(float(v) for v in mode.get("std", (1.0, 1.0, 1.0)))
-        return mean, std, bool(mode.get("bgr", False))
+        return mean, std, _flag("bgr", mode.get("bgr", False))
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(
             f"Preprocessing mode must be one of {sorted(MODES)} or a dict "
             f"with 'mean' and 'std'. Received {mode!r}."
         )
     return MODES[mode]
+
+
+def _flag(name, value):
+    flag = specs.boolean(value)
+    if flag is None:
+        raise ValueError(f"A preprocessing dict's {name!r} must be True or False. Received {name}={value!r}.")
+    return flag
 
 
 def _mean_file(name, sha256):

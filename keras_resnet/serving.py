@@ -113,6 +113,7 @@ def export(
     """
     tf = _tensorflow()
     path = _check_path(path, overwrite)
+    verbose = specs.check_bool("verbose", verbose)
     endpoints = _check_endpoints(endpoints)
     plan = _Plan(model, class_names, preprocessing, top_k, image_size, fold_batchnorm)
 
@@ -161,6 +162,7 @@ def export_tflite(
     path = pathlib.Path(path).expanduser()
     if path.suffix != ".tflite":
         raise ValueError(f"`path` must end with '.tflite'. Received path={str(path)!r}.")
+    overwrite = specs.check_bool("overwrite", overwrite)
     if path.exists() and not overwrite:
         raise FileExistsError(
             f"{str(path)!r} exists; pass overwrite=True to replace it."
@@ -193,10 +195,7 @@ class _Plan:
                 "`model` must have one image input and one output. Received a model "
                 f"with {len(model.inputs)} inputs and {len(model.outputs)} outputs."
             )
-        if not isinstance(fold, bool):
-            raise ValueError(
-                f"`fold_batchnorm` must be True or False. Received fold_batchnorm={fold!r}."
-            )
+        fold = specs.check_bool("fold_batchnorm", fold)
         if preprocessing is not None and not callable(preprocessing):
             raise ValueError(
                 "`preprocessing` must be None or a callable on float32 images "
@@ -439,8 +438,7 @@ def _check_path(path, overwrite):
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"`path` must be a str or os.PathLike. Received path={path!r}.")
     path = pathlib.Path(path).expanduser()
-    if not isinstance(overwrite, bool):
-        raise ValueError(f"`overwrite` must be True or False. Received overwrite={overwrite!r}.")
+    overwrite = specs.check_bool("overwrite", overwrite)
     if _occupied(path) and not overwrite:
         raise FileExistsError(
             f"{str(path)!r} exists and is not an empty directory; pass "

@@ -227,6 +227,7 @@ def register_preset(
         The registered `Preset`.
     """
     spec = specs.get_spec(depth, family)
+    overwrite = specs.check_bool("overwrite", overwrite)
     presets_lib.preprocessing_parameters(preprocessing)  # Raises on a bad mode.
     path = os.fspath(path)
     is_url = path.startswith(("http://", "https://"))
@@ -321,7 +322,10 @@ def load_registry(path):
         if not target.startswith(("http://", "https://")) and not os.path.isabs(target):
             target = os.path.join(os.path.dirname(os.path.abspath(path)), target)
         entry.setdefault("overwrite", True)
-        registered.append(register_preset(name, target, **entry))
+        try:
+            registered.append(register_preset(name, target, **entry))
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"Preset registry {path!r}, entry {name!r}: {error}") from None
     return registered
 
 

@@ -165,3 +165,68 @@ def test_export_paths_expand_tilde(tmp_path, monkeypatch):
     assert keras_resnet.export(model, "~/saved", endpoints=("serve",)) == str(tmp_path / "saved")
     assert keras_resnet.export_tflite(model, "~/m.tflite") == str(tmp_path / "m.tflite")
     assert (tmp_path / "saved" / "saved_model.pb").exists() and (tmp_path / "m.tflite").exists()
+
+
+# Issue 19: booleans, numpy scalars.
+
+@pytest.fixture
+def registry_restored():
+    saved = {name: dict(entries) for name, entries in weights_lib.PRESETS.items()}
+    yield
+    weights_lib.PRESETS.clear()
+    weights_lib.PRESETS.update(saved)
+
+
+@pytest.mark.parametrize("build", [
+    lambda flag: keras_resnet.ResNet(20, weights="cifar10", include_preprocessing=flag),
+    lambda flag: keras_resnet.ResNet(8, plain=flag),
+    lambda flag: keras_resnet.ResNet(8, include_top=flag),
+], ids=["include_preprocessing", "plain", "include_top"])
+def test_model_flags_must_be_booleans(build):
+    # "no" is a truthy string: include_preprocessing="no" added the layer.
+    with pytest.raises(ValueError, match=r"must be True or False\. Received \w+='no'"):
+        build("no")
+    with pytest.raises(ValueError, match=r"must be True or False\. Received \w+=1"):
+        build(1)
+
+
+def test_export_flags_must_be_booleans(tmp_path):
+    model = keras_resnet.ResNet(8)
+    existing = tmp_path / "m.tflite"
+    existing.write_bytes(b"keep me")
+    with pytest.raises(ValueError, match=r"`overwrite` must be True or False\. Received overwrite='no'"):
+        keras_resnet.export_tflite(model, existing, overwrite="no")
+    assert existing.read_bytes() == b"keep me"  # was replaced
+    with pytest.raises(ValueError, match=r"`verbose` must be True or False\. Received verbose='no'"):
+        keras_resnet.export(model, tmp_path / "saved", verbose="no")
+    with pytest.raises(ValueError, match=r"`fold_batchnorm` must be True or False"):
+        keras_resnet.export_tflite(model, tmp_path / "new.tflite", fold_batchnorm="no")
+    assert not (tmp_path / "saved").exists() and not (tmp_path / "new.tflite").exists()
+
+
+def test_registry_flags_must_be_booleans(saved, tmp_path, registry_restored):
+    keras_resnet.register_preset("flag_test", saved["resnet8"], depth=8)
+    with pytest.raises(ValueError, match=r"`overwrite` must be True or False\. Received overwrite='no'"):
+        keras_resnet.register_preset("flag_test", saved["plain8"], depth=8, overwrite="no")
+    assert weights_lib.get_preset("flag_test", 8).path == str(saved["resnet8"])  # was replaced
+    with pytest.raises(ValueError, match=r"'bgr' must be True or False\. Received bgr='no'"):
+        keras_resnet.register_preset(
+            "flag_test2", saved["resnet8"], depth=8, preprocessing={"mean": (1, 2, 3), "bgr": "no"})
+    registry = tmp_path / "presets.json"
+    registry.write_text(json.dumps([{"name": "flag_test", "path": str(saved["resnet8"]), "depth": 8,
+                                     "overwrite": "false"}]))
+    with pytest.raises(ValueError, match=re.escape(repr(str(registry))) + r".*'flag_test'.*overwrite='false'"):
+        weights_lib.load_registry(registry)
+
+
+def test_numpy_scalars_where_python_numbers_are_accepted(tmp_path):
+    model = keras_resnet.ResNet(8, weight_decay=np.float32(1e-4), plain=np.bool_(False),
+                                include_top=np.bool_(True))
+    regularizer = model.get_layer("conv1_conv").kernel_regularizer
+    assert type(regularizer.l2) is float and regularizer.l2 == pytest.approx(5e-5)
+    assert keras_resnet.ResNet(8, weight_decay=np.int64(0)).get_layer("conv1_conv").kernel_regularizer is None
+    assert keras_resnet.ResNet(8, plain=np.bool_(True)).name == "plain8"
+    keras_resnet.export(model, tmp_path / "saved", endpoints=("serve",), overwrite=np.bool_(False))
+    for bad in (float("nan"), float("inf"), -1e-4, "1e-4", True):
+        with pytest.raises(ValueError, match=r"`weight_decay` must be None or a finite float >= 0"):
+            keras_resnet.ResNet(8, weight_decay=bad)
