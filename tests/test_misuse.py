@@ -230,3 +230,30 @@ def test_numpy_scalars_where_python_numbers_are_accepted(tmp_path):
     for bad in (float("nan"), float("inf"), -1e-4, "1e-4", True):
         with pytest.raises(ValueError, match=r"`weight_decay` must be None or a finite float >= 0"):
             keras_resnet.ResNet(8, weight_decay=bad)
+
+
+@pytest.mark.parametrize("names, why", [
+    ("abcdefghij", "a str"),                        # served b'a', b'b', ...
+    ({f"c{i}": i for i in range(10)}, "a dict"),    # served in key order
+    ({f"c{i}" for i in range(10)}, "a set"),        # no order at all
+    ([f"c{i % 5}" for i in range(10)], "names ['c0'"),  # two classes, one name
+    (list(range(10)), "10 entries"),
+])
+def test_export_class_names_must_be_a_sequence_of_strings(names, why, tmp_path):
+    model = keras_resnet.ResNet(8)
+    with pytest.raises(ValueError, match=r"`class_names` must be a list of 10 strings") as error:
+        keras_resnet.export(model, tmp_path / "out", class_names=names, endpoints=("serve",))
+    assert why in str(error.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_class_names_as_a_tuple_or_numpy_array(tmp_path):
+    import tensorflow as tf
+
+    model = keras_resnet.ResNet(8)
+    names = tuple(f"class {i}" for i in range(10))
+    for i, given in enumerate((names, np.array(names))):
+        path = keras_resnet.export(model, tmp_path / f"out{i}", class_names=given, endpoints=("serve",))
+        loaded = tf.saved_model.load(path)  # kept alive while its function runs
+        out = loaded.serve(tf.zeros((1, 32, 32, 3)))
+        assert out["top_k_names"].numpy()[0, 0].decode() in names
