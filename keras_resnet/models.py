@@ -76,8 +76,9 @@ def ResNet(
             a registered preset name (see `keras_resnet.weights`). A
             `.keras` file must come from the same architecture (family,
             depth, shortcut, variant, strides: checked); a `.weights.h5`
-            file is checked by weight shapes only, which cannot tell a plain
-            net from its option-A ResNet, nor v1 from v1.5.
+            file is checked by weight shapes and by whether it has the
+            ResNet's additions (so a plain net's file is refused by its
+            ResNet and vice versa), but it cannot tell v1 from v1.5.
         input_tensor: optional Keras tensor to use as the model's input.
         input_shape: shape of one image, (H, W, C) for channels_last or
             (C, H, W) for channels_first. H and W may be None (any size);

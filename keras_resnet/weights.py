@@ -13,12 +13,15 @@ shapes and the fix, and the model is left untouched.
   this check they would load and compute something else.
 - `.weights.h5` files (`model.save_weights`) carry no names and no config:
   Keras keys them by layer class and order (`conv2d_7`,
-  `batch_normalization_7`, `dense`). Only the shapes can be checked, so a
-  file loads into any net with the same weight shapes: a plain net and its
-  option-A ResNet, and the v1 and v1.5 bottleneck layouts, are
-  indistinguishable. Load such a file only into the architecture it was
-  saved from, or save `.keras` files, which are checked. The classifier may
-  be left out (`include_top=False`).
+  `batch_normalization_7`, `dense`). The shapes are checked, and so is
+  whether the net had shortcuts: Keras records weightless layers too, so a
+  ResNet's file has `add` (and, with option A, `zero_pad_shortcut`) groups
+  that its plain net's lacks, and a plain-20 file is refused by `ResNet(20)`
+  and vice versa. The v1 and v1.5 bottleneck layouts differ only in a
+  stride, which the file does not hold: those stay indistinguishable. Load
+  such a file only into the architecture it was saved from, or save
+  `.keras` files, which are checked in full. The classifier may be left out
+  (`include_top=False`).
 - A file that is not what its suffix says (empty, truncated, corrupt) raises
   a `ValueError` that names it.
 
@@ -638,7 +641,7 @@ def _load_file(model, path, skip_foreign=False):
         if skip_foreign:
             source = {k: v for k, v in source.items() if k in keyed or _is_resnet_layer(k)}
     else:
-        source = _read_file(path, _arrays_by_h5_path)
+        source, recorded = _read_file(path, _arrays_by_h5_path)
         keyed = positional_keys(model)
         describe = "layer class and position (a .weights.h5 file)"
 
@@ -662,6 +665,8 @@ def _load_file(model, path, skip_foreign=False):
             f"{model.name!r} lacks ({extra[:5]}{'...' if len(extra) > 5 else ''}): "
             "it was saved from a different architecture."
         )
+    if not path.endswith(".keras"):  # every weight fits: did the net have shortcuts?
+        _check_residual_layers(path, source, recorded, model)
     for layer, arrays in assignments:
         layer.set_weights(arrays)
 
@@ -690,8 +695,49 @@ def _read_file(path, reader):
 
 
 def _arrays_by_h5_path(path):
+    """(arrays by layer key, every layer key) of a .weights.h5 file."""
     with h5py.File(path, "r") as f:
-        return _arrays_by_h5_key(f)
+        return _arrays_by_h5_key(f, path), set(f["layers"])
+
+
+# Weightless layers that a ResNet has and its plain net lacks, by the key
+# Keras gives them in a weights file.
+_RESIDUAL_LAYERS = {"add": "residual additions", "zero_pad_shortcut": "option-A shortcuts"}
+
+
+def _check_residual_layers(path, arrays, recorded, model):
+    """Tells a plain net's .weights.h5 from its ResNet's, which hold the same weights.
+
+    Keras's `save_weights` records every layer, weightless ones too, so a
+    ResNet's file has `add` (and, with option A, `zero_pad_shortcut`) groups
+    that its plain net's lacks. A file that records only weighted layers
+    (written another way, like the shipped presets) cannot say.
+    """
+    if not set(recorded) - set(arrays):
+        return
+
+    def counts(keys):
+        return {base: sum(1 for k in keys if re.fullmatch(rf"{base}(_\d+)?", k)) for base in _RESIDUAL_LAYERS}
+
+    def described(count):
+        if not count["add"]:
+            return "a plain net (no residual additions)"
+        return ", ".join(f"{count[base]} {what}" for base, what in _RESIDUAL_LAYERS.items())
+
+    saved, built = counts(recorded), counts(positional_keys(model, weighted_only=False))
+    if saved == built:
+        return
+    arch = architecture([(layer.name, getattr(layer, "strides", None)) for layer in model.layers])
+    fix = ""
+    if arch is not None:
+        arch = dict(arch, plain=not saved["add"], shortcut="A" if saved["zero_pad_shortcut"] else "B")
+        fix = f" Build the model as the file's was, e.g. {_constructor(arch)}."
+    model_is = "is a plain net" if not built["add"] else f"has {described(built)}"
+    raise ValueError(
+        f"Weights file {path!r} was saved from {'a ResNet with ' if saved['add'] else ''}"
+        f"{described(saved)}, but model {model.name!r} {model_is}. Its weights would load "
+        f"by position and compute something else.{fix}"
+    )
 
 
 # The fields `architecture` returns, in the order messages list them.
@@ -819,25 +865,44 @@ def _snake_case(name):
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def positional_keys(model):
-    """Maps the keys Keras uses in `model`'s .weights.h5 to its layers."""
+def positional_keys(model, weighted_only=True):
+    """Maps the keys Keras uses in `model`'s .weights.h5 to its layers
+    (those with weights, or all of them)."""
     used, keys = {}, {}
     for layer in model.layers:
         base = _snake_case(layer.__class__.__name__)
         count = used.get(base, -1) + 1
         used[base] = count
-        if layer.weights:
+        if layer.weights or not weighted_only:
             keys[base if count == 0 else f"{base}_{count}"] = layer
     return keys
 
 
-def _arrays_by_h5_key(h5file):
+def _arrays_by_h5_key(h5file, path):
     arrays = {}
     for key, group in h5file["layers"].items():
         values = group.get("vars")
         if values is not None and len(values):
-            arrays[key] = [values[str(i)][()] for i in range(len(values))]
+            arrays[key] = [_read_dataset(values[str(i)], path) for i in range(len(values))]
     return arrays
+
+
+def _read_dataset(dataset, path):
+    """A dataset's array, if the file holds it.
+
+    HDF5 may declare a dataset of any shape and store little or nothing of
+    it (unwritten chunks read as the fill value, compressed ones expand), so
+    a small file could make the reader allocate terabytes. Keras writes
+    every array in full.
+    """
+    stored = dataset.id.get_storage_size()
+    if dataset.nbytes > 16 * stored + 4096:
+        raise ValueError(
+            f"Weights file {path!r} declares an array {dataset.name} of shape {dataset.shape} "
+            f"({dataset.nbytes} bytes) but stores {stored} bytes of it; Keras writes every "
+            "array in full. Refusing to read it: save or download the file again."
+        )
+    return dataset[()]
 
 
 def _arrays_by_layer_name(path):
@@ -849,7 +914,7 @@ def _arrays_by_layer_name(path):
         config = json.loads(archive.read("config.json"))
         archive.extract("model.weights.h5", tmp)
         with h5py.File(os.path.join(tmp, "model.weights.h5"), "r") as f:
-            by_key = _arrays_by_h5_key(f)
+            by_key = _arrays_by_h5_key(f, path)
     layer_configs = config.get("config", {}).get("layers") if isinstance(config, dict) else None
     if not isinstance(layer_configs, list):
         kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__

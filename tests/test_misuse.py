@@ -257,3 +257,54 @@ def test_export_class_names_as_a_tuple_or_numpy_array(tmp_path):
         loaded = tf.saved_model.load(path)  # kept alive while its function runs
         out = loaded.serve(tf.zeros((1, 32, 32, 3)))
         assert out["top_k_names"].numpy()[0, 0].decode() in names
+
+
+# .weights.h5 files: a ResNet's records the weightless layers too (73 groups
+# for ResNet-20, 62 for plain-20: the `add` and `zero_pad_shortcut` ones).
+
+@pytest.mark.parametrize("file, build, says", [
+    ("plain8_h5", dict(), r"saved from a plain net.*model 'resnet8' has 3 residual additions.*plain=True"),
+    ("resnet8_h5", dict(plain=True), r"3 residual additions.*model 'plain8' is a plain net.*ResNet\(8\)"),
+])
+def test_weights_h5_of_a_plain_net_and_its_resnet_are_told_apart(saved, file, build, says):
+    with pytest.raises(ValueError, match=says) as error:
+        keras_resnet.ResNet(8, weights=str(saved[file]), **build)
+    assert repr(str(saved[file])) in str(error.value)
+
+
+def test_weights_h5_of_plain18_into_resnet18_option_a(tmp_path):
+    kwargs = dict(input_shape=(64, 64, 3), classes=10)
+    keras_resnet.ResNet(18, plain=True, **kwargs).save_weights(tmp_path / "plain18.weights.h5")
+    with pytest.raises(ValueError, match=r"saved from a plain net.*8 residual additions, 3 option-A"):
+        keras_resnet.ResNet(18, shortcut="A", weights=str(tmp_path / "plain18.weights.h5"), **kwargs)
+
+
+def test_weights_h5_of_v1_and_v1_5_cannot_be_told_apart(saved):
+    # Same layers, same shapes, only a stride differs, and a .weights.h5 has
+    # no strides: this one still loads (documented, README "Weights").
+    model = keras_resnet.ResNet(50, variant="v1.5", input_shape=(64, 64, 3), classes=10,
+                                weights=str(saved["resnet50_h5"]))
+    assert model.count_params() > 0
+
+
+def test_weights_h5_still_loads_without_the_top_and_with_preprocessing(saved, tmp_path):
+    keras_resnet.ResNet(8, include_top=False, weights=str(saved["resnet8_h5"]))
+    keras_resnet.ResNet(8, pooling="max", weights=str(saved["resnet8_h5"]))
+    path = tmp_path / "pre.weights.h5"
+    keras_resnet.ResNet(20, weights="cifar10", include_preprocessing=True).save_weights(path)
+    keras_resnet.ResNet(20, weights=str(path))
+
+
+def test_h5_dataset_larger_than_the_file_is_refused(saved, tmp_path):
+    # HDF5 datasets may be declared with any shape and never written (they
+    # read as the fill value): a file under 1 MB declaring a 4 TB kernel.
+    import h5py
+
+    path = tmp_path / "bomb.weights.h5"
+    path.write_bytes(saved["resnet8_h5"].read_bytes())
+    with h5py.File(path, "r+") as f:
+        del f["layers/conv2d/vars/0"]
+        f["layers/conv2d/vars"].create_dataset("0", shape=(10**6, 10**6), dtype="f4", chunks=(1000, 1000))
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(ValueError, match=re.escape(repr(str(path))) + r".*4000000000000 bytes.*stores 0"):
+        keras_resnet.ResNet(8, weights=str(path))
