@@ -100,6 +100,9 @@ def test_download_cache_hash_and_corrupted_files(server, tmp_path):
     assert _same_weights(model, source)
     assert len(server.requests) == 1
     (cached_file,) = cached.iterdir()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert cached_file.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0o600
 
     # Second use is a cache hit: no request.
     assert _same_weights(keras_resnet.ResNet(8, weights="loopback"), source)
