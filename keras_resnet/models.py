@@ -4,6 +4,7 @@ import contextlib
 import sys
 
 import keras
+import numpy as np
 from keras import layers
 
 from keras_resnet import blocks
@@ -111,7 +112,9 @@ def ResNet(
         name: model name; defaults to e.g. "resnet56" or "plain34".
 
     Returns:
-        A `keras.Model`. Each stage's output is the layer named
+        A functional `keras.Model` (a `ResNetModel`, whose `predict` checks
+        its images first; a `DeepResNet` above 400 layers). Each stage's
+        output is the layer named
         `"{stage}_block{last}_out"` (`stage_output_names(model)` lists them,
         `feature_extractor(model)` returns them all).
 
@@ -193,7 +196,7 @@ def ResNet(
         elif pooling is not None:
             x = _global_pool(pooling, data_format)(x)
 
-        model_class = DeepResNet if spec.depth > DEEP_GRAPH_DEPTH else keras.Model
+        model_class = DeepResNet if spec.depth > DEEP_GRAPH_DEPTH else ResNetModel
         model = model_class(inputs, x, name=name)
     fast_build.restore_initializers(model)
     if weights_path is not None:
@@ -218,15 +221,73 @@ def recursion_headroom(limit=_RECURSION_LIMIT):
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet")
-class DeepResNet(keras.Model):
+class ResNetModel(keras.Model):
+    """The functional model `ResNet` returns; its `predict` checks arrays first.
+
+    Identical to `keras.Model(inputs, outputs)` (same layers, config,
+    weights, saving), except that `predict` on an array or tensor checks it
+    before Keras sees it:
+
+    - no images (a batch of 0) give no predictions, an empty array of the
+      output's shape (Keras's predict loop raises UnboundLocalError);
+    - one image without its batch axis, or images of another size than the
+      model's fixed `input_shape`, are refused by name. (Once `predict` has
+      run on two sizes, Keras's traced function relaxes its input shape:
+      after that it ran a 32x32 model on 64x64 images without a word.)
+    - with `include_preprocessing=True`, pixels outside 0..255 are refused
+      as in an eager call (`keras_resnet.preprocessing.check_pixels`).
+
+    Datasets and generators go to Keras unchecked. Wrap your own functional
+    model in it (`ResNetModel(inputs, outputs)`) for the same checks.
+    """
+
+    def predict(self, x, *args, **kwargs):
+        empty = _check_images(self, x)
+        if empty is not None:
+            return empty
+        return super().predict(x, *args, **kwargs)
+
+
+def _check_images(model, x):
+    """Checks images given to `predict`; returns the empty result for 0 images."""
+    shape = getattr(x, "shape", None)
+    if shape is None or len(model.inputs) != 1 or isinstance(x, keras.KerasTensor):
+        return None  # a dataset, a generator, several inputs: Keras's to handle
+    shape, expected = tuple(shape), tuple(model.inputs[0].shape)
+    described = "x".join(str(d) for d in expected[1:])
+    if len(shape) != len(expected):
+        single = len(shape) == len(expected) - 1 and all(
+            want is None or got == want for got, want in zip(shape, expected[1:]))
+        hint = " One image without its batch axis? Pass x[None]." if single else ""
+        raise ValueError(
+            f"predict takes a batch of images, shape {expected} for model {model.name!r}; "
+            f"received an array of shape {shape}.{hint}"
+        )
+    wrong = [i for i, (got, want) in enumerate(zip(shape[1:], expected[1:])) if want is not None and got != want]
+    if wrong:
+        raise ValueError(
+            f"Model {model.name!r} takes {described} images (batch, {', '.join(map(str, expected[1:]))}); "
+            f"received shape {shape}. Resize them, or build the model with input_shape=(None, None, 3) "
+            "(channels_last) to take any size."
+        )
+    if any(isinstance(layer, preprocessing.Preprocessing) for layer in model.layers):
+        preprocessing.check_pixels(x, f"Model {model.name!r} (with its preprocessing inside)")
+    if shape[0] != 0:
+        return None
+    with recursion_headroom():
+        spec = model.compute_output_spec(keras.KerasTensor((1,) + shape[1:], dtype=model.inputs[0].dtype))
+    return np.zeros((0,) + tuple(spec.shape[1:]), keras.backend.standardize_dtype(spec.dtype))
+
+
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class DeepResNet(ResNetModel):
     """A functional model whose graph is too deep for Keras's default walk.
 
-    Identical to `keras.Model(inputs, outputs)` (same layers, config and
+    Identical to `ResNetModel(inputs, outputs)` (same layers, config and
     weights), except that building it, which `keras.saving.load_model` also
     does, runs under `recursion_headroom()`. `ResNet` returns one for depths
-    above `DEEP_GRAPH_DEPTH` (e.g. ResNet-1202), and a plain `keras.Model`
-    otherwise, so that shallower models load without keras_resnet whenever
-    they use only built-in layers.
+    above `DEEP_GRAPH_DEPTH` (e.g. ResNet-1202), and a `ResNetModel`
+    otherwise.
 
     New functional models made from one of its tensors, e.g.
     `keras.Model(model.input, model.get_layer(...).output)`, walk the same

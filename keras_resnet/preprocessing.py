@@ -159,9 +159,10 @@ def _values(x):
         if isinstance(x, jax.core.Tracer):
             return None
     elif backend == "torch":
-        import torch
-
-        if torch.compiler.is_compiling() or (isinstance(x, torch.Tensor) and x.device.type == "meta"):
+        # Without importing torch (the library never does): shape-only
+        # tensors on the "meta" device, and torch.compile's fake ones.
+        if getattr(getattr(x, "device", None), "type", None) == "meta" or type(x).__name__ in (
+                "FakeTensor", "FunctionalTensor"):
             return None
     return ops.convert_to_numpy(x)
 

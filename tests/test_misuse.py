@@ -308,3 +308,60 @@ def test_h5_dataset_larger_than_the_file_is_refused(saved, tmp_path):
     assert path.stat().st_size < 1_000_000
     with pytest.raises(ValueError, match=re.escape(repr(str(path))) + r".*4000000000000 bytes.*stores 0"):
         keras_resnet.ResNet(8, weights=str(path))
+
+
+# predict checks what Keras does not (issue 19, "Weak").
+
+@pytest.fixture(scope="module")
+def resnet8():
+    return keras_resnet.ResNet(8)
+
+
+def test_predict_on_no_images_returns_no_predictions(resnet8):
+    # Keras's predict loop raised UnboundLocalError ('batch_outputs').
+    out = resnet8.predict(np.zeros((0, 32, 32, 3), "float32"), verbose=0)
+    assert out.shape == (0, 10) and out.dtype == np.float32
+    backbone = keras_resnet.ResNet(8, include_top=False, input_shape=(None, None, 3))
+    assert backbone.predict(np.zeros((0, 40, 48, 3), "float32"), verbose=0).shape == (0, 10, 12, 64)
+
+
+def test_predict_on_one_image_without_its_batch_axis(resnet8):
+    resnet8.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0)  # traced once before
+    with pytest.raises(ValueError, match=r"batch of images.*shape \(32, 32, 3\).*x\[None\]"):
+        resnet8.predict(np.zeros((32, 32, 3), "float32"), verbose=0)
+
+
+def test_predict_on_another_image_size_after_a_first_call(resnet8):
+    # After two sizes, Keras's predict function relaxes its shapes and ran a
+    # 32x32 model on 64x64 images without a word.
+    resnet8.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0)
+    with pytest.raises(ValueError, match=r"takes 32x32x3 images.*\(2, 64, 64, 3\).*input_shape=\(None, None, 3\)"):
+        resnet8.predict(np.zeros((2, 64, 64, 3), "float32"), verbose=0)
+    with pytest.raises(ValueError, match=r"takes 32x32x3 images.*\(2, 48, 48, 3\)"):
+        resnet8.predict(np.zeros((2, 48, 48, 3), "float32"), verbose=0)
+    assert resnet8.predict(np.zeros((1, 32, 32, 3), "float32"), verbose=0).shape == (1, 10)
+    anywhere = keras_resnet.ResNet(8, input_shape=(None, None, 3))
+    for size in (32, 64, 48):
+        assert anywhere.predict(np.zeros((1, size, size, 3), "float32"), verbose=0).shape == (1, 10)
+
+
+def test_predict_refuses_out_of_range_pixels_with_preprocessing_inside():
+    model = keras_resnet.ResNet(20, weights="cifar10", include_preprocessing=True)
+    raw = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    assert np.isfinite(model.predict(raw, verbose=0)).all()
+    with pytest.raises(ValueError, match=r"values up to 6.*16-bit"):
+        model.predict(raw * 257, verbose=0)
+    raw[0, 0, 0, 0] = np.nan
+    assert np.isnan(model.predict(raw, verbose=0)[0]).all()  # NaN in, NaN out
+
+
+def test_resnet_models_save_and_load_as_before(tmp_path, resnet8):
+    path = tmp_path / "r8.keras"
+    resnet8.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, keras_resnet.ResNetModel)
+    with pytest.raises(ValueError, match="batch of images"):
+        loaded.predict(np.zeros((32, 32, 3), "float32"), verbose=0)
+    folded = keras_resnet.fold_batchnorm(resnet8)
+    x = np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(folded.predict(x, verbose=0), resnet8.predict(x, verbose=0), atol=1e-5)
