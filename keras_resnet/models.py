@@ -419,6 +419,33 @@ def _default_name(spec, shortcut, plain, variant, default_shortcut):
     return name
 
 
+def check_graph_model(model, argument="model"):
+    """Raises unless `model` is a keras.Model with a graph of layers.
+
+    What reads a model's layers and their shapes (FLOP counts, BN folding,
+    export, conversions, feature maps) needs a functional model, or a
+    Sequential built with an input shape; a subclassed model's layers have
+    no graph to read, and an unbuilt one has no shapes yet.
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"`{argument}` must be a keras.Model. Received {argument}={model!r:.200} "
+            f"(a {type(model).__name__})."
+        )
+    try:
+        inputs = model.inputs
+    except AttributeError:  # a Sequential not built yet; subclassed models have none
+        inputs = None
+    if not inputs:
+        kind = "a Sequential" if isinstance(model, keras.Sequential) else "a subclassed model"
+        raise ValueError(
+            f"`{argument}` must be a built functional keras.Model, but {model.name!r} "
+            f"({kind}) has no inputs yet, so its layers have no graph or shapes to read. Build "
+            "it from keras.Input, or give a Sequential its input (keras.Input first, or "
+            "model.build((None, H, W, C))); a subclassed model has no graph of layers."
+        )
+
+
 def stage_output_names(model):
     """Names of the layers that output each stage, e.g. `conv2_block3_out`.
 
@@ -427,6 +454,7 @@ def stage_output_names(model):
         network order. These are the feature maps a detection backbone uses
         (the paper's Sec. 7 puts Faster R-CNN on conv2_x..conv5_x).
     """
+    check_graph_model(model)
     last = {}
     for layer in model.layers:
         parts = layer.name.split("_")
@@ -445,20 +473,35 @@ def feature_extractor(model, stages=None):
 
     Args:
         model: a model built by `ResNet(...)`.
-        stages: stage names to return ("conv2" .. "conv5" for ImageNet,
-            "conv2" .. "conv4" for CIFAR); all by default.
+        stages: a list of stage names to return, in the order given
+            ("conv2" .. "conv5" for ImageNet, "conv2" .. "conv4" for CIFAR);
+            all by default. One stage is a list of one, `["conv3"]`.
 
     Returns:
         A functional `keras.Model` sharing `model`'s layers and weights,
         whose output is `{stage: feature map}`.
     """
     names = stage_output_names(model)
-    stages = list(names) if stages is None else list(stages)
-    unknown = [s for s in stages if s not in names]
+    if stages is None:
+        stages = list(names)
+    elif isinstance(stages, (str, bytes)) or not isinstance(stages, (list, tuple)):
+        # A string is a sequence too: "conv3" would be five stage names.
+        raise ValueError(
+            f"`stages` must be a list of stage names among {list(names)}. Received "
+            f"stages={stages!r:.100}; for one stage, pass [{stages!r:.100}]."
+        )
+    stages = list(stages)
+    if not stages:
+        raise ValueError(
+            f"`stages` must name at least one stage among {list(names)}. Received stages=[]."
+        )
+    unknown = [s for s in stages if not isinstance(s, str) or s not in names]
     if unknown:
         raise ValueError(
             f"`stages` must be among {list(names)}. Received stages={stages!r}."
         )
+    if len(set(stages)) != len(stages):
+        raise ValueError(f"`stages` must name each stage once. Received stages={stages!r}.")
     outputs = {s: model.get_layer(names[s]).output for s in stages}
     with recursion_headroom():
         return keras.Model(model.input, outputs, name=f"{model.name}_features")

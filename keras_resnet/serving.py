@@ -52,7 +52,7 @@ import numpy as np
 
 from keras_resnet import specs
 from keras_resnet.fold import fold_batchnorm as fold_batchnorm_fn
-from keras_resnet.models import recursion_headroom
+from keras_resnet.models import check_graph_model, recursion_headroom
 
 DEFAULT_TOP_K = 5
 QUANTIZATIONS = (None, "dynamic")
@@ -193,8 +193,7 @@ class _Plan:
     """The checked arguments of an export, and what the model looks like."""
 
     def __init__(self, model, class_names, preprocessing, top_k, image_size, fold):
-        if not isinstance(model, keras.Model):
-            raise ValueError(f"`model` must be a keras.Model. Received model={model!r}.")
+        check_graph_model(model)
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise ValueError(
                 "`model` must have one image input and one output. Received a model "

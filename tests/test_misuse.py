@@ -365,3 +365,74 @@ def test_resnet_models_save_and_load_as_before(tmp_path, resnet8):
     folded = keras_resnet.fold_batchnorm(resnet8)
     x = np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(folded.predict(x, verbose=0), resnet8.predict(x, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("stages, says", [
+    ("conv3", r"a list of stage names.*Received stages='conv3'.*\['conv3'\]"),   # split into letters
+    ([], r"at least one stage.*Received stages=\[\]"),
+    (["conv3", "conv3"], r"each stage once.*Received stages=\['conv3', 'conv3'\]"),
+    (["conv9"], r"must be among \['conv2', 'conv3', 'conv4'\].*Received stages=\['conv9'\]"),
+])
+def test_feature_extractor_stages(resnet8, stages, says):
+    with pytest.raises(ValueError, match=says):
+        keras_resnet.feature_extractor(resnet8, stages)
+
+
+def test_feature_extractor_keeps_the_order_asked(resnet8):
+    features = keras_resnet.feature_extractor(resnet8, ("conv4", "conv2"))
+    assert list(features.output) == ["conv4", "conv2"]
+
+
+def _unbuilt():
+    return keras.Sequential([keras.layers.Conv2D(4, 3), keras.layers.Dense(3)])
+
+
+class _Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.conv = keras.layers.Conv2D(4, 3)
+
+    def call(self, x):
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("call", [
+    keras_resnet.count_flops,
+    keras_resnet.fold_batchnorm,
+    keras_resnet.stage_output_names,
+    keras_resnet.feature_extractor,
+    keras_resnet.convert.from_keras_applications,
+    keras_resnet.convert.from_keras_cv,
+    lambda model: keras_resnet.export(model, "/nonexistent/never-written"),
+    lambda model: keras_resnet.export_tflite(model, "/nonexistent/never-written.tflite"),
+], ids=["count_flops", "fold_batchnorm", "stage_output_names", "feature_extractor",
+        "from_keras_applications", "from_keras_cv", "export", "export_tflite"])
+def test_functions_taking_a_model_refuse_a_string_and_a_model_without_a_graph(call):
+    with pytest.raises(ValueError, match=r"`model` must be a keras\.Model\. Received model='resnet50' \(a str\)"):
+        call("resnet50")
+    with pytest.raises(ValueError, match=r"`model` must be a built functional.*'sequential\w*'.*no inputs yet"):
+        call(_unbuilt())
+    subclassed = _Subclassed()
+    subclassed(np.zeros((1, 8, 8, 3), "float32"))  # built, but no graph of layers
+    with pytest.raises(ValueError, match=r"`model` must be a built functional.*subclassed"):
+        call(subclassed)
+
+
+def test_count_flops_of_a_built_sequential():
+    model = _unbuilt()
+    model.build((None, 8, 8, 3))
+    assert keras_resnet.count_flops(model) == 6 * 6 * 3 * 3 * 3 * 4 + 6 * 6 * 4 * 3
+
+
+@pytest.mark.parametrize("state_dict, says", [
+    ("resnet18.safetensors", r"a str.*load_safetensors\(path\)"),
+    ([("conv1.weight", np.zeros(3))], r"a list"),
+])
+def test_from_torchvision_takes_a_mapping(state_dict, says):
+    with pytest.raises(ValueError, match=r"`state_dict` must be a mapping.*" + says):
+        keras_resnet.convert.from_torchvision(state_dict)
+
+
+def test_from_cifar_option_a_keys_must_be_strings():
+    with pytest.raises(ValueError, match=r"keys must be strings.*Received a key 3"):
+        keras_resnet.convert.from_cifar_option_a({"state_dict": {3: np.zeros(3)}})
