@@ -436,3 +436,21 @@ def test_from_torchvision_takes_a_mapping(state_dict, says):
 def test_from_cifar_option_a_keys_must_be_strings():
     with pytest.raises(ValueError, match=r"keys must be strings.*Received a key 3"):
         keras_resnet.convert.from_cifar_option_a({"state_dict": {3: np.zeros(3)}})
+
+
+@pytest.mark.parametrize("statistics, says", [
+    ({"mean": (1.0, 2.0, 3.0), "std": (0.0, 1.0, 1.0)}, r"'std' must be 3 finite values > 0.*0\.0"),
+    ({"mean": (np.nan, 2.0, 3.0), "std": (1.0, 1.0, 1.0)}, r"'mean' must be finite values in 0\.\.255.*nan"),
+    ({"mean": np.full((32, 32, 3), np.inf), "std": (1, 1, 1)}, r"'mean' must be finite values in 0\.\.255.*inf"),
+    ({"mean": (1.0, 2.0, 3.0), "std": (-1.0, 1.0, 1.0)}, r"'std' must be 3 finite values > 0"),
+    ({"mean": (1.0, 2.0, 3.0), "std": (1.0, 1.0)}, r"'std' must be 3 finite values > 0"),
+    ({"mean": (300.0, 2.0, 3.0)}, r"'mean' must be finite values in 0\.\.255.*300"),
+    ({"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}, r"0\.\.1 units.*multiply.*by 255"),
+])
+def test_preprocessing_statistics_must_be_pixel_statistics(saved, statistics, says, registry_restored):
+    # std 0 or a NaN mean made every output NaN; 0..1 units every output wrong.
+    with pytest.raises(ValueError, match=says):
+        keras_resnet.register_preset("stats_test", saved["resnet8"], depth=8, preprocessing=statistics)
+    with pytest.raises(ValueError, match=says):
+        keras_resnet.Preprocessing(statistics)
+    assert "stats_test" not in weights_lib.PRESETS
