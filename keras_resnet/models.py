@@ -105,10 +105,11 @@ def ResNet(
             included. (The `weight_decay` argument of Keras optimizers is
             decoupled, AdamW-style, and is not the paper's.) BN parameters
             and biases are not decayed.
-        include_preprocessing: put the preprocessing the preset `weights`
-            were trained with inside the model (a `Preprocessing` layer right
+        include_preprocessing: put the preprocessing the `weights` were
+            trained with inside the model (a `Preprocessing` layer right
             after the input), so that it takes raw RGB pixels 0..255. Needs
-            `weights` to be a preset name.
+            `weights` to be a preset name, or a `.keras` file that holds its
+            preprocessing in front of its net (a zoo run's model.keras).
         name: model name; defaults to e.g. "resnet56" or "plain34".
 
     Returns:
@@ -154,12 +155,8 @@ def ResNet(
     options = blocks.LayerOptions(data_format=data_format, kernel_regularizer=regularizer)
 
     weights_path = weights_lib.resolve(weights, spec=spec, variant=variant)
-    if include_preprocessing and not isinstance(weights_path, weights_lib.PresetWeights):
-        raise ValueError(
-            "include_preprocessing=True puts the preprocessing of a preset "
-            "in the model, so `weights` must be a preset name "
-            f"({weights_lib.preset_names()}). Received weights={weights!r}."
-        )
+    preprocessing_mode = (
+        weights_lib.preprocessing_of(weights_path, weights) if include_preprocessing else None)
     if name is None:
         name = _default_name(spec, shortcut, plain, variant, defaults["shortcut"])
     # fast_build explains this scope and the initializer swap after it.
@@ -167,7 +164,7 @@ def ResNet(
         inputs, x = _inputs(input_tensor, input_shape, spec, defaults["size"], data_format)
         if include_preprocessing:
             x = preprocessing.Preprocessing(
-                weights_path.preset.preprocessing, data_format=data_format, name="preprocessing"
+                preprocessing_mode, data_format=data_format, name="preprocessing"
             )(x)
 
         if spec.family == specs.IMAGENET:

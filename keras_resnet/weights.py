@@ -5,7 +5,12 @@ that does not fit the model raises a `ValueError` that names the layer, the
 shapes and the fix, and the model is left untouched.
 
 - `.keras` files carry their config: weights are matched by layer name, so a
-  file saved with `include_top=True` also loads into `include_top=False`.
+  file saved with `include_top=True` also loads into `include_top=False`,
+  and nested functional models are read through (a zoo run's model.keras
+  holds the net behind its per-pixel mean). The layers in front of the net
+  (Normalization, Rescaling, `Preprocessing`) are the file's preprocessing:
+  not loaded into the bare net, but built in by `include_preprocessing=True`
+  and read by `register_preset` (`file_preprocessing`).
   The config also says how the net was built, and it must be how the model
   is built: family, depth, plain or shortcut option, bottleneck variant and
   every conv's strides. A plain-20 file has exactly the weights of an
@@ -66,6 +71,7 @@ import zipfile
 
 import h5py
 import keras
+import numpy as np
 
 from keras_resnet import porting
 from keras_resnet import presets as presets_lib
@@ -138,6 +144,34 @@ def resolve(weights, spec, variant):
     )
 
 
+def preprocessing_of(resolved, weights):
+    """The preprocessing `include_preprocessing=True` puts in a model built
+    with `weights` (`resolved` is what `resolve` returned): the preset's, or
+    what a `.keras` file holds in front of its net (a zoo run's mean).
+
+    Raises:
+        ValueError: for weights that carry no preprocessing.
+    """
+    if isinstance(resolved, PresetWeights):
+        return resolved.preset.preprocessing
+    if isinstance(resolved, str) and resolved.endswith(".keras"):
+        found = file_preprocessing(resolved)
+        if found is None:
+            raise ValueError(
+                f"include_preprocessing=True puts the preprocessing the weights were trained "
+                f"with in the model, but {resolved!r} has no preprocessing in front of its net "
+                "(its net takes the model's input as it is). Leave include_preprocessing=False, "
+                "or preprocess the images yourself."
+            )
+        return found
+    raise ValueError(
+        "include_preprocessing=True puts the preprocessing of a preset (or of a .keras file "
+        "that holds it in front of its net, as a zoo run's model.keras does) in the model, so "
+        f"`weights` must be a preset name ({preset_names()}) or such a file. "
+        f"Received weights={weights!r}."
+    )
+
+
 def preset_names():
     """All preset names, aliases included, sorted."""
     return sorted(set(PRESETS) | set(ALIASES))
@@ -191,7 +225,7 @@ def register_preset(
     variant="v1",
     shortcut=None,
     classes=None,
-    preprocessing="none",
+    preprocessing=None,
     sha256=None,
     recipe=None,
     top1=None,
@@ -217,9 +251,10 @@ def register_preset(
             file fits (family, shortcut and classes default from the depth).
         preprocessing: what the weights expect; a
             `keras_resnet.preprocessing.MODES` key or a dict
-            {"mean": (r, g, b), "std": (r, g, b)} in pixel units. A `.keras`
-            file from the zoo holds its preprocessing inside the model, but
-            `ResNet(..., weights=name)` builds the bare net, so say it here.
+            {"mean": (r, g, b), "std": (r, g, b)} in pixel units. None (the
+            default): what a local `.keras` file holds in front of its net
+            (a zoo run's model.keras: its per-pixel mean), else "none". Given
+            for such a file, it must be what the file computes.
         sha256: the file's sha256. For a local file it is computed (and, if
             given, checked); it is checked again at every load.
         recipe, top1, accuracy_source: metadata: the training recipe, the
@@ -231,7 +266,8 @@ def register_preset(
     """
     spec = specs.get_spec(depth, family)
     overwrite = specs.check_bool("overwrite", overwrite)
-    presets_lib.preprocessing_parameters(preprocessing)  # Raises on a bad mode.
+    if preprocessing is not None:
+        presets_lib.preprocessing_parameters(preprocessing)  # Raises on a bad mode.
     path = os.fspath(path)
     is_url = path.startswith(("http://", "https://"))
     if not is_url:
@@ -252,6 +288,9 @@ def register_preset(
             raise ValueError(f"{path!r} has sha256 {actual}, not the given {sha256}.")
         sha256 = actual
         path = os.path.abspath(path)
+        preprocessing = _registered_preprocessing(path, preprocessing)
+    if preprocessing is None:
+        preprocessing = "none"
     if name in ALIASES:
         raise ValueError(
             f"{name!r} is an alias (of {sorted(set(ALIASES[name].values()))}); "
@@ -282,6 +321,28 @@ def register_preset(
     )
     entries[depth] = preset
     return preset
+
+
+def _registered_preprocessing(path, given):
+    """A local file's preprocessing: what a .keras file holds in front of its
+    net, checked against `given`; or `given`."""
+    if not path.endswith(".keras"):
+        return given
+    keras_file = _read_file(path, _read_keras_file)
+    if given is not None and keras_file.unknown_front is not None:
+        return given  # Something we cannot read sits in front: the caller says what.
+    try:
+        found = _front_preprocessing(keras_file, path)
+    except ValueError as error:
+        raise ValueError(f"{error} Pass `preprocessing=` to say what the weights expect.") from None
+    if given is not None and not _same_preprocessing(given, found or "none"):
+        raise ValueError(
+            f"{path!r} {describe_preprocessing(found) if found else 'has no preprocessing in front of its net'}"
+            f", but the preset is registered with preprocessing={given!r:.200}: its presets would "
+            "preprocess images another way than the net was trained on. Leave `preprocessing` "
+            "out to take the file's."
+        )
+    return found if found is not None else given
 
 
 def load_registry(path):
@@ -634,10 +695,14 @@ def _load_file(model, path, skip_foreign=False):
             ResNet layer names (e.g. the preprocessing a zoo model holds).
     """
     if path.endswith(".keras"):
-        source, saved_layers = _read_file(path, _arrays_by_layer_name)
-        _check_architecture(path, saved_layers, model)
+        keras_file = _read_file(path, _read_keras_file)
+        _check_architecture(path, keras_file.layers, model)
         keyed = {layer.name: layer for layer in _weighted_layers(model)}
         describe = "layer name"
+        # The preprocessing in front of the net (a zoo run's mean) is not the
+        # net's; include_preprocessing=True builds it in from the file.
+        front = {layer["config"]["name"] for layer in keras_file.front}
+        source = {k: v for k, v in keras_file.arrays.items() if k not in front}
         if skip_foreign:
             source = {k: v for k, v in source.items() if k in keyed or _is_resnet_layer(k)}
     else:
@@ -905,34 +970,209 @@ def _read_dataset(dataset, path):
     return dataset[()]
 
 
-def _arrays_by_layer_name(path):
-    """Reads a .keras file's weights keyed by layer name, without building it."""
+@dataclasses.dataclass(frozen=True)
+class _KerasFile:
+    """What a .keras file holds, read without building it.
+
+    Attributes:
+        arrays: layer name -> its weights, nested functional models (a zoo
+            run's net sits inside its model) flattened.
+        layers: (name, strides) of every layer, nested ones too.
+        front: configs of the layers between the input and the net (the
+            first layer named conv1_*), in order.
+        unknown_front: a description of what sits in front of the net if it
+            is not a chain of preprocessing layers this module can read
+            (Normalization, Rescaling, keras_resnet's Preprocessing); else None.
+    """
+
+    arrays: dict
+    layers: list
+    front: tuple
+    unknown_front: str
+
+
+# Zip compression whose output is at most ~1000x its input (Keras stores).
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+def _read_keras_file(path):
     with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as tmp:
         names = archive.namelist()
         if "model.weights.h5" not in names or "config.json" not in names:
             raise ValueError(f"{path!r} is not a Keras .keras archive (contents: {names}).")
+        for member in ("config.json", "model.weights.h5"):
+            if archive.getinfo(member).compress_type not in _ZIP_METHODS:
+                raise ValueError(
+                    f"Weights file {path!r} has {member} compressed with zip method "
+                    f"{archive.getinfo(member).compress_type}, which can expand without bound; "
+                    "Keras stores it uncompressed. Save it again with model.save()."
+                )
         config = json.loads(archive.read("config.json"))
         archive.extract("model.weights.h5", tmp)
+        layer_configs = config.get("config", {}).get("layers") if isinstance(config, dict) else None
+        if not isinstance(layer_configs, list):
+            kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
+            raise ValueError(
+                f"{path!r} holds a {kind!r}, not a functional "
+                "model with named layers; save it with model.save() from a "
+                "model built by keras_resnet.ResNet."
+            )
+        arrays = {}
         with h5py.File(os.path.join(tmp, "model.weights.h5"), "r") as f:
-            by_key = _arrays_by_h5_key(f, path)
-    layer_configs = config.get("config", {}).get("layers") if isinstance(config, dict) else None
-    if not isinstance(layer_configs, list):
-        kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
-        raise ValueError(
-            f"{path!r} holds a {kind!r}, not a functional "
-            "model with named layers; save it with model.save() from a "
-            "model built by keras_resnet.ResNet."
-        )
-    # Recompute the positional keys from the saved config's layer order.
-    used, arrays = {}, {}
+            _arrays_by_config(layer_configs, f["layers"], path, arrays)
+    front, unknown = _front_of_net(config["config"])
+    return _KerasFile(arrays, list(_flat_layers(layer_configs)), front, unknown)
+
+
+def _arrays_by_config(layer_configs, layers_group, path, arrays):
+    """Fills `arrays` (layer name -> weights) from a Keras weights file's
+    `layers` group, whose keys Keras derives from the layer classes in the
+    config's order; nested functional models have their own `layers` group."""
+    used = {}
     for layer_config in layer_configs:
         base = _snake_case(layer_config["class_name"])
         count = used.get(base, -1) + 1
         used[base] = count
-        key = base if count == 0 else f"{base}_{count}"
-        if key in by_key:
-            arrays[layer_config["config"]["name"]] = by_key[key]
-    return arrays, list(_flat_layers(layer_configs))
+        group = layers_group.get(base if count == 0 else f"{base}_{count}")
+        if group is None:
+            continue
+        inner = layer_config.get("config", {}).get("layers")
+        if isinstance(inner, list):
+            if "layers" in group:
+                _arrays_by_config(inner, group["layers"], path, arrays)
+            continue
+        values = group.get("vars")
+        if values is not None and len(values):
+            arrays[layer_config["config"]["name"]] = [
+                _read_dataset(values[str(i)], path) for i in range(len(values))]
+
+
+_PREPROCESSING_LAYERS = {"Normalization", "Rescaling", "keras_resnet>Preprocessing"}
+
+
+def _inbound_names(layer_config):
+    """Names of the layers whose outputs a saved layer takes."""
+    found = []
+
+    def visit(value):
+        if isinstance(value, dict):
+            history = value.get("config", {}).get("keras_history") if value.get("class_name") == "__keras_tensor__" else None
+            if history:
+                found.append(history[0])
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(layer_config.get("inbound_nodes", []))
+    return found
+
+
+def _starts_net(layer_config):
+    config = layer_config.get("config", {})
+    if isinstance(config.get("layers"), list):
+        return any(_starts_net(inner) for inner in config["layers"])
+    return re.fullmatch(r"conv1_(pad|conv)", str(config.get("name"))) is not None
+
+
+def _front_of_net(model_config):
+    """(configs of the layers between the input and the net, or a description
+    of what sits there if they are not preprocessing layers) of a saved model."""
+    layers = model_config.get("layers", [])
+    inputs = [c for c in layers if c.get("class_name") == "InputLayer"]
+    if len(inputs) != 1:
+        return (), f"{len(inputs)} inputs"
+    current, front = inputs[0]["config"]["name"], []
+    for _ in range(len(layers)):
+        consumers = [c for c in layers if current in _inbound_names(c)]
+        if len(consumers) != 1:
+            return tuple(front), f"{len(consumers)} layers reading {current!r}"
+        (layer,) = consumers
+        if _starts_net(layer):
+            return tuple(front), None
+        kind = layer.get("registered_name") or layer.get("class_name")
+        if kind not in _PREPROCESSING_LAYERS and layer.get("class_name") not in _PREPROCESSING_LAYERS:
+            return tuple(front), f"layer {layer['config'].get('name')!r} ({layer.get('class_name')})"
+        front.append(layer)
+        current = layer["config"]["name"]
+    return tuple(front), "no net"
+
+
+def _front_preprocessing(keras_file, path):
+    """The preprocessing that a .keras file's layers in front of its net
+    compute, as a preprocessing dict; None if the net takes the input as is.
+
+    Raises:
+        ValueError: if something else sits in front of the net.
+    """
+    if keras_file.unknown_front is not None:
+        raise ValueError(
+            f"{path!r} has {keras_file.unknown_front} in front of its net, which is not a chain "
+            "of Normalization, Rescaling or keras_resnet Preprocessing layers, so its "
+            "preprocessing cannot be read from it."
+        )
+    if not keras_file.front:
+        return None
+    mean, std, bgr = np.zeros(3), np.ones(3), False
+    for layer in keras_file.front:
+        config = layer["config"]
+        if bgr:
+            raise ValueError(f"{path!r}: layers follow a BGR flip in front of its net; say its preprocessing.")
+        if layer["class_name"] == "Normalization":
+            if config.get("invert"):
+                raise ValueError(f"{path!r}: an inverted Normalization sits in front of its net.")
+            m, v = config.get("mean"), config.get("variance")
+            if m is None:  # adapted: the statistics are weights
+                m, v = keras_file.arrays[config["name"]][:2]
+            m = np.asarray(m, np.float64)
+            s = np.maximum(np.sqrt(np.asarray(v, np.float64)), keras.config.epsilon())
+        elif layer["class_name"] == "Rescaling":
+            scale, offset = (np.asarray(config.get(k, d), np.float64) for k, d in (("scale", 1.0), ("offset", 0.0)))
+            m, s = -offset / scale, 1 / scale
+        else:  # keras_resnet Preprocessing
+            m, s, bgr = presets_lib.preprocessing_parameters(config["mode"])
+            m, s = np.asarray(m, np.float64), np.asarray(s, np.float64)
+        mean, std = mean + m * std, std * s
+    while mean.ndim > 1 and mean.shape[0] == 1:
+        mean = mean[0]
+    std = np.broadcast_to(std, mean.shape if mean.ndim == 3 else (3,))
+    if std.ndim == 3:  # per pixel: expressible only if the same at every pixel
+        if not np.allclose(std, std[:1, :1]):
+            raise ValueError(f"{path!r} divides by a per-pixel std, which a preset cannot express.")
+        std = std[0, 0]
+    return {"mean": mean.tolist(), "std": std.tolist(), "bgr": bool(bgr)}
+
+
+def file_preprocessing(path):
+    """The preprocessing a `.keras` file holds in front of its net (e.g. a
+    zoo run's per-pixel mean), as a preprocessing dict, or None if none.
+
+    Raises:
+        ValueError: if the file is damaged, or something other than
+            preprocessing layers sits in front of its net.
+    """
+    path = os.path.expanduser(os.fspath(path))
+    return _front_preprocessing(_read_file(path, _read_keras_file), path)
+
+
+def describe_preprocessing(mode):
+    """A short phrase for messages: what `mode` does to pixels."""
+    mean, std, bgr = presets_lib.preprocessing_parameters(mode)
+    if isinstance(mode, str):
+        return f"preprocessing={mode!r}"
+    what = (f"subtracts a per-pixel mean ({'x'.join(map(str, np.shape(mean)))})" if np.ndim(mean) == 3
+            else f"subtracts the mean {tuple(round(v, 3) for v in mean)}")
+    if not np.allclose(std, 1):
+        what += f" and divides by {tuple(round(v, 3) for v in std)}"
+    return what + (", then flips RGB to BGR" if bgr else "")
+
+
+def _same_preprocessing(a, b):
+    (mean_a, std_a, bgr_a), (mean_b, std_b, bgr_b) = (presets_lib.preprocessing_parameters(m) for m in (a, b))
+    return bgr_a == bgr_b and np.allclose(std_a, std_b, rtol=1e-4) and np.allclose(
+        np.broadcast_arrays(np.asarray(mean_a), np.asarray(mean_b))[0],
+        np.broadcast_arrays(np.asarray(mean_a), np.asarray(mean_b))[1], rtol=1e-4, atol=1e-3)
 
 
 def _flat_layers(layer_configs):

@@ -434,3 +434,64 @@ def test_md5_and_sha256_prefix_pins(server):
         wrong = dataclasses.replace(preset, file_hash="0" * len(pin), fname=f"wrong{pin}.weights.h5")
         with pytest.raises(ValueError, match=f"pinned hash {'0' * len(pin)}.*deleted"):
             weights_lib.fetch(wrong)
+
+
+# A zoo run's model.keras: the net nested behind the run's per-pixel mean
+# (zoo/model.py). The README registers it as a preset; it failed to load
+# ("different architecture"), and so did ResNet(20, weights=<it>).
+
+def _zoo_like_file(path, nested_class=None, seed=0):
+    """What zoo.train writes as model.keras (zoo.model.build), its net randomised."""
+    from zoo import model as zoo_model
+    from zoo import recipes
+
+    rng = np.random.default_rng(seed)
+    mean = rng.uniform(90, 160, (32, 32, 3)).astype("float32")
+    model = zoo_model.build(recipes.get("cifar10_resnet20"), mean)
+    net = model.layers[-1]
+    if nested_class is not None:  # e.g. a run saved before ResNet returned a ResNetModel
+        inner = nested_class(net.input, net.output, name=net.name)
+        model = keras.Model(model.input, inner(model.layers[1].output), name=model.name)
+        net = inner
+    net.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") for w in net.get_weights()])
+    model.save(path)
+    return model, net, mean
+
+
+@pytest.mark.parametrize("nested", [None, keras.Model], ids=["as_zoo_builds_it", "functional_inside"])
+def test_zoo_run_model_keras_as_weights_and_as_preset(tmp_path, nested):
+    path = tmp_path / "model.keras"
+    model, net, mean = _zoo_like_file(path, nested)
+    raw = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    expected = model.predict(raw, verbose=0)
+
+    # weights=<file>: the bare net (like a preset without include_preprocessing)...
+    bare = keras_resnet.ResNet(20, weights=str(path))
+    assert all(np.array_equal(a, b) for a, b in zip(bare.get_weights(), net.get_weights()))
+    np.testing.assert_allclose(bare.predict(raw - mean, verbose=0), expected, atol=1e-5)
+    # ... or with the file's preprocessing inside, taking raw pixels.
+    whole = keras_resnet.ResNet(20, weights=str(path), include_preprocessing=True)
+    np.testing.assert_allclose(whole.predict(raw, verbose=0), expected, atol=1e-5)
+
+    # As the README shows: the preset takes its preprocessing from the file.
+    keras_resnet.register_preset("my_cifar10", path, depth=20, recipe="cifar10_resnet20", top1=0.5)
+    from_preset = keras_resnet.ResNet(20, weights="my_cifar10", include_preprocessing=True)
+    np.testing.assert_allclose(from_preset.predict(raw, verbose=0), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        keras_resnet.preprocess_input(raw, weights="my_cifar10"), raw - mean, atol=1e-4)
+
+
+def test_zoo_run_preset_with_other_preprocessing_is_refused(tmp_path):
+    path = tmp_path / "model.keras"
+    _zoo_like_file(path)
+    with pytest.raises(ValueError, match=r"model\.keras.*subtracts a per-pixel mean.*preprocessing='none'"):
+        keras_resnet.register_preset("my_cifar10", path, depth=20, preprocessing="none")
+
+
+def test_include_preprocessing_needs_a_file_that_holds_it(tmp_path):
+    path = tmp_path / "bare.keras"
+    keras_resnet.ResNet(8).save(path)
+    with pytest.raises(ValueError, match=r"include_preprocessing=True.*has no preprocessing in front of its net"):
+        keras_resnet.ResNet(8, weights=str(path), include_preprocessing=True)
+    # A bare .keras file registers with no preprocessing, as before.
+    assert keras_resnet.register_preset("bare", path, depth=8).preprocessing == "none"
