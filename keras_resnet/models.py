@@ -260,8 +260,7 @@ def _check_images(model, x):
             f"predict takes a batch of images, shape {expected} for model {model.name!r}; "
             f"received an array of shape {shape}.{hint}"
         )
-    wrong = [i for i, (got, want) in enumerate(zip(shape[1:], expected[1:])) if want is not None and got != want]
-    if wrong:
+    if any(want is not None and got != want for got, want in zip(shape[1:], expected[1:])):
         raise ValueError(
             f"Model {model.name!r} takes {described} images (batch, {', '.join(map(str, expected[1:]))}); "
             f"received shape {shape}. Resize them, or build the model with input_shape=(None, None, 3) "
