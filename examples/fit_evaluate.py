@@ -6,10 +6,13 @@ images, no download), upsampled to 32x32 and split 80/20:
 
     python examples/fit_evaluate.py                 # about a minute on 2 CPU cores
     python examples/fit_evaluate.py --epochs 1      # a quick look
-    python examples/fit_evaluate.py --dataset cifar10   # needs internet (tfds)
+    python examples/fit_evaluate.py --dataset cifar10   # needs internet (tfds), once
 """
 
 import argparse
+import socket
+import sys
+import urllib.parse
 
 import keras
 import numpy as np
@@ -34,11 +37,30 @@ def load_digits():
 def load_cifar10():
     import tensorflow_datasets as tfds
 
+    builder = tfds.builder("cifar10")
+    if not builder.is_prepared():
+        _check_online(builder)
     train, test = tfds.as_numpy(
         tfds.load("cifar10", split=["train", "test"], batch_size=-1, as_supervised=True)
     )
     scale = lambda split: (split[0].astype("float32") / 255.0, split[1])  # noqa: E731
     return scale(train), scale(test), 10
+
+
+def _check_online(builder, timeout_s=10):
+    """Exits with a sentence if CIFAR-10 would have to be downloaded and its
+    site cannot be reached: tfds would retry for minutes, then raise
+    requests' ConnectionError."""
+    host = urllib.parse.urlparse(builder.info.homepage).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError as error:
+        sys.exit(
+            f"CIFAR-10 is not in tfds' data directory ({builder.data_dir}) and {host}, where "
+            f"tfds downloads it, cannot be reached ({error}). Run once with internet, or copy a "
+            "prepared tensorflow_datasets/cifar10 folder there (TFDS_DATA_DIR sets the "
+            "directory), or use the bundled data: --dataset digits."
+        )
 
 
 def main(argv=None):

@@ -2,12 +2,15 @@
 
     python examples/transfer_learning.py --data=ROOT --out=DIR --weights=imagenet
     python examples/transfer_learning.py --data=ROOT --out=DIR --weights=cifar10
+    python examples/transfer_learning.py --data=ROOT --out=DIR --weights=none   # from scratch
 
 ROOT holds `train/<class>/*.jpg` and `val/<class>/*.jpg`. The depth and the
 image size default from the weights: ResNet-50 at 224x224 for ImageNet
 presets, ResNet-56 at 32x32 for CIFAR-10 presets (akamaster's, shipped
 with the package: no download); `--depth` and `--image_size` override
-them. The script
+them. `--weights=none` starts from random weights (a baseline for the
+pretrained runs), with the images rescaled to 0..1 unless `--preprocessing`
+says otherwise. The script
 1. loads the backbone with the weights and `include_top=False`, with the
    weights' own preprocessing in front of it (so raw pixels go in);
 2. freezes it and trains a new head (global average pool, dropout, dense);
@@ -31,7 +34,7 @@ scale and offset stay as pretrained.
 import argparse
 import json
 import os
-import tempfile
+import uuid
 
 import keras
 
@@ -62,11 +65,14 @@ def build(depth, weights, classes, image_size, preprocessing=None, dropout=0.2):
         classes: classes of the new head.
         image_size: side of the (square) input images.
         preprocessing: a `keras_resnet.preprocessing.MODES` key or dict;
-            defaults to the preset's own. Needed for a weights file or None.
+            defaults to the preset's own, and to "rescale" (0..1) for None.
+            Needed for a weights file.
 
     Returns:
         (model, backbone).
     """
+    if preprocessing is None and weights is None:
+        preprocessing = "rescale"  # from scratch: any fixed scaling; BN adapts
     if preprocessing is None:
         if not (isinstance(weights, str) and weights in weights_lib.preset_names()):
             raise ValueError(
@@ -128,14 +134,16 @@ def run(data, out, depth=None, weights="imagenet", image_size=None, preprocessin
     os.makedirs(out, exist_ok=True)
     _atomic_write(out, "model.keras", model.save)
     _atomic_write(out, "classes.json", lambda p: open(p, "w").write(json.dumps(class_names)))
-    return {"depth": depth, "image_size": image_size, "head_accuracy": float(head_accuracy),
+    return {"depth": depth, "image_size": image_size, "weights": weights,
+            "head_accuracy": float(head_accuracy),
             "val_accuracy": float(accuracy), "unfrozen_stages": unfrozen, "classes": class_names}
 
 
 def _atomic_write(folder, name, write):
     # Write beside the target, then rename: no half-written file is left.
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix="_" + name)
-    os.close(fd)
+    # The writer creates the file, so it gets the usual mode (0644 under
+    # umask 022); mkstemp's would be 0600.
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{name}")
     try:
         write(tmp)
         os.replace(tmp, os.path.join(folder, name))
@@ -144,12 +152,17 @@ def _atomic_write(folder, name, write):
             os.remove(tmp)
 
 
+def _weights_arg(text):
+    return None if text.lower() == "none" else text
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="folder with train/<class> and val/<class>")
     parser.add_argument("--out", required=True, help="where model.keras and classes.json go")
     parser.add_argument("--depth", type=int, default=None, help="default: from the weights")
-    parser.add_argument("--weights", default="imagenet", help="preset name or weights file")
+    parser.add_argument("--weights", default="imagenet", type=_weights_arg,
+                        help="preset name, weights file, or none (random weights)")
     parser.add_argument("--preprocessing", default=None, help="mode, for a weights file")
     parser.add_argument("--image_size", type=int, default=None, help="default: from the weights")
     parser.add_argument("--batch_size", type=int, default=32)

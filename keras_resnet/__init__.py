@@ -13,6 +13,7 @@ from keras_resnet.layers import FusedBatchNormalization, NaNPropagatingMaxPoolin
 from keras_resnet.models import (
     DeepResNet,
     ResNet,
+    ResNetModel,
     feature_extractor,
     plain18,
     plain20,

@@ -27,6 +27,7 @@ Fine-tuning absorbs this; exact reproduction of keras-cv outputs needs odd
 sides.
 """
 
+import collections.abc
 import os
 import re
 
@@ -36,7 +37,7 @@ import numpy as np
 from keras_resnet import porting
 from keras_resnet import specs
 from keras_resnet import torch_checkpoint
-from keras_resnet.models import ResNet
+from keras_resnet.models import ResNet, check_graph_model
 
 # The array maps live in `porting`; these names are kept here as well.
 from keras_resnet.porting import (  # noqa: F401
@@ -65,6 +66,7 @@ def from_keras_applications(model, **kwargs):
         It expects Caffe-preprocessed input, as the source does
         (`keras_resnet.preprocess_input(x, weights="imagenet")`).
     """
+    check_graph_model(model)
     names = {layer.name for layer in model.layers}
     if any(name.endswith("_preact_bn") for name in names) or "post_bn" in names:
         raise ValueError(
@@ -103,6 +105,13 @@ def from_torchvision(state_dict, *, variant=None, bn_epsilon=TORCHVISION_BN_EPSI
         classifier outputs softmax probabilities unless
         `classifier_activation=None` is passed (torchvision returns logits).
     """
+    if not isinstance(state_dict, collections.abc.Mapping):
+        hint = (" To read a file, pass keras_resnet.convert.load_safetensors(path) (or "
+                "keras_resnet.torch_checkpoint.load(path)).") if isinstance(state_dict, (str, os.PathLike)) else ""
+        raise ValueError(
+            "`state_dict` must be a mapping from torchvision's key names to arrays. "
+            f"Received {state_dict!r:.100} (a {type(state_dict).__name__}).{hint}"
+        )
     arrays = {key: np.asarray(value) for key, value in state_dict.items() if not key.endswith("num_batches_tracked")}
     depth, block = _depth_from_names(
         arrays, r"layer(\d)\.(\d+)\.conv1\.weight", source="state_dict", zero_based=True
@@ -140,7 +149,9 @@ def from_keras_cv(model, **kwargs):
         Outputs equal keras-cv's for input sides 32k + 1; see the module
         docstring for why even sides differ slightly.
     """
+    check_graph_model(model)
     backbone = getattr(model, "backbone", model)
+    check_graph_model(backbone, "model.backbone")
     names = {layer.name for layer in backbone.layers}
     depth, block = _depth_from_names(
         names, r"v2_stack_(\d)_block(\d+)_1_conv", source=backbone.name

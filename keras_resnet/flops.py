@@ -56,10 +56,9 @@ def count_flops(model):
         ValueError: if a layer's output size is not fixed, or the model has
             a layer or operation the counter does not know (naming it).
     """
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            f"`model` must be a keras.Model. Received model={model!r}."
-        )
+    from keras_resnet.models import check_graph_model
+
+    check_graph_model(model)
     return sum(_layer_flops(layer) for layer in _walk(model))
 
 

@@ -17,7 +17,7 @@ train.
 import keras
 import numpy as np
 
-from keras_resnet.models import recursion_headroom
+from keras_resnet.models import check_graph_model, recursion_headroom
 
 
 def fold_batchnorm(model):
@@ -36,10 +36,7 @@ def fold_batchnorm(model):
         A new `keras.Model` with the same inputs, outputs and layer names,
         less the folded `BatchNormalization` layers.
     """
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            f"`model` must be a keras.Model. Received model={model!r}."
-        )
+    check_graph_model(model)
     with recursion_headroom():
         pairs = _foldable_pairs(model)  # conv name -> BN layer
         folded_bns = {id(bn) for bn in pairs.values()}

@@ -4,6 +4,7 @@ import contextlib
 import sys
 
 import keras
+import numpy as np
 from keras import layers
 
 from keras_resnet import blocks
@@ -76,8 +77,9 @@ def ResNet(
             a registered preset name (see `keras_resnet.weights`). A
             `.keras` file must come from the same architecture (family,
             depth, shortcut, variant, strides: checked); a `.weights.h5`
-            file is checked by weight shapes only, which cannot tell a plain
-            net from its option-A ResNet, nor v1 from v1.5.
+            file is checked by weight shapes and by whether it has the
+            ResNet's additions (so a plain net's file is refused by its
+            ResNet and vice versa), but it cannot tell v1 from v1.5.
         input_tensor: optional Keras tensor to use as the model's input.
         input_shape: shape of one image, (H, W, C) for channels_last or
             (C, H, W) for channels_first. H and W may be None (any size);
@@ -103,14 +105,17 @@ def ResNet(
             included. (The `weight_decay` argument of Keras optimizers is
             decoupled, AdamW-style, and is not the paper's.) BN parameters
             and biases are not decayed.
-        include_preprocessing: put the preprocessing the preset `weights`
-            were trained with inside the model (a `Preprocessing` layer right
+        include_preprocessing: put the preprocessing the `weights` were
+            trained with inside the model (a `Preprocessing` layer right
             after the input), so that it takes raw RGB pixels 0..255. Needs
-            `weights` to be a preset name.
+            `weights` to be a preset name, or a `.keras` file that holds its
+            preprocessing in front of its net (a zoo run's model.keras).
         name: model name; defaults to e.g. "resnet56" or "plain34".
 
     Returns:
-        A `keras.Model`. Each stage's output is the layer named
+        A functional `keras.Model` (a `ResNetModel`, whose `predict` checks
+        its images first; a `DeepResNet` above 400 layers). Each stage's
+        output is the layer named
         `"{stage}_block{last}_out"` (`stage_output_names(model)` lists them,
         `feature_extractor(model)` returns them all).
 
@@ -125,10 +130,8 @@ def ResNet(
         raise ValueError(
             f"`variant` must be one of {blocks.VARIANTS}. Received variant={variant!r}."
         )
-    if not isinstance(include_top, bool):
-        raise ValueError(
-            f"`include_top` must be True or False. Received include_top={include_top!r}."
-        )
+    include_top = specs.check_bool("include_top", include_top)
+    include_preprocessing = specs.check_bool("include_preprocessing", include_preprocessing)
     if pooling not in POOLINGS:
         raise ValueError(
             f"`pooling` must be one of {POOLINGS}. Received pooling={pooling!r}."
@@ -152,12 +155,8 @@ def ResNet(
     options = blocks.LayerOptions(data_format=data_format, kernel_regularizer=regularizer)
 
     weights_path = weights_lib.resolve(weights, spec=spec, variant=variant)
-    if include_preprocessing and not isinstance(weights_path, weights_lib.PresetWeights):
-        raise ValueError(
-            "include_preprocessing=True puts the preprocessing of a preset "
-            "in the model, so `weights` must be a preset name "
-            f"({weights_lib.preset_names()}). Received weights={weights!r}."
-        )
+    preprocessing_mode = (
+        weights_lib.preprocessing_of(weights_path, weights) if include_preprocessing else None)
     if name is None:
         name = _default_name(spec, shortcut, plain, variant, defaults["shortcut"])
     # fast_build explains this scope and the initializer swap after it.
@@ -165,7 +164,7 @@ def ResNet(
         inputs, x = _inputs(input_tensor, input_shape, spec, defaults["size"], data_format)
         if include_preprocessing:
             x = preprocessing.Preprocessing(
-                weights_path.preset.preprocessing, data_format=data_format, name="preprocessing"
+                preprocessing_mode, data_format=data_format, name="preprocessing"
             )(x)
 
         if spec.family == specs.IMAGENET:
@@ -195,7 +194,7 @@ def ResNet(
         elif pooling is not None:
             x = _global_pool(pooling, data_format)(x)
 
-        model_class = DeepResNet if spec.depth > DEEP_GRAPH_DEPTH else keras.Model
+        model_class = DeepResNet if spec.depth > DEEP_GRAPH_DEPTH else ResNetModel
         model = model_class(inputs, x, name=name)
     fast_build.restore_initializers(model)
     if weights_path is not None:
@@ -220,15 +219,72 @@ def recursion_headroom(limit=_RECURSION_LIMIT):
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet")
-class DeepResNet(keras.Model):
+class ResNetModel(keras.Model):
+    """The functional model `ResNet` returns; its `predict` checks arrays first.
+
+    Identical to `keras.Model(inputs, outputs)` (same layers, config,
+    weights, saving), except that `predict` on an array or tensor checks it
+    before Keras sees it:
+
+    - no images (a batch of 0) give no predictions, an empty array of the
+      output's shape (Keras's predict loop raises UnboundLocalError);
+    - one image without its batch axis, or images of another size than the
+      model's fixed `input_shape`, are refused by name. (Once `predict` has
+      run on two sizes, Keras's traced function relaxes its input shape:
+      after that it ran a 32x32 model on 64x64 images without a word.)
+    - with `include_preprocessing=True`, pixels outside 0..255 are refused
+      as in an eager call (`keras_resnet.preprocessing.check_pixels`).
+
+    Datasets and generators go to Keras unchecked. Wrap your own functional
+    model in it (`ResNetModel(inputs, outputs)`) for the same checks.
+    """
+
+    def predict(self, x, *args, **kwargs):
+        empty = _check_images(self, x)
+        if empty is not None:
+            return empty
+        return super().predict(x, *args, **kwargs)
+
+
+def _check_images(model, x):
+    """Checks images given to `predict`; returns the empty result for 0 images."""
+    shape = getattr(x, "shape", None)
+    if shape is None or len(model.inputs) != 1 or isinstance(x, keras.KerasTensor):
+        return None  # a dataset, a generator, several inputs: Keras's to handle
+    shape, expected = tuple(shape), tuple(model.inputs[0].shape)
+    described = "x".join(str(d) for d in expected[1:])
+    if len(shape) != len(expected):
+        single = len(shape) == len(expected) - 1 and all(
+            want is None or got == want for got, want in zip(shape, expected[1:]))
+        hint = " One image without its batch axis? Pass x[None]." if single else ""
+        raise ValueError(
+            f"predict takes a batch of images, shape {expected} for model {model.name!r}; "
+            f"received an array of shape {shape}.{hint}"
+        )
+    if any(want is not None and got != want for got, want in zip(shape[1:], expected[1:])):
+        raise ValueError(
+            f"Model {model.name!r} takes {described} images (batch, {', '.join(map(str, expected[1:]))}); "
+            f"received shape {shape}. Resize them, or build the model with input_shape=(None, None, 3) "
+            "(channels_last) to take any size."
+        )
+    if any(isinstance(layer, preprocessing.Preprocessing) for layer in model.layers):
+        preprocessing.check_pixels(x, f"Model {model.name!r} (with its preprocessing inside)")
+    if shape[0] != 0:
+        return None
+    with recursion_headroom():
+        spec = model.compute_output_spec(keras.KerasTensor((1,) + shape[1:], dtype=model.inputs[0].dtype))
+    return np.zeros((0,) + tuple(spec.shape[1:]), keras.backend.standardize_dtype(spec.dtype))
+
+
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class DeepResNet(ResNetModel):
     """A functional model whose graph is too deep for Keras's default walk.
 
-    Identical to `keras.Model(inputs, outputs)` (same layers, config and
+    Identical to `ResNetModel(inputs, outputs)` (same layers, config and
     weights), except that building it, which `keras.saving.load_model` also
     does, runs under `recursion_headroom()`. `ResNet` returns one for depths
-    above `DEEP_GRAPH_DEPTH` (e.g. ResNet-1202), and a plain `keras.Model`
-    otherwise, so that shallower models load without keras_resnet whenever
-    they use only built-in layers.
+    above `DEEP_GRAPH_DEPTH` (e.g. ResNet-1202), and a `ResNetModel`
+    otherwise.
 
     New functional models made from one of its tensors, e.g.
     `keras.Model(model.input, model.get_layer(...).output)`, walk the same
@@ -244,8 +300,7 @@ class DeepResNet(keras.Model):
 
 
 def _check_shortcut(shortcut, plain, default):
-    if not isinstance(plain, bool):
-        raise ValueError(f"`plain` must be True or False. Received plain={plain!r}.")
+    plain = specs.check_bool("plain", plain)
     if plain:
         if shortcut is not None:
             raise ValueError(
@@ -280,12 +335,13 @@ def _check_data_format(data_format):
 def _regularizer(weight_decay):
     if weight_decay is None:
         return None
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or weight_decay < 0:
+    decay = specs.real(weight_decay)  # numpy floats too; NaN would make every loss NaN
+    if decay is None or decay < 0:
         raise ValueError(
-            "`weight_decay` must be None or a float >= 0 (the paper uses 1e-4). "
+            "`weight_decay` must be None or a finite float >= 0 (the paper uses 1e-4). "
             f"Received weight_decay={weight_decay!r}."
         )
-    return keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+    return keras.regularizers.L2(decay / 2) if decay else None
 
 
 def check_input_shape(input_shape, spec, data_format):
@@ -360,6 +416,33 @@ def _default_name(spec, shortcut, plain, variant, default_shortcut):
     return name
 
 
+def check_graph_model(model, argument="model"):
+    """Raises unless `model` is a keras.Model with a graph of layers.
+
+    What reads a model's layers and their shapes (FLOP counts, BN folding,
+    export, conversions, feature maps) needs a functional model, or a
+    Sequential built with an input shape; a subclassed model's layers have
+    no graph to read, and an unbuilt one has no shapes yet.
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"`{argument}` must be a keras.Model. Received {argument}={model!r:.200} "
+            f"(a {type(model).__name__})."
+        )
+    try:
+        inputs = model.inputs
+    except AttributeError:  # a Sequential not built yet; subclassed models have none
+        inputs = None
+    if not inputs:
+        kind = "a Sequential" if isinstance(model, keras.Sequential) else "a subclassed model"
+        raise ValueError(
+            f"`{argument}` must be a built functional keras.Model, but {model.name!r} "
+            f"({kind}) has no inputs yet, so its layers have no graph or shapes to read. Build "
+            "it from keras.Input, or give a Sequential its input (keras.Input first, or "
+            "model.build((None, H, W, C))); a subclassed model has no graph of layers."
+        )
+
+
 def stage_output_names(model):
     """Names of the layers that output each stage, e.g. `conv2_block3_out`.
 
@@ -368,6 +451,7 @@ def stage_output_names(model):
         network order. These are the feature maps a detection backbone uses
         (the paper's Sec. 7 puts Faster R-CNN on conv2_x..conv5_x).
     """
+    check_graph_model(model)
     last = {}
     for layer in model.layers:
         parts = layer.name.split("_")
@@ -386,20 +470,35 @@ def feature_extractor(model, stages=None):
 
     Args:
         model: a model built by `ResNet(...)`.
-        stages: stage names to return ("conv2" .. "conv5" for ImageNet,
-            "conv2" .. "conv4" for CIFAR); all by default.
+        stages: a list of stage names to return, in the order given
+            ("conv2" .. "conv5" for ImageNet, "conv2" .. "conv4" for CIFAR);
+            all by default. One stage is a list of one, `["conv3"]`.
 
     Returns:
         A functional `keras.Model` sharing `model`'s layers and weights,
         whose output is `{stage: feature map}`.
     """
     names = stage_output_names(model)
-    stages = list(names) if stages is None else list(stages)
-    unknown = [s for s in stages if s not in names]
+    if stages is None:
+        stages = list(names)
+    elif isinstance(stages, (str, bytes)) or not isinstance(stages, (list, tuple)):
+        # A string is a sequence too: "conv3" would be five stage names.
+        raise ValueError(
+            f"`stages` must be a list of stage names among {list(names)}. Received "
+            f"stages={stages!r:.100}; for one stage, pass [{stages!r:.100}]."
+        )
+    stages = list(stages)
+    if not stages:
+        raise ValueError(
+            f"`stages` must name at least one stage among {list(names)}. Received stages=[]."
+        )
+    unknown = [s for s in stages if not isinstance(s, str) or s not in names]
     if unknown:
         raise ValueError(
             f"`stages` must be among {list(names)}. Received stages={stages!r}."
         )
+    if len(set(stages)) != len(stages):
+        raise ValueError(f"`stages` must name each stage once. Received stages={stages!r}.")
     outputs = {s: model.get_layer(names[s]).output for s in stages}
     with recursion_headroom():
         return keras.Model(model.input, outputs, name=f"{model.name}_features")

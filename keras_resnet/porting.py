@@ -211,6 +211,9 @@ def cifar_state_dict(checkpoint):
             "Expected a state dict or a checkpoint dict with a 'state_dict' "
             f"entry. Received a {type(checkpoint).__name__}."
         )
+    bad = [k for k in state if not isinstance(k, str)]
+    if bad:
+        raise ValueError(f"A state dict's keys must be strings (PyTorch's names). Received a key {bad[0]!r:.100}.")
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
 
 

@@ -11,10 +11,19 @@ weights:
     layer = keras_resnet.preprocessing_layer("torchvision_imagenet")
 
 Both take raw RGB pixels 0..255 (channels last unless `data_format` says
-otherwise). `preprocess_input` refuses concrete arrays with negative values,
-which raw pixels never have but normalised images do, so feeding it images
-that were already normalised (for other weights or the same) raises instead
-of silently double-preprocessing.
+otherwise), float or any integer dtype. That is the contract, and it is
+enforced wherever the values are at hand: `preprocess_input` on arrays and
+eager tensors, and a `Preprocessing` layer called eagerly (e.g. `model(x)`
+on a model built with `include_preprocessing=True`) refuse finite values
+below 0 (images already normalised, for other weights or the same, or
+negated) or above 255 (16-bit images, up to 65535) instead of computing a
+quietly wrong answer. NaN and infinities pass: a non-finite pixel gives
+NaN outputs, as everywhere in keras_resnet. Inside a compiled graph (a
+`tf.function`, `jax.jit`, and so Keras's `fit`, `evaluate` and `predict`
+on datasets, and every export) the values are not known when the graph is
+built, and they are not checked: out-of-range pixels give wrong outputs
+there. Images scaled to 0..1 cannot be told from dark raw images and are
+not refused.
 """
 
 import keras
@@ -59,8 +68,8 @@ def preprocess_input(x, weights, data_format=None, depth=None):
     """Preprocesses raw RGB images as the weights `weights` expect.
 
     Args:
-        x: images, raw RGB pixels 0..255, a batch or one image (numpy array
-            or tensor, float or uint8).
+        x: images, raw RGB pixels 0..255, a batch or one image (numpy array,
+            list or tensor; float or any integer dtype).
         weights: the preset name the model was built with, e.g. "imagenet"
             or "torchvision_imagenet". Required: the mode follows the
             weights, so it cannot be mismatched.
@@ -70,27 +79,24 @@ def preprocess_input(x, weights, data_format=None, depth=None):
             preprocess differently at different depths.
 
     Returns:
-        A float32 array/tensor of the same shape.
+        float32 images of the same shape: a numpy array for a numpy array or
+        list (as keras.applications' `preprocess_input` returns), a tensor
+        for a tensor.
 
     Raises:
         ValueError: if `weights` is not a preset, or if a concrete `x` has
-            negative values (it was already normalised; pass raw pixels).
+            finite values outside 0..255 (negative ones: it was already
+            normalised; above 255: 16-bit images). NaN and infinities pass.
     """
     mode = mode_of(weights, depth)
-    if not isinstance(x, keras.KerasTensor) and not _is_symbolic(x):
-        values = ops.convert_to_numpy(x)
-        # Not np.min: one NaN makes it NaN, and NaN < 0 is False, so the
-        # check would pass and already-normalised images be normalised twice.
-        negative = values[values < 0]
-        if negative.size:
-            lowest = float(negative.min())
-            raise ValueError(
-                "preprocess_input expects raw RGB pixels in 0..255, but the "
-                f"input has values down to {lowest:.3g}: it looks already "
-                f"normalised. Pass the raw images; weights {weights!r} apply "
-                f"{mode!r} preprocessing themselves."
-            )
-    return Preprocessing(mode, data_format=data_format)(ops.cast(x, "float32"))
+    as_numpy = isinstance(x, (np.ndarray, list, tuple))
+    if as_numpy:
+        x = np.asarray(x)
+    # Checked here too, before the layer does, for a message that names the
+    # weights rather than one wrapped in the layer's call.
+    check_pixels(x, "preprocess_input", f"weights {weights!r} apply {mode!r} preprocessing themselves")
+    outputs = Preprocessing(mode, data_format=data_format)(ops.cast(x, "float32"))
+    return ops.convert_to_numpy(outputs) if as_numpy else outputs
 
 
 def preprocessing_layer(weights, data_format=None, name="preprocessing", depth=None):
@@ -98,18 +104,75 @@ def preprocessing_layer(weights, data_format=None, name="preprocessing", depth=N
     return Preprocessing(mode_of(weights, depth), data_format=data_format, name=name)
 
 
-def _is_symbolic(x):
-    try:
+def check_pixels(x, described, normalises="the preprocessing normalises them itself"):
+    """Refuses images whose values are at hand and lie outside 0..255.
+
+    Args:
+        x: the images (any array or tensor). Symbolic ones (a Keras tensor,
+            or a tensor inside a compiled TF, JAX or torch graph) have no
+            values yet and are let through.
+        described: what takes them, for the message.
+        normalises: who normalises them instead, for the message.
+
+    Raises:
+        ValueError: naming the lowest or highest finite value. NaN and
+            infinities are not refused: they give NaN outputs.
+    """
+    values = _values(x)
+    if values is None or values.dtype == np.uint8 or values.size == 0:
+        return
+    if values.dtype.kind == "f":
+        finite = np.isfinite(values)  # a mask, not a copy of the images
+        low = np.min(values, where=finite, initial=np.inf)
+        high = np.max(values, where=finite, initial=-np.inf)
+    else:
+        low, high = values.min(), values.max()
+    if low < 0:
+        raise ValueError(
+            f"{described} expects raw RGB pixels in 0..255, but the input has values "
+            f"down to {float(low):.4g}: it looks already normalised (or negated). "
+            f"Pass the raw images; {normalises}."
+        )
+    if high > 255:
+        raise ValueError(
+            f"{described} expects raw RGB pixels in 0..255, but the input has values "
+            f"up to {float(high):.6g}: more than 8 bits per channel (16-bit images go up to "
+            "65535: divide them by 257, or decode them to 8 bits)."
+        )
+
+
+def _values(x):
+    """`x` as a numpy array if its values exist now, else None (symbolic)."""
+    if isinstance(x, keras.KerasTensor):
+        return None
+    if isinstance(x, np.ndarray):
+        return x
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
         import tensorflow as tf
 
-        return isinstance(x, tf.Tensor) and not tf.executing_eagerly()
-    except ImportError:  # pragma: no cover - other backends without TF
-        return False
+        if isinstance(x, tf.Tensor) and not tf.executing_eagerly():
+            return None
+    elif backend == "jax":
+        import jax
+
+        if isinstance(x, jax.core.Tracer):
+            return None
+    elif backend == "torch":
+        # Without importing torch (the library never does): shape-only
+        # tensors on the "meta" device, and torch.compile's fake ones.
+        if getattr(getattr(x, "device", None), "type", None) == "meta" or type(x).__name__ in (
+                "FakeTensor", "FunctionalTensor"):
+            return None
+    return ops.convert_to_numpy(x)
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet")
 class Preprocessing(keras.layers.Layer):
     """Maps raw RGB pixels 0..255 to what a set of weights was trained on.
+
+    Called eagerly, it refuses finite pixels outside 0..255 (see the module
+    docstring); inside a compiled graph it cannot see the values.
 
     Computes `(x - mean) / std`, the mean per channel or per pixel, the std
     per channel, then reverses the channel order if the mode is BGR (Caffe).
@@ -146,6 +209,7 @@ class Preprocessing(keras.layers.Layer):
                 f"Preprocessing {self._described()} needs 3 (RGB) channels on axis "
                 f"{axis}; received input of shape {x.shape}."
             )
+        check_pixels(x, f"Preprocessing {self._described()}")
         x = ops.cast(x, self.compute_dtype)
         mean = np.asarray(self.mean, np.float32)
         if mean.ndim == 3:  # per pixel, (H, W, 3)

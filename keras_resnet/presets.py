@@ -61,6 +61,8 @@ import os
 
 import numpy as np
 
+from keras_resnet import specs
+
 KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
 HF_URL = "https://huggingface.co/timm/{repo}/resolve/main/model.safetensors"
 AKAMASTER_URL = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
@@ -136,14 +138,49 @@ def preprocessing_parameters(mode):
                 "A preprocessing mean is per channel (3 values) or per pixel "
                 f"(H, W, 3). Received shape {mean.shape}."
             )
-        std = tuple(float(v) for v in mode.get("std", (1.0, 1.0, 1.0)))
-        return mean, std, bool(mode.get("bgr", False))
+        std = np.asarray(mode.get("std", (1.0, 1.0, 1.0)), np.float64)
+        _check_statistics(mean, std)
+        return mean, tuple(float(v) for v in std), _flag("bgr", mode.get("bgr", False))
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(
             f"Preprocessing mode must be one of {sorted(MODES)} or a dict "
             f"with 'mean' and 'std'. Received {mode!r}."
         )
     return MODES[mode]
+
+
+def _check_statistics(mean, std):
+    """Statistics of pixels 0..255: a mean in that range, a std > 0.
+
+    A std of 0 or a NaN makes every output NaN; statistics in 0..1 units
+    (torchvision's (0.485, 0.456, 0.406) / (0.229, ...)) make every output
+    wrong. Both would go unnoticed until the accuracy is measured.
+    """
+    if std.shape != (3,) or not (np.isfinite(std).all() and (std > 0).all()):
+        raise ValueError(
+            "A preprocessing dict's 'std' must be 3 finite values > 0 (per RGB channel, in "
+            f"pixel units 0..255). Received std={std.tolist()}."
+        )
+    if not (np.isfinite(mean).all() and (np.asarray(mean) >= 0).all() and (np.asarray(mean) <= 255).all()):
+        shown = np.asarray(mean).ravel()
+        bad = shown[~(np.isfinite(shown) & (shown >= 0) & (shown <= 255))]
+        raise ValueError(
+            "A preprocessing dict's 'mean' must be finite values in 0..255 (pixel units). "
+            f"Received a mean with {bad.size} value(s) outside, e.g. {bad[:3].tolist()}."
+        )
+    if np.max(mean) <= 1 and np.max(std) <= 1 and np.max(mean) > 0:
+        raise ValueError(
+            "A preprocessing dict's 'mean' and 'std' are in pixel units 0..255, but these look "
+            f"like 0..1 units (mean {np.round(np.ravel(mean)[:3], 4).tolist()}, std "
+            f"{std.tolist()}): multiply both by 255."
+        )
+
+
+def _flag(name, value):
+    flag = specs.boolean(value)
+    if flag is None:
+        raise ValueError(f"A preprocessing dict's {name!r} must be True or False. Received {name}={value!r}.")
+    return flag
 
 
 def _mean_file(name, sha256):

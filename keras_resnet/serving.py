@@ -38,6 +38,8 @@ This module needs the TensorFlow backend and imports TensorFlow only when
 called, so `import keras_resnet` works without TensorFlow.
 """
 
+import collections
+import collections.abc
 import glob
 import os
 import pathlib
@@ -46,10 +48,11 @@ import socket
 import tempfile
 
 import keras
+import numpy as np
 
 from keras_resnet import specs
 from keras_resnet.fold import fold_batchnorm as fold_batchnorm_fn
-from keras_resnet.models import recursion_headroom
+from keras_resnet.models import check_graph_model, recursion_headroom
 
 DEFAULT_TOP_K = 5
 QUANTIZATIONS = (None, "dynamic")
@@ -81,8 +84,10 @@ def export(
         path: the SavedModel directory to write. It is written to a
             temporary directory next to it and renamed into place, so an
             interrupted export leaves no half-written SavedModel.
-        class_names: optional list of `classes` strings (index = class id);
-            adds the `top_k_names` output.
+        class_names: optional list (or tuple, or 1-d numpy array) of
+            `classes` distinct strings, index = class id; adds the
+            `top_k_names` output. A str, dict or set is refused: it has
+            characters or no order, not names by class id.
         preprocessing: what turns the served images into the model's input,
             baked into every endpoint: None (the identity: the model already
             takes raw images, as zoo models do), or a callable on a float32
@@ -113,6 +118,7 @@ def export(
     """
     tf = _tensorflow()
     path = _check_path(path, overwrite)
+    verbose = specs.check_bool("verbose", verbose)
     endpoints = _check_endpoints(endpoints)
     plan = _Plan(model, class_names, preprocessing, top_k, image_size, fold_batchnorm)
 
@@ -161,6 +167,7 @@ def export_tflite(
     path = pathlib.Path(path).expanduser()
     if path.suffix != ".tflite":
         raise ValueError(f"`path` must end with '.tflite'. Received path={str(path)!r}.")
+    overwrite = specs.check_bool("overwrite", overwrite)
     if path.exists() and not overwrite:
         raise FileExistsError(
             f"{str(path)!r} exists; pass overwrite=True to replace it."
@@ -186,17 +193,13 @@ class _Plan:
     """The checked arguments of an export, and what the model looks like."""
 
     def __init__(self, model, class_names, preprocessing, top_k, image_size, fold):
-        if not isinstance(model, keras.Model):
-            raise ValueError(f"`model` must be a keras.Model. Received model={model!r}.")
+        check_graph_model(model)
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise ValueError(
                 "`model` must have one image input and one output. Received a model "
                 f"with {len(model.inputs)} inputs and {len(model.outputs)} outputs."
             )
-        if not isinstance(fold, bool):
-            raise ValueError(
-                f"`fold_batchnorm` must be True or False. Received fold_batchnorm={fold!r}."
-            )
+        fold = specs.check_bool("fold_batchnorm", fold)
         if preprocessing is not None and not callable(preprocessing):
             raise ValueError(
                 "`preprocessing` must be None or a callable on float32 images "
@@ -256,12 +259,23 @@ class _Plan:
                 "`class_names` needs a classifier, but the model has no "
                 "softmax or logits output (was it built with include_top=False?)."
             )
-        names = list(class_names)
+        expected = (
+            f"`class_names` must be a list of {self.classes} strings (distinct, one per "
+            "class, in class-id order)"
+        )
+        # A str or bytes is a sequence of characters, and a dict or set has
+        # no class order: each would be served as names, silently wrong.
+        if isinstance(class_names, (str, bytes)) or not isinstance(
+            class_names, (collections.abc.Sequence, np.ndarray)
+        ):
+            raise ValueError(f"{expected}. Received {_kind(class_names)}: {class_names!r:.200}.")
+        names = list(np.asarray(class_names).tolist() if isinstance(class_names, np.ndarray) else class_names)
         if len(names) != self.classes or not all(isinstance(n, str) for n in names):
-            raise ValueError(
-                f"`class_names` must be a list of {self.classes} strings (one per "
-                f"class). Received {len(names)} entries: {names[:12]!r}."
-            )
+            raise ValueError(f"{expected}. Received {len(names)} entries: {names[:12]!r}.")
+        counts = collections.Counter(names)
+        repeated = sorted({n for n in names if counts[n] > 1})
+        if repeated:
+            raise ValueError(f"{expected}. Received names {repeated[:5]!r} for more than one class.")
         return names
 
     def _check_top_k(self, top_k):
@@ -278,9 +292,14 @@ class _Plan:
         return top_k
 
 
+def _kind(value):
+    return {str: "a str", bytes: "a bytes"}.get(type(value)) or (
+        "a dict" if isinstance(value, collections.abc.Mapping) else
+        "a set" if isinstance(value, collections.abc.Set) else f"a {type(value).__name__}")
+
+
 def _check_finite_weights(model):
     """Refuses a model with NaN or infinite weights: its answers would be noise."""
-    import numpy as np
 
     bad = [
         w.path for w in model.weights
@@ -439,8 +458,7 @@ def _check_path(path, overwrite):
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"`path` must be a str or os.PathLike. Received path={path!r}.")
     path = pathlib.Path(path).expanduser()
-    if not isinstance(overwrite, bool):
-        raise ValueError(f"`overwrite` must be True or False. Received overwrite={overwrite!r}.")
+    overwrite = specs.check_bool("overwrite", overwrite)
     if _occupied(path) and not overwrite:
         raise FileExistsError(
             f"{str(path)!r} exists and is not an empty directory; pass "

@@ -6,7 +6,11 @@ not writing code.
 """
 
 import dataclasses
+import math
+import numbers
 import operator
+
+import numpy as np
 
 CIFAR = "cifar"
 IMAGENET = "imagenet"
@@ -95,6 +99,31 @@ def integer(value):
         return operator.index(value)
     except TypeError:
         return None
+
+
+def boolean(value):
+    """`value` as a bool if it is one (a Python or numpy bool), else None.
+
+    Truthy strings ("no") and ints are not booleans here.
+    """
+    return bool(value) if isinstance(value, (bool, np.bool_)) else None
+
+
+def check_bool(name, value):
+    """Returns argument `name` as a bool, or raises naming what it received."""
+    flag = boolean(value)
+    if flag is None:
+        raise ValueError(f"`{name}` must be True or False. Received {name}={value!r}.")
+    return flag
+
+
+def real(value):
+    """`value` as a float if it is a finite real number (Python or numpy,
+    not a bool), else None."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def is_cifar_depth(depth):

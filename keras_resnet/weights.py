@@ -5,7 +5,12 @@ that does not fit the model raises a `ValueError` that names the layer, the
 shapes and the fix, and the model is left untouched.
 
 - `.keras` files carry their config: weights are matched by layer name, so a
-  file saved with `include_top=True` also loads into `include_top=False`.
+  file saved with `include_top=True` also loads into `include_top=False`,
+  and nested functional models are read through (a zoo run's model.keras
+  holds the net behind its per-pixel mean). The layers in front of the net
+  (Normalization, Rescaling, `Preprocessing`) are the file's preprocessing:
+  not loaded into the bare net, but built in by `include_preprocessing=True`
+  and read by `register_preset` (`file_preprocessing`).
   The config also says how the net was built, and it must be how the model
   is built: family, depth, plain or shortcut option, bottleneck variant and
   every conv's strides. A plain-20 file has exactly the weights of an
@@ -13,12 +18,15 @@ shapes and the fix, and the model is left untouched.
   this check they would load and compute something else.
 - `.weights.h5` files (`model.save_weights`) carry no names and no config:
   Keras keys them by layer class and order (`conv2d_7`,
-  `batch_normalization_7`, `dense`). Only the shapes can be checked, so a
-  file loads into any net with the same weight shapes: a plain net and its
-  option-A ResNet, and the v1 and v1.5 bottleneck layouts, are
-  indistinguishable. Load such a file only into the architecture it was
-  saved from, or save `.keras` files, which are checked. The classifier may
-  be left out (`include_top=False`).
+  `batch_normalization_7`, `dense`). The shapes are checked, and so is
+  whether the net had shortcuts: Keras records weightless layers too, so a
+  ResNet's file has `add` (and, with option A, `zero_pad_shortcut`) groups
+  that its plain net's lacks, and a plain-20 file is refused by `ResNet(20)`
+  and vice versa. The v1 and v1.5 bottleneck layouts differ only in a
+  stride, which the file does not hold: those stay indistinguishable. Load
+  such a file only into the architecture it was saved from, or save
+  `.keras` files, which are checked in full. The classifier may be left out
+  (`include_top=False`).
 - A file that is not what its suffix says (empty, truncated, corrupt) raises
   a `ValueError` that names it.
 
@@ -31,28 +39,39 @@ their source and hold one entry per depth; an alias ("imagenet",
 2. `load_into` (after) checks the built model against the preset (classes
    when `include_top=True`, 3 input channels, the shortcut option), then
    reads the file: a file shipped in the package or registered from disk
-   is checked against its sha256 first; a download goes through
-   `keras.utils.get_file`, its hash pinned, into the Keras cache
-   (~/.keras/models, or $KERAS_HOME/models). It converts the weights
-   (`keras_resnet.porting`) and assigns them. A download whose hash differs
-   is deleted and never used; a cached file whose hash differs is
-   downloaded again. An unpinned preset is never downloaded. Offline, the
-   error names the URL and the path to put the file at by hand.
+   is checked against its sha256 first; a download goes, its hash pinned,
+   into the Keras cache (~/.keras/models, or $KERAS_HOME/models). It
+   converts the weights (`keras_resnet.porting`) and assigns them. A
+   download whose hash differs is deleted and never used; a cached file
+   whose hash differs is downloaded again. An unpinned preset is never
+   downloaded. A download waits at most `DOWNLOAD_TIMEOUTS` (connect, read)
+   and is tried `DOWNLOAD_ATTEMPTS` times (server errors, timeouts and
+   dropped connections; not a missing file or an unknown host). When it
+   fails (offline, say), the error names the URL and the path to put the
+   file at by hand.
 
 `include_top=False` works with every preset. Images must be preprocessed
 as the preset says: `keras_resnet.preprocess_input(x, weights=name)`.
 """
 
 import dataclasses
+import functools
 import hashlib
+import http.client
 import json
 import os
 import re
+import socket
+import ssl
 import tempfile
+import time
+import urllib.error
+import urllib.request
 import zipfile
 
 import h5py
 import keras
+import numpy as np
 
 from keras_resnet import porting
 from keras_resnet import presets as presets_lib
@@ -65,6 +84,13 @@ PRESETS = {name: dict(entries) for name, entries in presets_lib.BUILTIN.items()}
 ALIASES = {alias: dict(table) for alias, table in presets_lib.ALIASES.items()}
 FILE_SUFFIXES = (".weights.h5", ".keras")
 _CLASSIFIER = "predictions"
+# Downloads: seconds to wait for a connection and for each read (any bytes
+# at all), how many times to try, and the wait before the second try
+# (doubling after). Module settings, for slow links and for tests:
+# keras_resnet.weights.DOWNLOAD_TIMEOUTS = (60, 300).
+DOWNLOAD_TIMEOUTS = (30.0, 60.0)
+DOWNLOAD_ATTEMPTS = 3
+DOWNLOAD_BACKOFF = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +140,34 @@ def resolve(weights, spec, variant):
     raise ValueError(
         "`weights` must be None, a path to a file ending in .weights.h5 or "
         f".keras, or a preset name (presets: {preset_names()}). "
+        f"Received weights={weights!r}."
+    )
+
+
+def preprocessing_of(resolved, weights):
+    """The preprocessing `include_preprocessing=True` puts in a model built
+    with `weights` (`resolved` is what `resolve` returned): the preset's, or
+    what a `.keras` file holds in front of its net (a zoo run's mean).
+
+    Raises:
+        ValueError: for weights that carry no preprocessing.
+    """
+    if isinstance(resolved, PresetWeights):
+        return resolved.preset.preprocessing
+    if isinstance(resolved, str) and resolved.endswith(".keras"):
+        found = file_preprocessing(resolved)
+        if found is None:
+            raise ValueError(
+                f"include_preprocessing=True puts the preprocessing the weights were trained "
+                f"with in the model, but {resolved!r} has no preprocessing in front of its net "
+                "(its net takes the model's input as it is). Leave include_preprocessing=False, "
+                "or preprocess the images yourself."
+            )
+        return found
+    raise ValueError(
+        "include_preprocessing=True puts the preprocessing of a preset (or of a .keras file "
+        "that holds it in front of its net, as a zoo run's model.keras does) in the model, so "
+        f"`weights` must be a preset name ({preset_names()}) or such a file. "
         f"Received weights={weights!r}."
     )
 
@@ -171,7 +225,7 @@ def register_preset(
     variant="v1",
     shortcut=None,
     classes=None,
-    preprocessing="none",
+    preprocessing=None,
     sha256=None,
     recipe=None,
     top1=None,
@@ -197,9 +251,10 @@ def register_preset(
             file fits (family, shortcut and classes default from the depth).
         preprocessing: what the weights expect; a
             `keras_resnet.preprocessing.MODES` key or a dict
-            {"mean": (r, g, b), "std": (r, g, b)} in pixel units. A `.keras`
-            file from the zoo holds its preprocessing inside the model, but
-            `ResNet(..., weights=name)` builds the bare net, so say it here.
+            {"mean": (r, g, b), "std": (r, g, b)} in pixel units. None (the
+            default): what a local `.keras` file holds in front of its net
+            (a zoo run's model.keras: its per-pixel mean), else "none". Given
+            for such a file, it must be what the file computes.
         sha256: the file's sha256. For a local file it is computed (and, if
             given, checked); it is checked again at every load.
         recipe, top1, accuracy_source: metadata: the training recipe, the
@@ -210,7 +265,9 @@ def register_preset(
         The registered `Preset`.
     """
     spec = specs.get_spec(depth, family)
-    presets_lib.preprocessing_parameters(preprocessing)  # Raises on a bad mode.
+    overwrite = specs.check_bool("overwrite", overwrite)
+    if preprocessing is not None:
+        presets_lib.preprocessing_parameters(preprocessing)  # Raises on a bad mode.
     path = os.fspath(path)
     is_url = path.startswith(("http://", "https://"))
     if not is_url:
@@ -231,6 +288,9 @@ def register_preset(
             raise ValueError(f"{path!r} has sha256 {actual}, not the given {sha256}.")
         sha256 = actual
         path = os.path.abspath(path)
+        preprocessing = _registered_preprocessing(path, preprocessing)
+    if preprocessing is None:
+        preprocessing = "none"
     if name in ALIASES:
         raise ValueError(
             f"{name!r} is an alias (of {sorted(set(ALIASES[name].values()))}); "
@@ -261,6 +321,28 @@ def register_preset(
     )
     entries[depth] = preset
     return preset
+
+
+def _registered_preprocessing(path, given):
+    """A local file's preprocessing: what a .keras file holds in front of its
+    net, checked against `given`; or `given`."""
+    if not path.endswith(".keras"):
+        return given
+    keras_file = _read_file(path, _read_keras_file)
+    if given is not None and keras_file.unknown_front is not None:
+        return given  # Something we cannot read sits in front: the caller says what.
+    try:
+        found = _front_preprocessing(keras_file, path)
+    except ValueError as error:
+        raise ValueError(f"{error} Pass `preprocessing=` to say what the weights expect.") from None
+    if given is not None and not _same_preprocessing(given, found or "none"):
+        raise ValueError(
+            f"{path!r} {describe_preprocessing(found) if found else 'has no preprocessing in front of its net'}"
+            f", but the preset is registered with preprocessing={given!r:.200}: its presets would "
+            "preprocess images another way than the net was trained on. Leave `preprocessing` "
+            "out to take the file's."
+        )
+    return found if found is not None else given
 
 
 def load_registry(path):
@@ -304,17 +386,16 @@ def load_registry(path):
         if not target.startswith(("http://", "https://")) and not os.path.isabs(target):
             target = os.path.join(os.path.dirname(os.path.abspath(path)), target)
         entry.setdefault("overwrite", True)
-        registered.append(register_preset(name, target, **entry))
+        try:
+            registered.append(register_preset(name, target, **entry))
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"Preset registry {path!r}, entry {name!r}: {error}") from None
     return registered
 
 
 def file_sha256(path):
     """The sha256 of a file, as hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return _digest(path, "sha256")
 
 
 def load_into(model, path):
@@ -412,7 +493,7 @@ def _check_model_fits(model, preset, include_top):
 
 
 def _cache_dir():
-    """Where keras.utils.get_file caches: $KERAS_HOME, or ~/.keras."""
+    """The Keras cache, where keras.utils.get_file caches too: $KERAS_HOME, or ~/.keras."""
     return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
 
 
@@ -422,13 +503,14 @@ def fetch(preset, no_top=False):
     The hash is pinned: a cached file whose hash differs is downloaded
     again; a download whose hash differs is deleted and raises. A pin of 8
     hex digits is the start of the sha256 (torch.hub's convention for file
-    names); a longer one is the whole sha256 (or md5).
+    names); one of 32 an md5 (keras.applications' pins); one of 64 a sha256.
 
     Raises:
         ValueError: if the preset's hash is not pinned, or the download's
             hash differs.
-        OSError: if the download fails, naming the URL and the path at
-            which to put the file by hand.
+        OSError: if the download fails (after `DOWNLOAD_ATTEMPTS` tries
+            where retrying can help), naming the URL and the path at which
+            to put the file by hand.
     """
     url, file_hash = preset.url, preset.file_hash
     if no_top and preset.url_no_top:
@@ -447,37 +529,146 @@ def fetch(preset, no_top=False):
             f"{preset.depth}, sha256), after which it downloads to (or is "
             f"read from) {target}."
         )
-    # get_file checks whole md5/sha256 hashes itself; a sha256 prefix is
-    # checked here, before and after it runs.
-    prefix_pin = len(file_hash) == 8
-    if prefix_pin and os.path.exists(target) and not file_sha256(target).startswith(file_hash):
+    if os.path.exists(target):
+        if _has_hash(target, file_hash):
+            return target
         os.remove(target)  # corrupted or stale: download again
-    # get_file silently falls back to /tmp/.keras when the cache folder does
-    # not exist yet; create it so the file lands where the messages say.
     os.makedirs(os.path.dirname(target), exist_ok=True)
     try:
-        path = keras.utils.get_file(
-            fname=fname, origin=url, file_hash=None if prefix_pin else file_hash,
-            cache_subdir="models", cache_dir=_cache_dir(),
-        )
-        if prefix_pin and not file_sha256(path).startswith(file_hash):
-            raise ValueError(f"its sha256 is {file_sha256(path)}")
-        return path
-    except ValueError as error:
-        if os.path.exists(target):
-            os.remove(target)
-        raise ValueError(
-            f"The file downloaded from {url} for preset {preset.name!r} does "
-            f"not have the pinned hash {file_hash}; it was deleted and not "
-            f"used. ({error})"
-        ) from error
-    except Exception as error:  # get_file raises a bare Exception on fetch failure.
+        _download(url, target)
+    except OSError as error:
         raise OSError(
             f"Could not download preset {preset.name!r} (depth "
             f"{preset.depth}) from {url}: {error}. If this machine is "
             f"offline, download that file elsewhere and put it at {target} "
-            f"(its {'sha256 must start with' if prefix_pin else 'hash must be'} {file_hash})."
+            f"(its {'sha256 must start with' if len(file_hash) == 8 else 'hash must be'} {file_hash})."
         ) from error
+    if not _has_hash(target, file_hash):
+        actual = _digest(target, "md5" if len(file_hash) == 32 else "sha256")
+        os.remove(target)
+        raise ValueError(
+            f"The file downloaded from {url} for preset {preset.name!r} does "
+            f"not have the pinned hash {file_hash}; it was deleted and not "
+            f"used. (Its {'md5' if len(file_hash) == 32 else 'sha256'} is {actual}.)"
+        )
+    return target
+
+
+def _digest(path, algorithm):
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _has_hash(path, file_hash):
+    """Whether the file has the pin: an md5 (32 hex), a sha256 (64) or its first 8 digits."""
+    actual = _digest(path, "md5" if len(file_hash) == 32 else "sha256")
+    return actual.startswith(file_hash) if len(file_hash) == 8 else actual == file_hash
+
+
+class _Connection(http.client.HTTPConnection):
+    """Waits `timeout` to connect, then `read_timeout` for each read."""
+
+    def __init__(self, *args, read_timeout, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read_timeout = read_timeout
+
+    def connect(self):
+        super().connect()
+        self.sock.settimeout(self.read_timeout)
+
+
+class _TLSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, read_timeout, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read_timeout = read_timeout
+
+    def connect(self):
+        super().connect()  # TCP and the TLS handshake, under the connect timeout
+        self.sock.settimeout(self.read_timeout)
+
+
+class _Handler(urllib.request.HTTPHandler):
+    def __init__(self, read_timeout):
+        super().__init__()
+        self.read_timeout = read_timeout
+
+    def http_open(self, request):
+        return self.do_open(functools.partial(_Connection, read_timeout=self.read_timeout), request)
+
+
+class _TLSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, read_timeout):
+        self.context = ssl.create_default_context()
+        super().__init__(context=self.context)
+        self.read_timeout = read_timeout
+
+    def https_open(self, request):
+        connection = functools.partial(_TLSConnection, read_timeout=self.read_timeout)
+        return self.do_open(connection, request, context=self.context)
+
+
+# HTTP statuses worth another try: the server or a proxy on the way is busy.
+_RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
+
+
+def _download(url, target):
+    """Downloads `url` to `target` (atomically) with timeouts and retries.
+
+    Raises:
+        OSError: saying what failed on the last attempt and how many were made.
+    """
+    connect_timeout, read_timeout = DOWNLOAD_TIMEOUTS
+    opener = urllib.request.build_opener(_Handler(read_timeout), _TLSHandler(read_timeout))
+    attempts = max(1, int(DOWNLOAD_ATTEMPTS))
+    print(f"Downloading data from {url}")
+    for attempt in range(1, attempts + 1):
+        try:
+            _copy(opener.open(url, timeout=connect_timeout), target)
+            return
+        except urllib.error.HTTPError as error:
+            failure, retry = f"HTTP Error {error.code}: {error.reason}", error.code in _RETRY_STATUSES
+        except urllib.error.URLError as error:
+            reason = error.reason
+            failure = _timed_out(connect_timeout, read_timeout) if isinstance(reason, TimeoutError) else str(reason)
+            # An unknown host or a refused certificate will not come right.
+            retry = not isinstance(reason, (socket.gaierror, ssl.SSLCertVerificationError))
+        except TimeoutError:  # a read timed out after the connection was made
+            failure, retry = _timed_out(connect_timeout, read_timeout), True
+        except (ConnectionError, http.client.HTTPException) as error:
+            failure, retry = f"{type(error).__name__}: {error}", True
+        if not retry or attempt == attempts:
+            tries = f" ({attempt} attempts)" if attempt > 1 else ""
+            raise OSError(f"{failure}{tries}")
+        time.sleep(DOWNLOAD_BACKOFF * 2 ** (attempt - 1))
+
+
+def _timed_out(connect_timeout, read_timeout):
+    return (f"timed out (connect timeout {connect_timeout:g} s, read timeout {read_timeout:g} s; "
+            "see keras_resnet.weights.DOWNLOAD_TIMEOUTS)")
+
+
+def _copy(response, target):
+    """Streams a response into `target`, written beside it and renamed into place."""
+    staging = os.path.join(
+        os.path.dirname(target), f".{os.path.basename(target)}.{os.getpid()}-{time.monotonic_ns()}.part")
+    # Mode 0o666 less the umask, as for any file the user creates (mkstemp's is 0o600).
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with response, os.fdopen(fd, "wb") as f:
+            total = response.headers.get("Content-Length")
+            progress = keras.utils.Progbar(int(total) if total and total.isdigit() else None)
+            done = 0
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                f.write(chunk)
+                done += len(chunk)
+                progress.update(done)
+        os.replace(staging, target)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
 
 
 def pin_hash(name, depth, file_hash):
@@ -504,14 +695,18 @@ def _load_file(model, path, skip_foreign=False):
             ResNet layer names (e.g. the preprocessing a zoo model holds).
     """
     if path.endswith(".keras"):
-        source, saved_layers = _read_file(path, _arrays_by_layer_name)
-        _check_architecture(path, saved_layers, model)
+        keras_file = _read_file(path, _read_keras_file)
+        _check_architecture(path, keras_file.layers, model)
         keyed = {layer.name: layer for layer in _weighted_layers(model)}
         describe = "layer name"
+        # The preprocessing in front of the net (a zoo run's mean) is not the
+        # net's; include_preprocessing=True builds it in from the file.
+        front = {layer["config"]["name"] for layer in keras_file.front}
+        source = {k: v for k, v in keras_file.arrays.items() if k not in front}
         if skip_foreign:
             source = {k: v for k, v in source.items() if k in keyed or _is_resnet_layer(k)}
     else:
-        source = _read_file(path, _arrays_by_h5_path)
+        source, recorded = _read_file(path, _arrays_by_h5_path)
         keyed = positional_keys(model)
         describe = "layer class and position (a .weights.h5 file)"
 
@@ -535,6 +730,8 @@ def _load_file(model, path, skip_foreign=False):
             f"{model.name!r} lacks ({extra[:5]}{'...' if len(extra) > 5 else ''}): "
             "it was saved from a different architecture."
         )
+    if not path.endswith(".keras"):  # every weight fits: did the net have shortcuts?
+        _check_residual_layers(path, source, recorded, model)
     for layer, arrays in assignments:
         layer.set_weights(arrays)
 
@@ -563,8 +760,49 @@ def _read_file(path, reader):
 
 
 def _arrays_by_h5_path(path):
+    """(arrays by layer key, every layer key) of a .weights.h5 file."""
     with h5py.File(path, "r") as f:
-        return _arrays_by_h5_key(f)
+        return _arrays_by_h5_key(f, path), set(f["layers"])
+
+
+# Weightless layers that a ResNet has and its plain net lacks, by the key
+# Keras gives them in a weights file.
+_RESIDUAL_LAYERS = {"add": "residual additions", "zero_pad_shortcut": "option-A shortcuts"}
+
+
+def _check_residual_layers(path, arrays, recorded, model):
+    """Tells a plain net's .weights.h5 from its ResNet's, which hold the same weights.
+
+    Keras's `save_weights` records every layer, weightless ones too, so a
+    ResNet's file has `add` (and, with option A, `zero_pad_shortcut`) groups
+    that its plain net's lacks. A file that records only weighted layers
+    (written another way, like the shipped presets) cannot say.
+    """
+    if not set(recorded) - set(arrays):
+        return
+
+    def counts(keys):
+        return {base: sum(1 for k in keys if re.fullmatch(rf"{base}(_\d+)?", k)) for base in _RESIDUAL_LAYERS}
+
+    def described(count):
+        if not count["add"]:
+            return "a plain net (no residual additions)"
+        return ", ".join(f"{count[base]} {what}" for base, what in _RESIDUAL_LAYERS.items())
+
+    saved, built = counts(recorded), counts(positional_keys(model, weighted_only=False))
+    if saved == built:
+        return
+    arch = architecture([(layer.name, getattr(layer, "strides", None)) for layer in model.layers])
+    fix = ""
+    if arch is not None:
+        arch = dict(arch, plain=not saved["add"], shortcut="A" if saved["zero_pad_shortcut"] else "B")
+        fix = f" Build the model as the file's was, e.g. {_constructor(arch)}."
+    model_is = "is a plain net" if not built["add"] else f"has {described(built)}"
+    raise ValueError(
+        f"Weights file {path!r} was saved from {'a ResNet with ' if saved['add'] else ''}"
+        f"{described(saved)}, but model {model.name!r} {model_is}. Its weights would load "
+        f"by position and compute something else.{fix}"
+    )
 
 
 # The fields `architecture` returns, in the order messages list them.
@@ -692,55 +930,249 @@ def _snake_case(name):
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def positional_keys(model):
-    """Maps the keys Keras uses in `model`'s .weights.h5 to its layers."""
+def positional_keys(model, weighted_only=True):
+    """Maps the keys Keras uses in `model`'s .weights.h5 to its layers
+    (those with weights, or all of them)."""
     used, keys = {}, {}
     for layer in model.layers:
         base = _snake_case(layer.__class__.__name__)
         count = used.get(base, -1) + 1
         used[base] = count
-        if layer.weights:
+        if layer.weights or not weighted_only:
             keys[base if count == 0 else f"{base}_{count}"] = layer
     return keys
 
 
-def _arrays_by_h5_key(h5file):
+def _arrays_by_h5_key(h5file, path):
     arrays = {}
     for key, group in h5file["layers"].items():
         values = group.get("vars")
         if values is not None and len(values):
-            arrays[key] = [values[str(i)][()] for i in range(len(values))]
+            arrays[key] = [_read_dataset(values[str(i)], path) for i in range(len(values))]
     return arrays
 
 
-def _arrays_by_layer_name(path):
-    """Reads a .keras file's weights keyed by layer name, without building it."""
+def _read_dataset(dataset, path):
+    """A dataset's array, if the file holds it.
+
+    HDF5 may declare a dataset of any shape and store little or nothing of
+    it (unwritten chunks read as the fill value, compressed ones expand), so
+    a small file could make the reader allocate terabytes. Keras writes
+    every array in full.
+    """
+    stored = dataset.id.get_storage_size()
+    if dataset.nbytes > 16 * stored + 4096:
+        raise ValueError(
+            f"Weights file {path!r} declares an array {dataset.name} of shape {dataset.shape} "
+            f"({dataset.nbytes} bytes) but stores {stored} bytes of it; Keras writes every "
+            "array in full. Refusing to read it: save or download the file again."
+        )
+    return dataset[()]
+
+
+@dataclasses.dataclass(frozen=True)
+class _KerasFile:
+    """What a .keras file holds, read without building it.
+
+    Attributes:
+        arrays: layer name -> its weights, nested functional models (a zoo
+            run's net sits inside its model) flattened.
+        layers: (name, strides) of every layer, nested ones too.
+        front: configs of the layers between the input and the net (the
+            first layer named conv1_*), in order.
+        unknown_front: a description of what sits in front of the net if it
+            is not a chain of preprocessing layers this module can read
+            (Normalization, Rescaling, keras_resnet's Preprocessing); else None.
+    """
+
+    arrays: dict
+    layers: list
+    front: tuple
+    unknown_front: str
+
+
+# Zip compression whose output is at most ~1000x its input (Keras stores).
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+def _read_keras_file(path):
     with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as tmp:
         names = archive.namelist()
         if "model.weights.h5" not in names or "config.json" not in names:
             raise ValueError(f"{path!r} is not a Keras .keras archive (contents: {names}).")
+        for member in ("config.json", "model.weights.h5"):
+            if archive.getinfo(member).compress_type not in _ZIP_METHODS:
+                raise ValueError(
+                    f"Weights file {path!r} has {member} compressed with zip method "
+                    f"{archive.getinfo(member).compress_type}, which can expand without bound; "
+                    "Keras stores it uncompressed. Save it again with model.save()."
+                )
         config = json.loads(archive.read("config.json"))
         archive.extract("model.weights.h5", tmp)
+        layer_configs = config.get("config", {}).get("layers") if isinstance(config, dict) else None
+        if not isinstance(layer_configs, list):
+            kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
+            raise ValueError(
+                f"{path!r} holds a {kind!r}, not a functional "
+                "model with named layers; save it with model.save() from a "
+                "model built by keras_resnet.ResNet."
+            )
+        arrays = {}
         with h5py.File(os.path.join(tmp, "model.weights.h5"), "r") as f:
-            by_key = _arrays_by_h5_key(f)
-    layer_configs = config.get("config", {}).get("layers") if isinstance(config, dict) else None
-    if not isinstance(layer_configs, list):
-        kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
-        raise ValueError(
-            f"{path!r} holds a {kind!r}, not a functional "
-            "model with named layers; save it with model.save() from a "
-            "model built by keras_resnet.ResNet."
-        )
-    # Recompute the positional keys from the saved config's layer order.
-    used, arrays = {}, {}
+            _arrays_by_config(layer_configs, f["layers"], path, arrays)
+    front, unknown = _front_of_net(config["config"])
+    return _KerasFile(arrays, list(_flat_layers(layer_configs)), front, unknown)
+
+
+def _arrays_by_config(layer_configs, layers_group, path, arrays):
+    """Fills `arrays` (layer name -> weights) from a Keras weights file's
+    `layers` group, whose keys Keras derives from the layer classes in the
+    config's order; nested functional models have their own `layers` group."""
+    used = {}
     for layer_config in layer_configs:
         base = _snake_case(layer_config["class_name"])
         count = used.get(base, -1) + 1
         used[base] = count
-        key = base if count == 0 else f"{base}_{count}"
-        if key in by_key:
-            arrays[layer_config["config"]["name"]] = by_key[key]
-    return arrays, list(_flat_layers(layer_configs))
+        group = layers_group.get(base if count == 0 else f"{base}_{count}")
+        if group is None:
+            continue
+        inner = layer_config.get("config", {}).get("layers")
+        if isinstance(inner, list):
+            if "layers" in group:
+                _arrays_by_config(inner, group["layers"], path, arrays)
+            continue
+        values = group.get("vars")
+        if values is not None and len(values):
+            arrays[layer_config["config"]["name"]] = [
+                _read_dataset(values[str(i)], path) for i in range(len(values))]
+
+
+_PREPROCESSING_LAYERS = {"Normalization", "Rescaling", "keras_resnet>Preprocessing"}
+
+
+def _inbound_names(layer_config):
+    """Names of the layers whose outputs a saved layer takes."""
+    found = []
+
+    def visit(value):
+        if isinstance(value, dict):
+            history = value.get("config", {}).get("keras_history") if value.get("class_name") == "__keras_tensor__" else None
+            if history:
+                found.append(history[0])
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(layer_config.get("inbound_nodes", []))
+    return found
+
+
+def _starts_net(layer_config):
+    config = layer_config.get("config", {})
+    if isinstance(config.get("layers"), list):
+        return any(_starts_net(inner) for inner in config["layers"])
+    return re.fullmatch(r"conv1_(pad|conv)", str(config.get("name"))) is not None
+
+
+def _front_of_net(model_config):
+    """(configs of the layers between the input and the net, or a description
+    of what sits there if they are not preprocessing layers) of a saved model."""
+    layers = model_config.get("layers", [])
+    inputs = [c for c in layers if c.get("class_name") == "InputLayer"]
+    if len(inputs) != 1:
+        return (), f"{len(inputs)} inputs"
+    current, front = inputs[0]["config"]["name"], []
+    for _ in range(len(layers)):
+        consumers = [c for c in layers if current in _inbound_names(c)]
+        if len(consumers) != 1:
+            return tuple(front), f"{len(consumers)} layers reading {current!r}"
+        (layer,) = consumers
+        if _starts_net(layer):
+            return tuple(front), None
+        kind = layer.get("registered_name") or layer.get("class_name")
+        if kind not in _PREPROCESSING_LAYERS and layer.get("class_name") not in _PREPROCESSING_LAYERS:
+            return tuple(front), f"layer {layer['config'].get('name')!r} ({layer.get('class_name')})"
+        front.append(layer)
+        current = layer["config"]["name"]
+    return tuple(front), "no net"
+
+
+def _front_preprocessing(keras_file, path):
+    """The preprocessing that a .keras file's layers in front of its net
+    compute, as a preprocessing dict; None if the net takes the input as is.
+
+    Raises:
+        ValueError: if something else sits in front of the net.
+    """
+    if keras_file.unknown_front is not None:
+        raise ValueError(
+            f"{path!r} has {keras_file.unknown_front} in front of its net, which is not a chain "
+            "of Normalization, Rescaling or keras_resnet Preprocessing layers, so its "
+            "preprocessing cannot be read from it."
+        )
+    if not keras_file.front:
+        return None
+    mean, std, bgr = np.zeros(3), np.ones(3), False
+    for layer in keras_file.front:
+        config = layer["config"]
+        if bgr:
+            raise ValueError(f"{path!r}: layers follow a BGR flip in front of its net; say its preprocessing.")
+        if layer["class_name"] == "Normalization":
+            if config.get("invert"):
+                raise ValueError(f"{path!r}: an inverted Normalization sits in front of its net.")
+            m, v = config.get("mean"), config.get("variance")
+            if m is None:  # adapted: the statistics are weights
+                m, v = keras_file.arrays[config["name"]][:2]
+            m = np.asarray(m, np.float64)
+            s = np.maximum(np.sqrt(np.asarray(v, np.float64)), keras.config.epsilon())
+        elif layer["class_name"] == "Rescaling":
+            scale, offset = (np.asarray(config.get(k, d), np.float64) for k, d in (("scale", 1.0), ("offset", 0.0)))
+            m, s = -offset / scale, 1 / scale
+        else:  # keras_resnet Preprocessing
+            m, s, bgr = presets_lib.preprocessing_parameters(config["mode"])
+            m, s = np.asarray(m, np.float64), np.asarray(s, np.float64)
+        mean, std = mean + m * std, std * s
+    while mean.ndim > 1 and mean.shape[0] == 1:
+        mean = mean[0]
+    std = np.broadcast_to(std, mean.shape if mean.ndim == 3 else (3,))
+    if std.ndim == 3:  # per pixel: expressible only if the same at every pixel
+        if not np.allclose(std, std[:1, :1]):
+            raise ValueError(f"{path!r} divides by a per-pixel std, which a preset cannot express.")
+        std = std[0, 0]
+    return {"mean": mean.tolist(), "std": std.tolist(), "bgr": bool(bgr)}
+
+
+def file_preprocessing(path):
+    """The preprocessing a `.keras` file holds in front of its net (e.g. a
+    zoo run's per-pixel mean), as a preprocessing dict, or None if none.
+
+    Raises:
+        ValueError: if the file is damaged, or something other than
+            preprocessing layers sits in front of its net.
+    """
+    path = os.path.expanduser(os.fspath(path))
+    return _front_preprocessing(_read_file(path, _read_keras_file), path)
+
+
+def describe_preprocessing(mode):
+    """A short phrase for messages: what `mode` does to pixels."""
+    mean, std, bgr = presets_lib.preprocessing_parameters(mode)
+    if isinstance(mode, str):
+        return f"preprocessing={mode!r}"
+    what = (f"subtracts a per-pixel mean ({'x'.join(map(str, np.shape(mean)))})" if np.ndim(mean) == 3
+            else f"subtracts the mean {tuple(round(v, 3) for v in mean)}")
+    if not np.allclose(std, 1):
+        what += f" and divides by {tuple(round(v, 3) for v in std)}"
+    return what + (", then flips RGB to BGR" if bgr else "")
+
+
+def _same_preprocessing(a, b):
+    (mean_a, std_a, bgr_a), (mean_b, std_b, bgr_b) = (presets_lib.preprocessing_parameters(m) for m in (a, b))
+    return bgr_a == bgr_b and np.allclose(std_a, std_b, rtol=1e-4) and np.allclose(
+        np.broadcast_arrays(np.asarray(mean_a), np.asarray(mean_b))[0],
+        np.broadcast_arrays(np.asarray(mean_a), np.asarray(mean_b))[1], rtol=1e-4, atol=1e-3)
 
 
 def _flat_layers(layer_configs):

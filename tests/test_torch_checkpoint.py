@@ -12,6 +12,7 @@ import collections
 import io
 import os
 import pickle
+import re
 import struct
 import zipfile
 
@@ -260,3 +261,160 @@ def test_big_endian_legacy_file(tmp_path):
     got = torch_checkpoint.load(path)["w"]
     assert got.dtype == np.dtype("float32") and got.dtype.isnative
     np.testing.assert_array_equal(got, [0, 1, 2, 3])
+
+
+# A reader of untrusted files must take time and memory linear in the file's
+# size. These files are a few hundred bytes each; each would make a reader
+# that walks, hashes, prints or copies naively do 2**40 steps or allocate
+# far more than the file holds. The load runs in a subprocess so that a
+# reader that hangs fails the test instead of hanging it.
+
+_LOAD_IN_SUBPROCESS = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("torch_checkpoint", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+try:
+    result = module.load(sys.argv[2])
+except ValueError as error:
+    print("ValueError:", error)
+else:
+    tower = result["state_dict"]["tower"] if isinstance(result, dict) and "state_dict" in result else None
+    print("loaded", tower is not None and tower[0] is tower[1])
+"""
+
+
+def _load_in_subprocess(path, timeout=60):
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _LOAD_IN_SUBPROCESS, torch_checkpoint.__file__, str(path)],
+            capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"torch_checkpoint.load({path.name}) did not finish in {timeout} s")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+def _tower(levels=40):
+    """A tuple nested `levels` deep, each level the same object twice: a few
+    hundred bytes pickled (the pickle memoises it), 2**levels tuples unshared."""
+    tower = (0,)
+    for _ in range(levels):
+        tower = (tower, tower)
+    return tower
+
+
+@pytest.mark.parametrize("wrap", [_legacy_file, _zip_file])
+def test_shared_nested_tuples_load_in_linear_time(wrap, tmp_path):
+    path = tmp_path / "tower.th"
+    path.write_bytes(wrap(pickle.dumps({"state_dict": {"tower": _tower()}}, protocol=2)))
+    assert path.stat().st_size < 1000
+    # Loaded as torch.load loads it, the sharing kept.
+    assert _load_in_subprocess(path) == "loaded True"
+
+
+def _hashing(how, key):
+    """A pickle that hashes `key` while it is read (pickling such an object
+    here would hash it here, so the opcodes are written by hand)."""
+    key = pickle.dumps(key, protocol=2)[2:-1]
+    return b"\x80\x02" + {
+        "dict_key": b"}" + key + b"K\x01s",                         # {key: 1}
+        "frozenset": b"(" + key + b"\x91",                            # frozenset({key})
+        "ordered_dict_args": b"ccollections\nOrderedDict\n(](" + key + b"K\x01tatR",
+    }[how] + b"."
+
+
+@pytest.mark.parametrize("how", ["dict_key", "frozenset", "ordered_dict_args"])
+@pytest.mark.parametrize("wrap", [_legacy_file, _zip_file])
+def test_tuple_keys_that_would_take_exponential_hashing_are_refused(wrap, how, tmp_path):
+    # Hashing a tuple hashes its items, shared or not: 2**40 steps inside the
+    # unpickler, before any of our code sees the object.
+    path = tmp_path / "keyed.th"
+    path.write_bytes(wrap(_hashing(how, _tower())))
+    out = _load_in_subprocess(path)
+    assert out.startswith("ValueError:") and str(path) in out, out
+    assert re.search("hash|OrderedDict from arguments", out), out
+    # The same pickles with a small key load, as pickle reads them.
+    path.write_bytes(wrap(_hashing(how, (1, 2))))
+    expected = {"dict_key": {(1, 2): 1}, "frozenset": frozenset({(1, 2)})}.get(how)
+    if expected is None:
+        with pytest.raises(ValueError, match="OrderedDict from arguments, which pickle never writes"):
+            torch_checkpoint.load(path)
+    else:
+        assert torch_checkpoint.load(path) == expected == pickle.loads(_hashing(how, (1, 2)))
+
+
+def test_error_messages_do_not_print_shared_tuples_in_full(tmp_path):
+    # A storage record that is not one names what it holds; printing the
+    # whole tower would take 2**40 steps.
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", _tower()) if obj == "ref" else None
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=2).dump({"w": "ref"})
+    path = tmp_path / "record.pt"
+    path.write_bytes(_zip_file(buffer.getvalue()))
+    out = _load_in_subprocess(path)
+    assert out.startswith("ValueError:") and "malformed storage record" in out, out
+    assert len(out) < 1000, out
+
+
+def test_a_tensor_larger_than_its_storage_is_refused(tmp_path):
+    # Zero strides make one stored float a 4000 x 4000 tensor: 64 MB from a
+    # file of 300 bytes (and any size for a few bytes more).
+    path = _zip_with_tensor(tmp_path, 1, (4000, 4000), (0, 0))
+    assert path.stat().st_size < 1000
+    with pytest.raises(ValueError, match=r"16000000 elements.*storage of 1 element"):
+        torch_checkpoint.load(path)
+
+
+def test_tensors_sharing_a_storage_share_its_memory(tmp_path):
+    # 200 views of one storage: 200 references in the pickle, not 200 copies
+    # of the storage in memory (torch.load shares the storage too).
+    numel = 10_000
+    storage = _StorageRef()
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, "0", "cpu", numel) if obj is storage else None
+
+    class View:
+        def __init__(self, offset):
+            self.offset = offset
+
+        def __reduce__(self):
+            return torch._utils._rebuild_tensor_v2, (
+                storage, self.offset, (numel - 200,), (1,), False, collections.OrderedDict())
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=2).dump({f"v{i}": View(i) for i in range(200)})
+    path = tmp_path / "views.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", buffer.getvalue())
+        archive.writestr("archive/data/0", np.arange(numel, dtype="<f4").tobytes())
+    got = torch_checkpoint.load(path)
+    np.testing.assert_array_equal(got["v7"][:3], [7, 8, 9])
+    assert all(np.shares_memory(got["v0"], got[f"v{i}"]) for i in range(200))
+
+
+def test_compressed_zip_records_are_refused(tmp_path):
+    # torch.save stores its records uncompressed; bzip2 and lzma expand
+    # without a useful bound (a few kB become GBs), so they are refused.
+    # (deflate, at most ~1000x, is read: a re-zipped checkpoint still loads.)
+    source = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(10_000)}, source)
+    for method, name in ((zipfile.ZIP_BZIP2, "bzip2"), (zipfile.ZIP_LZMA, "lzma"),
+                         (zipfile.ZIP_DEFLATED, "deflate")):
+        repacked = tmp_path / f"{name}.pt"
+        with zipfile.ZipFile(source) as src, zipfile.ZipFile(repacked, "w", method) as dst:
+            for item in src.infolist():
+                dst.writestr(item.filename, src.read(item))
+        if name == "deflate":
+            np.testing.assert_array_equal(torch_checkpoint.load(repacked)["w"], np.zeros(10_000))
+            continue
+        with pytest.raises(ValueError, match=rf"{re.escape(str(repacked))}.*compressed with {name}"):
+            torch_checkpoint.load(repacked)

@@ -6,9 +6,12 @@ import functools
 import hashlib
 import http.server
 import json
+import os
 import re
 import shutil
+import socket
 import threading
+import time
 
 import keras
 import numpy as np
@@ -25,8 +28,10 @@ from test_convert import torch_reference, torchvision_state_dict
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """A private Keras cache and a registry restored after each test."""
+    """A private Keras cache and a registry restored after each test; no
+    waiting between download attempts."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.setattr(weights_lib, "DOWNLOAD_BACKOFF", 0.0, raising=False)
     saved = {name: dict(entries) for name, entries in weights_lib.PRESETS.items()}
     aliases = {name: dict(table) for name, table in weights_lib.ALIASES.items()}
     yield
@@ -95,6 +100,9 @@ def test_download_cache_hash_and_corrupted_files(server, tmp_path):
     assert _same_weights(model, source)
     assert len(server.requests) == 1
     (cached_file,) = cached.iterdir()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert cached_file.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0o600
 
     # Second use is a cache hit: no request.
     assert _same_weights(keras_resnet.ResNet(8, weights="loopback"), source)
@@ -210,7 +218,7 @@ def test_errors_before_any_download(kwargs, message, monkeypatch):
     def no_download(*args, **kw):
         raise AssertionError("tried to download")
 
-    monkeypatch.setattr(keras.utils, "get_file", no_download)
+    monkeypatch.setattr(weights_lib, "_download", no_download)
     depth = kwargs.pop("depth")
     with pytest.raises(ValueError, match=message):
         keras_resnet.ResNet(depth, **kwargs)
@@ -302,3 +310,188 @@ def test_registry_file(tmp_path):
     registry.write_text(json.dumps([{"name": "x", "depth": 8}]))
     with pytest.raises(ValueError, match="lacks 'path'"):
         weights_lib.load_registry(registry)
+
+
+class SilentServer:
+    """A loopback TCP server that never answers, the way a stuck proxy or a
+    black-holed route behaves.
+
+    `accept=True`: it accepts every connection and never reads or writes
+    (so a client waits for its response: the read timeout). `accept=False`:
+    it listens with a backlog of 0 and never accepts, and one connection is
+    made up front to fill the backlog, so every further connect waits (the
+    connect timeout).
+    """
+
+    def __init__(self, accept):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0 if not accept else 16)
+        self.connections = []
+        if accept:
+            threading.Thread(target=self._accept, daemon=True).start()
+        else:
+            filler = socket.create_connection(self.listener.getsockname())
+            self.connections.append(filler)
+
+    def _accept(self):
+        while True:
+            try:
+                self.connections.append(self.listener.accept()[0])
+            except OSError:  # closed
+                return
+
+    def url(self, name):
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/{name}"
+
+    def close(self):
+        self.listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+def _build_in_thread(limit_s, **kwargs):
+    """ResNet(8, **kwargs) in a thread: returns the exception it raised, or
+    fails the test if it has not returned after `limit_s`."""
+    outcome = {}
+
+    def build():
+        try:
+            keras_resnet.ResNet(8, **kwargs)
+        except Exception as error:  # noqa: BLE001 - the test inspects it
+            outcome["error"] = error
+
+    thread = threading.Thread(target=build, daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    if thread.is_alive():
+        pytest.fail(f"ResNet(8, {kwargs}) still waiting for the download after {limit_s} s")
+    return outcome.get("error")
+
+
+@pytest.mark.parametrize("stuck", ["read", "connect"])
+def test_a_download_that_never_answers_times_out(stuck, monkeypatch):
+    server = SilentServer(accept=stuck == "read")
+    try:
+        url = server.url("resnet8.weights.h5")
+        weights_lib.register_preset("silent", url, depth=8, sha256="0" * 64)
+        monkeypatch.setattr(weights_lib, "DOWNLOAD_TIMEOUTS", (0.5, 0.5), raising=False)
+        monkeypatch.setattr(weights_lib, "DOWNLOAD_ATTEMPTS", 2, raising=False)
+        start = time.monotonic()
+        error = _build_in_thread(30, weights="silent")
+        assert isinstance(error, OSError), repr(error)
+        message = str(error)
+        assert url in message and "timed out" in message and "2 attempts" in message, message
+        target = os.path.join(os.environ["KERAS_HOME"], "models", weights_lib.get_preset("silent", 8).fname)
+        assert f"put it at {target}" in message, message
+        assert not os.path.exists(target)  # nothing half-written left
+        assert time.monotonic() - start < 10
+        if stuck == "read":
+            assert len(server.connections) == 2  # one per attempt, then it gives up
+    finally:
+        server.close()
+
+
+def test_download_retries_a_server_error_then_loads(server, monkeypatch):
+    source = keras_resnet.ResNet(8)
+    source.save_weights(str(server.root / "resnet8.weights.h5"))
+    weights_lib.register_preset("flaky", server.url("resnet8.weights.h5"), depth=8,
+                                sha256=_sha256(server.root / "resnet8.weights.h5"))
+    failures = iter([503])
+    handler = server.httpd.RequestHandlerClass
+
+    def do_get(self):
+        server.requests.append(self.path)
+        code = next(failures, None)
+        if code is None:
+            return http.server.SimpleHTTPRequestHandler.do_GET(self)
+        self.send_error(code)
+
+    monkeypatch.setattr(handler.func, "do_GET", do_get)
+    assert _same_weights(keras_resnet.ResNet(8, weights="flaky"), source)
+    assert len(server.requests) == 2
+
+
+def test_download_gives_up_at_once_on_a_missing_file(server):
+    weights_lib.register_preset("missing", server.url("nothing.weights.h5"), depth=8, sha256="0" * 64)
+    with pytest.raises(OSError, match=r"404.*If this machine is offline") as error:
+        keras_resnet.ResNet(8, weights="missing")
+    assert server.url("nothing.weights.h5") in str(error.value)
+    assert len(server.requests) == 1  # a 404 is not retried
+
+
+def test_md5_and_sha256_prefix_pins(server):
+    # keras.applications' files are pinned by md5, akamaster's by the first
+    # 8 hex digits of the sha256: both are checked after the download.
+    served = server.root / "resnet8.weights.h5"
+    keras_resnet.ResNet(8).save_weights(str(served))
+    md5 = hashlib.md5(served.read_bytes()).hexdigest()
+    base = weights_lib.register_preset("pinned", server.url("resnet8.weights.h5"), depth=8,
+                                       sha256=_sha256(served))
+    for pin in (md5, _sha256(served)[:8]):
+        preset = dataclasses.replace(base, file_hash=pin, fname=f"{pin}.weights.h5")
+        assert open(weights_lib.fetch(preset), "rb").read() == served.read_bytes()
+        wrong = dataclasses.replace(preset, file_hash="0" * len(pin), fname=f"wrong{pin}.weights.h5")
+        with pytest.raises(ValueError, match=f"pinned hash {'0' * len(pin)}.*deleted"):
+            weights_lib.fetch(wrong)
+
+
+# A zoo run's model.keras: the net nested behind the run's per-pixel mean
+# (zoo/model.py). The README registers it as a preset; it failed to load
+# ("different architecture"), and so did ResNet(20, weights=<it>).
+
+def _zoo_like_file(path, nested_class=None, seed=0):
+    """What zoo.train writes as model.keras (zoo.model.build), its net randomised."""
+    from zoo import model as zoo_model
+    from zoo import recipes
+
+    rng = np.random.default_rng(seed)
+    mean = rng.uniform(90, 160, (32, 32, 3)).astype("float32")
+    model = zoo_model.build(recipes.get("cifar10_resnet20"), mean)
+    net = model.layers[-1]
+    if nested_class is not None:  # e.g. a run saved before ResNet returned a ResNetModel
+        inner = nested_class(net.input, net.output, name=net.name)
+        model = keras.Model(model.input, inner(model.layers[1].output), name=model.name)
+        net = inner
+    net.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") for w in net.get_weights()])
+    model.save(path)
+    return model, net, mean
+
+
+@pytest.mark.parametrize("nested", [None, keras.Model], ids=["as_zoo_builds_it", "functional_inside"])
+def test_zoo_run_model_keras_as_weights_and_as_preset(tmp_path, nested):
+    path = tmp_path / "model.keras"
+    model, net, mean = _zoo_like_file(path, nested)
+    raw = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    expected = model.predict(raw, verbose=0)
+
+    # weights=<file>: the bare net (like a preset without include_preprocessing)...
+    bare = keras_resnet.ResNet(20, weights=str(path))
+    assert all(np.array_equal(a, b) for a, b in zip(bare.get_weights(), net.get_weights()))
+    np.testing.assert_allclose(bare.predict(raw - mean, verbose=0), expected, atol=1e-5)
+    # ... or with the file's preprocessing inside, taking raw pixels.
+    whole = keras_resnet.ResNet(20, weights=str(path), include_preprocessing=True)
+    np.testing.assert_allclose(whole.predict(raw, verbose=0), expected, atol=1e-5)
+
+    # As the README shows: the preset takes its preprocessing from the file.
+    keras_resnet.register_preset("my_cifar10", path, depth=20, recipe="cifar10_resnet20", top1=0.5)
+    from_preset = keras_resnet.ResNet(20, weights="my_cifar10", include_preprocessing=True)
+    np.testing.assert_allclose(from_preset.predict(raw, verbose=0), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        keras_resnet.preprocess_input(raw, weights="my_cifar10"), raw - mean, atol=1e-4)
+
+
+def test_zoo_run_preset_with_other_preprocessing_is_refused(tmp_path):
+    path = tmp_path / "model.keras"
+    _zoo_like_file(path)
+    with pytest.raises(ValueError, match=r"model\.keras.*subtracts a per-pixel mean.*preprocessing='none'"):
+        keras_resnet.register_preset("my_cifar10", path, depth=20, preprocessing="none")
+
+
+def test_include_preprocessing_needs_a_file_that_holds_it(tmp_path):
+    path = tmp_path / "bare.keras"
+    keras_resnet.ResNet(8).save(path)
+    with pytest.raises(ValueError, match=r"include_preprocessing=True.*has no preprocessing in front of its net"):
+        keras_resnet.ResNet(8, weights=str(path), include_preprocessing=True)
+    # A bare .keras file registers with no preprocessing, as before.
+    assert keras_resnet.register_preset("bare", path, depth=8).preprocessing == "none"

@@ -128,3 +128,30 @@ def test_cli_transfer_from_cifar10_weights(tmp_path, capsys):
     # 10 classes, 30 training images each: chance is 0.1.
     assert result["val_accuracy"] > 0.5, result
     assert keras.saving.load_model(tmp_path / "out" / "model.keras").output_shape == (None, 10)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_outputs_have_normal_permissions(tmp_path):
+    # mkstemp makes files 0600; the zoo writes 0644 (under umask 022).
+    example = _example()
+    example._atomic_write(str(tmp_path), "classes.json", lambda p: open(p, "w").write("[]"))
+    assert (tmp_path / "classes.json").stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert [p.name for p in tmp_path.iterdir()] == ["classes.json"]
+
+
+def test_cli_can_say_no_weights(tmp_path):
+    # --weights=none trains from scratch (a baseline for the pretrained
+    # runs); it was taken as a file name.
+    example = _example()
+    _digits_folder(tmp_path / "digits", per_class_train=4, per_class_val=2)
+    result = example.main([
+        f"--data={tmp_path / 'digits'}", f"--out={tmp_path / 'out'}", "--weights=none",
+        "--depth=8", "--image_size=32", "--head_epochs=1", "--finetune_epochs=1"])
+    assert (result["depth"], result["image_size"], result["weights"]) == (8, 32, None)
+    for name in ("model.keras", "classes.json"):
+        assert (tmp_path / "out" / name).stat().st_mode & 0o777 == 0o666 & ~_umask()
