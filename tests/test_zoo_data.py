@@ -170,3 +170,95 @@ def test_random_pad_crop_layer_crops_each_image_on_its_own():
         offsets.append(found[0])
     assert len(set(offsets)) > 1  # one offset per image, not per batch
     assert np.array_equal(np.asarray(layer(images, training=False)), images)
+
+
+# --- Issue 19: images and folders that decoded wrongly or not at all ---------
+
+def test_16_bit_grayscale_png_is_scaled_not_clipped(tmp_path):
+    gray = (np.arange(32 * 32, dtype=np.int64).reshape(32, 32) * 64).astype(np.uint16)
+    Image.fromarray(gray).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")  # Pillow's 16-bit mode
+    decoded = datasets.decode_file(tmp_path / "g16.png", 32)
+    # Was a white image (Pillow's convert("RGB") clips 16-bit values): mean 255.
+    expected = (gray >> 8).astype(np.uint8)
+    np.testing.assert_array_equal(decoded, np.repeat(expected[..., None], 3, axis=-1))
+    # The streaming (TF) decoder gives the same pixels.
+    streamed = pipeline.read_image_file(tf.constant(str(tmp_path / "g16.png"))).numpy()
+    np.testing.assert_array_equal(decoded, streamed)
+
+
+def test_macos_appledouble_and_hidden_files_are_skipped(tmp_path):
+    root = make_folder(tmp_path / "data", per_class=6)
+    for split in ("train", "test"):
+        (root / split / "cat" / "._000.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+        (root / split / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    splits = datasets.load_arrays(f"folder:{root}", TINY)
+    assert splits.classes == ["cat", "dog"] and len(splits.test[1]) == 12
+
+
+def test_a_file_where_a_class_folder_belongs_is_refused(tmp_path):
+    root = make_folder(tmp_path / "data", classes=("cat", "dog", "emu"))
+    for split in ("train", "test"):
+        (root / split / "fox.zip").write_bytes(b"PK\x03\x04")  # a class left zipped
+    with pytest.raises(ValueError, match=r"train holds fox.zip, which is not a class folder"):
+        datasets.check_folder(root)
+
+
+def test_decompression_bomb_names_the_file(tmp_path, monkeypatch):
+    root = make_folder(tmp_path / "data")
+    bomb = root / "train" / "cat" / "bomb.png"
+    Image.new("RGB", (300, 300)).save(bomb)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300 * 300 // 4)  # 300x300 is > 2x the limit
+    with pytest.raises(ValueError, match=rf"Cannot decode image file {bomb}: .*decompression bomb"):
+        datasets.load_arrays(f"folder:{root}", TINY)
+
+
+class _Silent:
+    """A loopback TCP server that accepts connections and never answers."""
+
+    def __enter__(self):
+        import socket
+
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(8)
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}/cifar-10-binary.tar.gz"
+        return self
+
+    def __exit__(self, *exc):
+        self.socket.close()
+
+
+@pytest.mark.parametrize("host", ["refuses", "never answers"])
+def test_tfds_download_that_cannot_happen_fails_fast_saying_what_to_do(tmp_path, monkeypatch, host):
+    import time
+
+    from tensorflow_datasets.core.download import checksums
+
+    with _Silent() as server:
+        url = server.url
+        if host == "refuses":
+            server.socket.close()  # Nothing listens there now.
+        info = checksums.UrlInfo(size=1, checksum="0" * 64, filename="cifar-10-binary.tar.gz")
+        monkeypatch.setattr(datasets, "tfds_downloads", lambda builder: {url: info}, raising=False)
+        monkeypatch.setattr(datasets, "TFDS_PROBE_TIMEOUT_S", 1, raising=False)
+        start = time.perf_counter()
+        # Was: tfds retried for 210 s, then raised requests' ConnectionError.
+        with pytest.raises(ValueError) as error:
+            datasets.load_arrays("tfds:cifar10", TINY, data_dir=str(tmp_path / "tfds"))
+        assert time.perf_counter() - start < 30
+    message = str(error.value)
+    assert f"--dataset=tfds:cifar10 is not prepared in {tmp_path / 'tfds'}" in message
+    assert f"put cifar-10-binary.tar.gz (from {url}) into {tmp_path / 'tfds' / 'downloads' / 'manual'}" in message
+    assert "--dataset=folder:PATH" in message
+
+
+def test_tfds_file_in_the_manual_folder_needs_no_download(tmp_path, monkeypatch):
+    from tensorflow_datasets.core.download import checksums
+
+    manual = tmp_path / "tfds" / "downloads" / "manual"
+    manual.mkdir(parents=True)
+    (manual / "cifar-10-binary.tar.gz").write_bytes(b"")
+    info = checksums.UrlInfo(size=1, checksum="0" * 64, filename="cifar-10-binary.tar.gz")
+    monkeypatch.setattr(datasets, "tfds_downloads", lambda builder: {"http://127.0.0.1:9/x": info})
+    datasets.check_downloadable(datasets.tfds_builder("cifar10", str(tmp_path / "tfds")))
