@@ -8,6 +8,8 @@ Dataset specs, as `--dataset` takes them:
     digits          scikit-learn's bundled 8x8 handwritten digits (1,797
                     real images), scaled to the recipe's input size: the
                     offline default.
+    paper           the recipe's own data (`Recipe.dataset`, what the paper
+                    trained on: tfds:cifar10 or tfds:imagenet2012).
     tfds:NAME       a TensorFlow Datasets dataset (cifar10, imagenet2012).
     folder:PATH     PATH/train/<class>/*.jpg and PATH/test/<class>/*.jpg.
 
@@ -23,6 +25,8 @@ import pathlib
 import numpy as np
 
 DIGITS = "digits"
+# The recipe's own data (Recipe.dataset): what the paper trained on.
+PAPER = "paper"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
@@ -51,6 +55,11 @@ def parse(spec):
         f"`--dataset` must be 'digits', 'tfds:NAME' (e.g. tfds:cifar10, "
         f"tfds:imagenet2012) or 'folder:PATH'. Received {spec!r}."
     )
+
+
+def of_recipe(spec, recipe):
+    """`spec`, or the recipe's own dataset (the paper's) for "paper"."""
+    return recipe.dataset if spec == PAPER else spec
 
 
 def canonical(spec):

@@ -48,6 +48,7 @@ def demo_schedule(recipe):
     """The short schedule the embedded digits run with (a `runlocal` switch)."""
     return dataclasses.replace(
         recipe,
+        classes=len(datasets.class_names(datasets.DIGITS)),
         steps=DEMO_STEPS,
         batch_size=64,
         epoch_steps=50,
@@ -70,7 +71,7 @@ def resolve(name, dataset=datasets.DIGITS, steps=None, assignments=()):
         ValueError: unknown recipe, bad dataset spec or bad override.
     """
     recipe = recipes.get(name)
-    kind, _ = datasets.parse(dataset)
+    kind, _ = datasets.parse(datasets.of_recipe(dataset, recipe))
     if kind == datasets.DIGITS:
         recipe = demo_schedule(recipe)
     if steps is not None:
@@ -143,7 +144,7 @@ def train_and_evaluate(
             "--loop=scan needs KERAS_BACKEND=jax; the TensorFlow backend trains with "
             "Keras's fit under tf.distribute (--loop=auto or fit)."
         )
-    dataset = datasets.canonical(dataset)
+    dataset = datasets.canonical(datasets.of_recipe(dataset, recipe))
     data_dir = cli.expand(data_dir)
     if data_dir is not None:
         data_dir = os.path.abspath(data_dir)
