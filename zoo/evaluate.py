@@ -73,10 +73,11 @@ def load_model(workdir, recipe, checkpoint=False):
     path = workdir / runs.CHECKPOINTS / "latest.weights.h5"
     if not path.exists():
         raise ValueError(f"{path} does not exist: the run has no checkpoint yet.")
-    size = recipe.image_size
-    model = model_lib.build(recipe, np.zeros((size, size, 3), np.float32))
     if keras.backend.backend() != "tensorflow":
         raise ValueError("--checkpoint needs the TensorFlow backend (it restores the TF training model).")
+    size = recipe.image_size
+    # The mean is a constant of the model, not a weight: it is saved beside.
+    model = model_lib.build(recipe, runs.load_mean(workdir, (size, size, 3)))
     runs.compile_model(model, recipe)
     model.optimizer.build(model.trainable_variables)
     try:
@@ -138,7 +139,7 @@ def test_images(spec, recipe, data_dir=None, limit=None):
         return
     from zoo import pipeline
 
-    _, _, test, decode, _, _ = pipeline._sources(spec, recipe, data_dir)
+    _, _, test, decode, _, _, _ = pipeline._sources(spec, recipe, data_dir)
     test = test.map(lambda record, label: (decode(record), label))
     if limit is not None:
         test = test.take(limit)

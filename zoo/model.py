@@ -44,3 +44,18 @@ def build(recipe, mean, input_shape=None):
         weight_decay=recipe.weight_decay or None,
     )
     return keras.Model(inputs, net(x), name=f"{recipe.name}_model")
+
+
+def mean_of(model):
+    """The mean `model`'s mean layer subtracts, (H, W, 3) float32, or None.
+
+    The layer is looked for in `model` and in the models nested in it (a
+    training model wraps the saved one behind its augmentation).
+    """
+    for candidate in [model] + [layer for layer in model.layers if isinstance(layer, keras.Model)]:
+        try:
+            layer = candidate.get_layer(MEAN_LAYER)
+        except ValueError:
+            continue
+        return np.asarray(keras.ops.convert_to_numpy(layer.mean), np.float32)[0]
+    return None
