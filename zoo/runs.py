@@ -448,7 +448,7 @@ def load_model_file(path):
 def save_model(model, path):
     """Saves a .keras file via a temporary name, so no half-written file remains."""
     path = pathlib.Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp = pathlib.Path(history.staging_name(path, path.suffix))
     try:
         model.save(tmp)
         os.replace(tmp, path)
@@ -461,6 +461,10 @@ class WorkdirBusy(RuntimeError):
     """Another process is training in the same workdir."""
 
 
+class WorkdirNotWritable(ValueError):
+    """The workdir's lock file cannot be created (a read-only disk, say)."""
+
+
 @contextlib.contextmanager
 def exclusive(lock_path):
     """Holds an exclusive lock on `lock_path` for the block, or raises `WorkdirBusy`.
@@ -468,27 +472,93 @@ def exclusive(lock_path):
     The lock is the operating system's (`fcntl.flock`), so it is released
     when the process ends in any way, `kill -9` included: a stale lock file
     never blocks a later run. The file holds the holder's pid, for the
-    message.
+    message, and is deleted when the block ends (a kill leaves it behind,
+    harmless). A process that opened the file just before its holder
+    deleted it would lock a file no one else sees, so after locking, the
+    path must still name the locked file, else it is opened again.
+
+    Raises:
+        WorkdirBusy: another process holds the lock.
+        WorkdirNotWritable: the lock file cannot be created, naming the
+            path and the cause.
     """
     import fcntl
 
     lock_path = pathlib.Path(lock_path)
-    handle = open(lock_path, "a+")
-    try:
+    while True:
+        try:
+            handle = open(lock_path, "a+")
+        except OSError as error:
+            raise WorkdirNotWritable(
+                f"Cannot train in {lock_path.parent}: its lock file {lock_path} cannot be "
+                f"created ({error.strerror}). zoo.train writes its checkpoints and results "
+                "there: use a writable --workdir."
+            ) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
+            handle.close()
             raise WorkdirBusy(
                 f"Another process (pid {holder}) is training in {lock_path.parent}. Wait "
                 "for it to end, stop it, or use another --workdir: two runs in one "
                 "workdir would overwrite each other's checkpoints."
             ) from None
+        try:
+            current = os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(handle.fileno()).st_ino:
+            break
+        handle.close()
+    try:
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         yield
     finally:
+        try:
+            lock_path.unlink()  # While still holding it; see above.
+        except OSError:
+            pass
         handle.close()
+
+
+def remove_stale_staging(workdir):
+    """Deletes the half-written files a killed process left in the run.
+
+    A file counts as stale if its name holds ".tmp-<pid>" and no process
+    with that pid runs (zoo.evaluate, which writes into the workdir without
+    the lock, is such a live process). Call it holding the workdir's lock.
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    workdir = pathlib.Path(workdir)
+    for folder in (workdir, workdir / CHECKPOINTS):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            match = history.STAGING.search(path.name)
+            if match and path.is_file() and not _alive(int(match.group(1))):
+                path.unlink()
+                removed.append(path)
+    if removed:
+        print(f"zoo: removed {len(removed)} half-written file(s) a killed run left: "
+              f"{', '.join(p.name for p in removed)}")
+    return removed
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # Someone else's process.
+        return True
+    return True
