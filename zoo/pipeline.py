@@ -27,8 +27,8 @@ from zoo import datasets
 from zoo import recipes
 
 AUTOTUNE = tf.data.AUTOTUNE
-# Shuffle buffer of the streaming pipeline, in images (~150 KB each decoded
-# JPEG bytes, so bounded memory).
+# Shuffle buffer of the tfds streaming pipeline, in records (~150 KB each:
+# encoded JPEG bytes, so bounded memory).
 STREAM_SHUFFLE = 10_000
 
 
@@ -140,8 +140,9 @@ def _eval_arrays(split, batch):
 def _streamed(spec, recipe, data_dir, batch):
     """Streaming ImageNet-style pipelines with bounded memory.
 
-    Records (file paths, or encoded JPEG bytes from tfds) are shuffled
-    before decoding, so the shuffle buffer holds small records, not images.
+    Records (file paths, or encoded JPEG bytes from tfds) are put in order
+    before decoding: file paths by `example_order`, tfds records through a
+    shuffle buffer, which then holds small records, not images.
     """
     train_src, val_src, test_src, decode, classes, num_train, records_from = _sources(
         spec, recipe, data_dir
