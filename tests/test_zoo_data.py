@@ -95,22 +95,6 @@ def test_folder_arrays_and_mean(tmp_path):
     assert sorted(test.tolist()) == [0] * 6 + [1] * 6
 
 
-def test_cifar_augmentation_is_a_padded_window_or_its_mirror():
-    images = tf.random.uniform((16, 32, 32, 3), 0, 255, seed=1)
-    out = augment.cifar_batch(images, tf.constant([3, 4], tf.int64)).numpy()
-    padded = np.pad(images.numpy(), ((0, 0), (4, 4), (4, 4), (0, 0)))
-    flipped = 0
-    for i in range(16):
-        windows = [padded[i, r : r + 32, c : c + 32] for r in range(9) for c in range(9)]
-        if any(np.array_equal(out[i], w) for w in windows):
-            continue
-        assert any(np.array_equal(out[i][:, ::-1], w) for w in windows)
-        flipped += 1
-    assert 0 < flipped < 16
-    again = augment.cifar_batch(images, tf.constant([3, 4], tf.int64)).numpy()
-    assert np.array_equal(out, again)  # stateless: same seed, same batch
-
-
 def test_imagenet_augmentation_shapes_and_eval_crop():
     image = tf.cast(tf.random.uniform((300, 400, 3), 0, 255, seed=2), tf.uint8)
     out = augment.imagenet_train(image, tf.constant([1, 2], tf.int64))
@@ -181,16 +165,26 @@ def test_pad_crop_flip_cuts_each_image_at_its_own_offset_exactly():
     assert np.asarray(same).dtype == np.uint8 and np.array_equal(np.asarray(same), raw)
 
 
-def test_tf_pipeline_augmentation_cuts_with_the_shared_transform():
-    """cifar_batch (tf.data) = pad_crop_flip at TensorFlow's stateless draws."""
-    images = tf.random.uniform((16, 32, 32, 3), 0, 255, seed=1)
-    seed = tf.constant([3, 4], tf.int64)
-    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    offsets = tf.random.stateless_uniform([16, 2], crop_seed, minval=0, maxval=9, dtype=tf.int32)
-    flips = tf.random.stateless_uniform([16], flip_seed) < 0.5
-    out = augment.cifar_batch(images, seed).numpy()
-    expected = numpy_pad_crop_flip(images.numpy(), offsets.numpy(), flips.numpy(), 4)
-    np.testing.assert_array_equal(out, expected)
+def test_tf_pipeline_feeds_what_the_jax_loops_feed():
+    """Same seed, same step: the tf.data batch is fit_arrays.Batches' batch, pixel for pixel."""
+    from zoo import fit_arrays
+
+    recipe = dataclasses.replace(TINY, batch_size=8, pad=4, flip=True, seed=3)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (20, 32, 32, 3)).astype("uint8")
+    y = rng.integers(0, 2, 20).astype("int32")
+    splits = datasets.ArraySplits(train=(x, y), val=(x[:4], y[:4]), test=(x[:4], y[:4]), classes=["a", "b"])
+    data = pipeline.from_arrays(splits, recipe, 8)
+    batches = fit_arrays.Batches(x, y, 8, 5, recipe.seed, recipe.pad, recipe.flip)
+    tf_batches = list(data.train_from(3).take(4))  # steps 3..6, across the pass at step 2.5
+    for i, (images, labels) in enumerate(tf_batches):
+        step = 3 + i
+        batches.epoch, index = divmod(step, 5)
+        expected_images, expected_labels = batches[index]
+        assert images.dtype == tf.float32 and float(tf.reduce_max(images)) <= 255
+        np.testing.assert_array_equal(images.numpy(), expected_images, err_msg=f"step {step}")
+        np.testing.assert_array_equal(labels.numpy(), expected_labels)
+    np.testing.assert_array_equal(data.mean, x.mean(axis=0, dtype=np.float64).astype(np.float32))
 
 
 def test_stream_draws_depend_on_seed_and_step_only():
@@ -215,3 +209,95 @@ def test_stream_draws_depend_on_seed_and_step_only():
     assert abs(flips[even].mean() - flips[~even].mean()) < 4 * 0.5 * np.sqrt(1 / even.sum() + 1 / (~even).sum())
     no_pad, no_flip = stream.crop_offsets_and_flips(8, 0, 0, 3, 0, False)
     assert not no_pad.any() and not no_flip.any()
+
+
+# --- Issue 19: images and folders that decoded wrongly or not at all ---------
+
+def test_16_bit_grayscale_png_is_scaled_not_clipped(tmp_path):
+    gray = (np.arange(32 * 32, dtype=np.int64).reshape(32, 32) * 64).astype(np.uint16)
+    Image.fromarray(gray).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")  # Pillow's 16-bit mode
+    decoded = datasets.decode_file(tmp_path / "g16.png", 32)
+    # Was a white image (Pillow's convert("RGB") clips 16-bit values): mean 255.
+    expected = (gray >> 8).astype(np.uint8)
+    np.testing.assert_array_equal(decoded, np.repeat(expected[..., None], 3, axis=-1))
+    # The streaming (TF) decoder gives the same pixels.
+    streamed = pipeline.read_image_file(tf.constant(str(tmp_path / "g16.png"))).numpy()
+    np.testing.assert_array_equal(decoded, streamed)
+
+
+def test_macos_appledouble_and_hidden_files_are_skipped(tmp_path):
+    root = make_folder(tmp_path / "data", per_class=6)
+    for split in ("train", "test"):
+        (root / split / "cat" / "._000.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+        (root / split / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    splits = datasets.load_arrays(f"folder:{root}", TINY)
+    assert splits.classes == ["cat", "dog"] and len(splits.test[1]) == 12
+
+
+def test_a_file_where_a_class_folder_belongs_is_refused(tmp_path):
+    root = make_folder(tmp_path / "data", classes=("cat", "dog", "emu"))
+    for split in ("train", "test"):
+        (root / split / "fox.zip").write_bytes(b"PK\x03\x04")  # a class left zipped
+    with pytest.raises(ValueError, match=r"train holds fox.zip, which is not a class folder"):
+        datasets.check_folder(root)
+
+
+def test_decompression_bomb_names_the_file(tmp_path, monkeypatch):
+    root = make_folder(tmp_path / "data")
+    bomb = root / "train" / "cat" / "bomb.png"
+    Image.new("RGB", (300, 300)).save(bomb)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300 * 300 // 4)  # 300x300 is > 2x the limit
+    with pytest.raises(ValueError, match=rf"Cannot decode image file {bomb}: .*decompression bomb"):
+        datasets.load_arrays(f"folder:{root}", TINY)
+
+
+class _Silent:
+    """A loopback TCP server that accepts connections and never answers."""
+
+    def __enter__(self):
+        import socket
+
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(8)
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}/cifar-10-binary.tar.gz"
+        return self
+
+    def __exit__(self, *exc):
+        self.socket.close()
+
+
+@pytest.mark.parametrize("host", ["refuses", "never answers"])
+def test_tfds_download_that_cannot_happen_fails_fast_saying_what_to_do(tmp_path, monkeypatch, host):
+    import time
+
+    from tensorflow_datasets.core.download import checksums
+
+    with _Silent() as server:
+        url = server.url
+        if host == "refuses":
+            server.socket.close()  # Nothing listens there now.
+        info = checksums.UrlInfo(size=1, checksum="0" * 64, filename="cifar-10-binary.tar.gz")
+        monkeypatch.setattr(datasets, "tfds_downloads", lambda builder: {url: info}, raising=False)
+        monkeypatch.setattr(datasets, "TFDS_PROBE_TIMEOUT_S", 1, raising=False)
+        start = time.perf_counter()
+        # Was: tfds retried for 210 s, then raised requests' ConnectionError.
+        with pytest.raises(ValueError) as error:
+            datasets.load_arrays("tfds:cifar10", TINY, data_dir=str(tmp_path / "tfds"))
+        assert time.perf_counter() - start < 30
+    message = str(error.value)
+    assert f"--dataset=tfds:cifar10 is not prepared in {tmp_path / 'tfds'}" in message
+    assert f"put cifar-10-binary.tar.gz (from {url}) into {tmp_path / 'tfds' / 'downloads' / 'manual'}" in message
+    assert "--dataset=folder:PATH" in message
+
+
+def test_tfds_file_in_the_manual_folder_needs_no_download(tmp_path, monkeypatch):
+    from tensorflow_datasets.core.download import checksums
+
+    manual = tmp_path / "tfds" / "downloads" / "manual"
+    manual.mkdir(parents=True)
+    (manual / "cifar-10-binary.tar.gz").write_bytes(b"")
+    info = checksums.UrlInfo(size=1, checksum="0" * 64, filename="cifar-10-binary.tar.gz")
+    monkeypatch.setattr(datasets, "tfds_downloads", lambda builder: {"http://127.0.0.1:9/x": info})
+    datasets.check_downloadable(datasets.tfds_builder("cifar10", str(tmp_path / "tfds")))

@@ -5,6 +5,7 @@ where only the callbacks matter, and workdir states are built by hand. One
 test trains ResNet-8 for a few steps.
 """
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -465,3 +466,308 @@ def test_corrected_command_trains_in_the_workdir_of_a_failed_start(tmp_path, mon
         assert stat.S_IMODE((workdir / name).stat().st_mode) & 0o044 == 0o044, name
     with open(workdir / "history.csv", newline="") as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == [2, 4]
+
+
+# --- Issue 19: runs taking over runs, filesystem faults, leftovers -----------
+
+@contextlib.contextmanager
+def read_only(path):
+    """Makes directory `path` read-only, as a read-only disk or a mode would.
+
+    A normal user: chmod a-w. Root ignores modes, so root gets a read-only
+    bind mount of `path` onto itself (needs CAP_SYS_ADMIN; skipped without).
+    """
+    path = pathlib.Path(path)
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+        return
+    if subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True).returncode:
+        pytest.skip("running as root without the right to mount: cannot make a read-only directory")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], check=True, capture_output=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], check=True, capture_output=True)
+
+
+READ_ONLY = r"(Read-only file system|Permission denied)"
+
+
+def hand_made_finished_run(finished_run, workdir, steps=4):
+    """A copy of `finished_run` with a checkpoint and a results.json: a finished run."""
+    shutil.copytree(finished_run, workdir)
+    (workdir / "checkpoints" / "latest.weights.h5").write_bytes(b"weights")
+    history.write_json(workdir / "results.json", {
+        "recipe": DIGITS8.name, "steps": steps, "test_accuracy": 0.5, "val_accuracy": 0.5})
+    return workdir
+
+
+def test_a_run_without_its_config_is_not_taken_over(finished_run, tmp_path):
+    workdir = hand_made_finished_run(finished_run, tmp_path / "run")
+    (workdir / "config.json").unlink()
+    plain = dataclasses.replace(DIGITS8, name="cifar10_plain20", plain=True)
+    # Was: plain-20 was handed ResNet-8's results (or resumed its checkpoint).
+    with pytest.raises(ValueError, match=r"holds a run's checkpoints or results but no config.json"):
+        train.train_and_evaluate(plain, workdir, verbose=0)
+    assert not (workdir / "config.json").exists()
+
+
+def test_a_dataset_with_another_class_count_is_refused(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            (tmp_path / "pets" / split / name).mkdir(parents=True)
+            for i in range(12):
+                Image.fromarray(np.full((32, 32, 3), i, np.uint8)).save(tmp_path / "pets" / split / name / f"{i}.png")
+    # Was: a 10-way head trained on 2 classes, exit 0.
+    with pytest.raises(ValueError, match=r"has 2 classes, but recipe cifar10_resnet20 trains a 10-way .*--set=classes=2"):
+        train.train_and_evaluate(DIGITS8, tmp_path / "run", dataset=f"folder:{tmp_path / 'pets'}", verbose=0)
+
+
+def test_recipe_dataset_is_a_spec_and_paper_trains_on_it():
+    with pytest.raises(ValueError, match=r"`dataset` .* must be a dataset spec.*Received dataset='/../escape'"):
+        dataclasses.replace(DIGITS8, dataset="/../escape")
+    recipe = train.resolve("cifar10_resnet20", "paper")
+    assert recipe.steps == 64000  # the paper's schedule, not the digits demo's
+    assert datasets.of_recipe("paper", recipe) == "tfds:cifar10"
+    assert datasets.of_recipe("paper", recipes.get("imagenet_resnet50")) == "tfds:imagenet2012"
+
+
+def test_a_workdir_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "run").write_text("not a directory")
+    with pytest.raises(ValueError, match=rf"--workdir={tmp_path / 'run'} is a file, not a directory"):
+        train.train_and_evaluate(DIGITS8, tmp_path / "run", verbose=0)
+    with pytest.raises(ValueError, match=rf"--workdir={tmp_path / 'run' / 'sub'} is under {tmp_path / 'run'}, which is a file"):
+        train.train_and_evaluate(DIGITS8, tmp_path / "run" / "sub", verbose=0)
+
+
+def test_read_only_workdir_or_parent_is_one_sentence(tmp_path):
+    (tmp_path / "ro" / "run").mkdir(parents=True)
+    with read_only(tmp_path / "ro"):
+        with pytest.raises(ValueError, match=rf"^Cannot create --workdir={tmp_path / 'ro' / 'new'}: {READ_ONLY}"):
+            train.train_and_evaluate(DIGITS8, tmp_path / "ro" / "new", verbose=0)
+        with pytest.raises(ValueError, match=rf"^Cannot train in {tmp_path / 'ro' / 'run'}: its lock file .*\.lock cannot be created \({READ_ONLY}\)"):
+            train.train_and_evaluate(DIGITS8, tmp_path / "ro" / "run", verbose=0)
+
+
+def test_evaluate_on_a_read_only_run_fails_before_evaluating(finished_run, tmp_path, monkeypatch):
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    monkeypatch.setattr(evaluate, "test_images", lambda *a, **k: pytest.fail("evaluated first"))
+    with read_only(copy):
+        with pytest.raises(ValueError, match=rf"^Cannot write eval_center.json into {copy}: {READ_ONLY}"):
+            evaluate.evaluate(copy, ["center"])
+
+
+def test_plot_makes_a_missing_folder_and_names_a_read_only_one(tmp_path):
+    from zoo import plot
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.csv").write_text("epoch,step,lr,loss,accuracy,train_time_s,epoch_time_s\n0,2,0.1,2.3,0.1,1,1\n")
+    assert plot.plot([run], tmp_path / "new" / "fig6.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "ro").mkdir()
+    with read_only(tmp_path / "ro"):
+        with pytest.raises(ValueError, match=rf"^Cannot write fig6.png into {tmp_path / 'ro'}: {READ_ONLY}"):
+            plot.plot([run], tmp_path / "ro" / "fig6.png")
+        with pytest.raises(ValueError, match=rf"^Cannot create the folder of --out={tmp_path / 'ro' / 'sub'}: {READ_ONLY}"):
+            plot.plot([run], tmp_path / "ro" / "sub" / "fig6.png")
+
+
+def test_full_disk_during_a_checkpoint_is_one_sentence_and_keeps_the_last_one(tmp_path, monkeypatch):
+    interrupted_after(tmp_path, 2)  # checkpoints of epochs 1 and 2
+    files = checkpoint_files(tmp_path)
+    before = {name: path.read_bytes() for name, path in files.items()}
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    # Was: ~20 h5py tracebacks from a half-written file, then SIGSEGV.
+    with pytest.raises(RuntimeError, match=rf"^Cannot write the checkpoint of epoch 3 in {tmp_path / 'checkpoints'}: No space left on device \(it needs about .* MiB, 0.0 MiB are free\)\. The checkpoint before it is kept"):
+        resume(tmp_path)
+    assert {name: path.read_bytes() for name, path in files.items()} == before
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == sorted(
+        [p.name for p in files.values()])
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_a_real_full_disk_ends_with_one_sentence_not_a_crash(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    # 2.5 MB: room for the first checkpoint of a ~1 MB model, not for the
+    # second one beside its backup.
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2500k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("needs root with the right to mount a small tmpfs")
+    try:
+        script = (
+            "import sys, keras, numpy as np\n"
+            "from zoo import runs\n"
+            "model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(40000), keras.layers.Dense(2)])\n"
+            "model.compile(keras.optimizers.SGD(0.1), 'sparse_categorical_crossentropy')\n"
+            "x, y = np.zeros((8, 3), 'float32'), np.zeros(8, 'int32')\n"
+            "callbacks = runs.callbacks(sys.argv[1], lambda step: 0.1, tensorboard=False)\n"
+            "try:\n"
+            "    model.fit(x, y, batch_size=2, epochs=3, verbose=0, callbacks=callbacks)\n"
+            "except runs.CheckpointNotWritten as error:\n"
+            "    sys.exit(f'Error: {error}')\n"
+        )
+        result = subprocess.run([sys.executable, "-c", script, str(disk)], cwd=REPO, env=ENV,
+                                capture_output=True, text=True, timeout=120)
+        # Was: ~20 h5py tracebacks, then SIGSEGV (returncode -11).
+        assert result.returncode == 1, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr, result.stderr[-3000:]
+        assert re.search(r"Error: Cannot write the checkpoint of epoch 2 in .*: No space left on device", result.stderr)
+        # Epoch 1's checkpoint, whole, and nothing half-written beside it.
+        assert sorted(p.name for p in (disk / "checkpoints").iterdir()) == [
+            "latest.weights.h5", "training_metadata.json"]
+        assert json.loads((disk / "checkpoints" / "training_metadata.json").read_text())["epoch"] == 1
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_stale_staging_files_are_removed_and_a_finished_run_leaves_no_lock(finished_run, tmp_path):
+    workdir = hand_made_finished_run(finished_run, tmp_path / "run")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = [workdir / "checkpoints" / f"latest.tmp-{dead}.weights.h5",  # names older zoos wrote
+             workdir / f".tmp-{dead}-model.keras",
+             workdir / "checkpoints" / f"latest.weights.h5.bkp.tmp-{dead}",
+             workdir / f".history.csv.tmp-{dead}-x1y2"]
+    for path in stale:
+        path.write_bytes(b"half-written")
+    alive = workdir / f".eval_center.json.tmp-{os.getppid()}-abcd"  # e.g. a zoo.evaluate at work
+    alive.write_bytes(b"in progress")
+    results = train.train_and_evaluate(DIGITS8, workdir, verbose=0)
+    assert results["steps"] == 4
+    assert [p for p in stale if p.exists()] == [] and alive.exists()
+    assert not (workdir / ".lock").exists()
+
+
+def test_lock_file_is_deleted_by_its_holder_and_a_late_opener_retries(tmp_path):
+    lock = tmp_path / ".lock"
+    with runs.exclusive(lock):
+        assert lock.read_text() == f"{os.getpid()}\n"
+    assert not lock.exists()
+    # A process that opened the old file just before its holder deleted it
+    # must not lock that orphan: it takes the new file, and so sees a holder.
+    import fcntl
+
+    real_open = open
+    orphan = []
+
+    def open_then_lose_the_race(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        if not orphan:
+            orphan.append(handle)
+            os.unlink(path)  # the holder deletes the file ...
+            holder = real_open(path, "a+")  # ... and the next run creates and locks a new one
+            fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            orphan.append(holder)
+        return handle
+
+    import builtins
+
+    builtins_open = builtins.open
+    builtins.open = open_then_lose_the_race
+    try:
+        with pytest.raises(runs.WorkdirBusy):
+            with runs.exclusive(lock):
+                pass
+    finally:
+        builtins.open = builtins_open
+        for handle in orphan:
+            handle.close()
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A real 4-step ResNet-8 run on the digits: (workdir, results)."""
+    workdir = tmp_path_factory.mktemp("trained") / "run"
+    return workdir, train.train_and_evaluate(DIGITS8, workdir, verbose=0)
+
+
+@pytest.mark.slow  # trains the module's run: ~6 s
+def test_checkpoint_is_evaluated_with_the_runs_own_mean(trained_run, tmp_path):
+    from zoo import analysis
+
+    workdir, results = trained_run
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy)
+    images = datasets.load_test("digits", 32, seed=DIGITS8.seed)[0][:40].astype(np.float32)
+    saved = runs.load_model_file(copy / "model.keras")
+    restored = evaluate.load_model(copy, DIGITS8, checkpoint=True)
+    # Was: the model rebuilt from the checkpoint subtracted a zero mean.
+    np.testing.assert_allclose(restored(images), saved(images), atol=1e-5)
+    accuracy = evaluate.evaluate(copy, ["center"], checkpoint=True)["center"]
+    assert accuracy == pytest.approx(results["test_accuracy"], abs=1e-6)
+    from_checkpoint = analysis.analyse([str(copy)], limit=40, checkpoint=True)[0]["std"]
+    np.testing.assert_allclose(from_checkpoint, analysis.analyse([str(copy)], limit=40)[0]["std"], rtol=1e-4)
+    # A checkpoint an older zoo wrote, without its mean: refused, naming the file.
+    (copy / "checkpoints" / runs.MEAN_FILE).unlink()
+    with pytest.raises(ValueError, match=rf"{copy / 'checkpoints' / 'mean.npy'} does not exist: .*would subtract a wrong mean"):
+        evaluate.evaluate(copy, ["center"], checkpoint=True)
+
+
+@pytest.mark.slow  # uses the module's trained run
+def test_a_finished_run_on_a_read_only_disk_reports_its_result(trained_run, tmp_path):
+    workdir, results = trained_run
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy)
+    with read_only(copy):
+        # Was: OSError creating the .lock, although nothing needs writing.
+        assert train.train_and_evaluate(DIGITS8, copy, verbose=0) == results
+        with pytest.raises(ValueError, match=r"holds a different run \(differs in: lr\)"):
+            train.train_and_evaluate(dataclasses.replace(DIGITS8, lr=0.2), copy, verbose=0)
+
+
+# --- Issue 19: what a newcomer sees on the command line ----------------------
+
+@pytest.mark.multiprocess
+def test_help_exits_zero_for_every_command():
+    for module in ("zoo.train", "zoo.evaluate", "zoo.plot", "zoo.analysis", "zoo.sweep", "zoo.export"):
+        result = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO, env=ENV,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, (module, result.stderr[-2000:])
+        assert "flags:" in result.stdout, module
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_a_cli_run_prints_tf_start_up_once_rounds_and_leaves_no_lock(tmp_path):
+    command = [sys.executable, "-m", "zoo.train", "--recipe=cifar10_resnet20", f"--workdir={tmp_path}",
+               "--set=depth=8", "--set=batch_size=8", "--set=val_size=16", "--steps=2"]
+    result = subprocess.run(command, cwd=REPO, env={**ENV, "TF_CPP_MIN_LOG_LEVEL": "0"},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # TF logs its start-up lines twice (two shared libraries), before it reads
+    # TF_CPP_MIN_LOG_LEVEL; the zoo prints each once.
+    startup = [line for line in result.stderr.splitlines() if re.match(r"[IWE]0000 ", line)
+               or line.startswith("WARNING: All log messages before absl")]
+    bodies = [re.sub(r"^[IWE]0000 [\d:.]+\s+\d+ ", "", line) for line in startup]
+    assert bodies and len(bodies) == len(set(bodies)), startup
+    assert "shuffle=True` was passed" not in result.stderr
+    line = [line for line in result.stdout.splitlines() if "test_accuracy=" in line][-1]
+    assert re.search(r" val_accuracy=\d\.\d{4} ", line), line
+    assert not (tmp_path / ".lock").exists()
+    quiet = subprocess.run([sys.executable, "-m", "zoo.plot", str(tmp_path), f"--out={tmp_path / 'f.png'}"],
+                           cwd=REPO, env={**ENV, "TF_CPP_MIN_LOG_LEVEL": "1"}, capture_output=True, text=True,
+                           timeout=300)
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert not re.search(r"^(I0000 |WARNING: All log messages)", quiet.stderr, re.M), quiet.stderr[:2000]
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_export_does_not_flood_the_console(finished_run, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo.export", f"--workdir={finished_run}", f"--output={tmp_path / 'saved'}"],
+        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Was: 2-3 kB INFO lines per signature about renamed input names.
+    assert "contains input name(s)" not in result.stderr and len(result.stderr) < 1500, result.stderr[:3000]

@@ -22,12 +22,10 @@ import json
 import pathlib
 
 import numpy as np
-from absl import app
 from absl import flags
 
 from zoo import cli
 from zoo import datasets
-from zoo import history
 
 FLAGS = flags.FLAGS
 
@@ -215,19 +213,22 @@ def plot(results, out):
 
 
 def main(argv):
+    from zoo import history  # Imports Keras: not at start-up (see cli.run).
+
     if len(argv) > 1:
         cli.fail(f"Unexpected arguments: {' '.join(argv[1:])}", "zoo.analysis")
     sources = list(FLAGS.workdir) + list(FLAGS.preset)
     if not sources:
         cli.fail("Give at least one --workdir or --preset=NAME:DEPTH.", "zoo.analysis")
     try:
+        out = cli.output_file(pathlib.Path(cli.expand(FLAGS.out)).with_suffix(".png"), "--out")
         results = analyse(sources, FLAGS.dataset, FLAGS.data_dir, FLAGS.limit, FLAGS.checkpoint)
+        history.write_json(out.with_suffix(".json"), results)
+        png = plot(results, out.with_suffix(".png"))
     except (ValueError, ImportError) as error:
         cli.fail(str(error), "zoo.analysis")
-    out = pathlib.Path(cli.expand(FLAGS.out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    history.write_json(out.with_suffix(".json"), results)
-    png = plot(results, out.with_suffix(".png"))
+    except OSError as error:
+        cli.fail(cli.os_error(error))
     print(f"wrote {out.with_suffix('.json')} and {png}")
 
 
@@ -244,4 +245,4 @@ def define_flags():
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

@@ -1,4 +1,6 @@
-"""The paper's augmentations as TensorFlow ops, for tf.data pipelines.
+"""The paper's ImageNet augmentations as TensorFlow ops, for tf.data pipelines.
+
+(The CIFAR crop and flip, shared by every backend, is `zoo.augment_ops`.)
 
 All randomness is stateless and driven by an explicit seed tensor, so a
 pipeline seeded the same way yields the same batches. Images are float32
@@ -6,8 +8,6 @@ RGB on the 0..255 scale throughout; mean subtraction happens in the model.
 """
 
 import tensorflow as tf
-
-from zoo import augment_ops
 
 # AlexNet's PCA lighting: eigenvalues and eigenvectors of the RGB pixel
 # covariance of ImageNet (on the 0..1 scale), as published with
@@ -20,32 +20,6 @@ _EIGVEC = tf.constant(
         [-0.5836, -0.6948, 0.4203],
     ]
 )
-
-
-def cifar_batch(images, seed, pad=4, flip=True):
-    """Pad, random crop back to the input size and flip, per image.
-
-    The draws are TensorFlow's stateless ones; the pixels are cut by
-    `zoo.augment_ops.pad_crop_flip`, the transform every loop shares.
-
-    Args:
-        images: (B, H, W, C) batch, any dtype (returned as float32).
-        seed: int64 tensor of shape (2,).
-        pad: zero padding on each side before the random crop.
-        flip: whether to flip half of the images horizontally.
-    """
-    images = tf.cast(images, tf.float32)
-    batch = tf.shape(images)[0]
-    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    offsets = tf.zeros([batch, 2], tf.int32)
-    flips = tf.zeros([batch], tf.bool)
-    if pad:
-        offsets = tf.random.stateless_uniform(
-            [batch, 2], crop_seed, minval=0, maxval=2 * pad + 1, dtype=tf.int32
-        )
-    if flip:
-        flips = tf.random.stateless_uniform([batch], flip_seed) < 0.5
-    return augment_ops.pad_crop_flip(images, offsets, flips, pad)
 
 
 def resize_shorter(image, size):

@@ -2,10 +2,11 @@
 
 `pad_crop_flip` is the one implementation of "pad 4 pixels on each side,
 take a random 32x32 crop, mirror half of the images" (Sec. 4.2). It takes
-the random draws as arguments: the JAX loops draw them on the host from
-the global step (`zoo.stream`), the tf.data pipeline with TensorFlow's
-stateless generators (`zoo.augment.cifar_batch`). The same draws give the
-same pixels on every backend (tests/test_zoo_equivalence.py).
+the random draws as arguments; every loop (the JAX ones, and the tf.data
+pipeline of the TensorFlow path) draws them from the seed and the global
+step with `zoo.stream`, so a seed trains on the same images on every
+backend. The same draws give the same pixels on every backend
+(tests/test_zoo_equivalence.py).
 """
 
 from keras import ops

@@ -2,11 +2,23 @@
 
 absl's `app.UsageError` prints the module docstring and every flag before
 the message, so the one line that matters comes 40 lines down. `fail`
-prints the message first and points to --help instead.
+prints the message first and points to --help instead. `run` is the
+entry points' `app.run`: --help exits 0, and TensorFlow's start-up lines
+are printed once.
 """
 
 import os
+import pathlib
+import re
 import sys
+import tempfile
+
+# absl's help flags; absl exits with status 1 after printing the help.
+HELP_FLAGS = ("--help", "-help", "-?", "--helpshort", "-helpshort", "--helpfull", "-helpfull")
+# TF's C++ start-up lines, logged before its log level is read ("I0000
+# 00:00:1796178477.997109    6552 port.cc:153] ..."), and absl's notice.
+_CPP_LOG = re.compile(r"^([IWEF])\d{4} [\d:.]+\s+\d+ (.*)$")
+_PRE_INIT = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 
 
 def fail(message, command=None):
@@ -27,3 +39,142 @@ def expand(path):
         return None
     path = os.path.expanduser(os.fspath(path))
     return os.path.normpath(path) if path else path
+
+
+def os_error(error):
+    """One sentence for an OSError: the path and the cause (its own text if it has one)."""
+    if error.strerror is None:  # Raised with a message of the zoo's own.
+        return str(error)
+    if error.filename is not None:
+        return f"Cannot use {error.filename}: {error.strerror}."
+    return f"{error.strerror}."
+
+
+def make_directory(path, what):
+    """Creates directory `path` (and its parents) if missing.
+
+    Raises:
+        ValueError: one sentence naming `what` (e.g. "--workdir"), the path
+            and the cause: a file in the way, a read-only disk, no permission.
+    """
+    path = pathlib.Path(path)
+    for candidate in [path, *path.parents]:
+        if candidate.exists() and not candidate.is_dir():
+            where = "is a file" if candidate == path else f"is under {candidate}, which is a file"
+            raise ValueError(f"{what}={path} {where}, not a directory: pass a directory path.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"Cannot create {what}={path}: {error.strerror} ({error.filename or path})."
+        ) from None
+
+
+def check_writable(directory, what):
+    """Raises ValueError (one sentence) unless a file can be written into `directory`.
+
+    Args:
+        directory: an existing directory.
+        what: what would be written there, for the message.
+    """
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise ValueError(f"Cannot write {what} into {directory}: {error.strerror}.") from None
+
+
+def output_file(path, what):
+    """`path` (`~` expanded), once its folder exists and takes files.
+
+    For outputs written after long work: checked before it starts.
+
+    Raises:
+        ValueError: one sentence naming `what` (e.g. "--out"), the path and
+            the cause: a directory at `path`, a file in the way, a
+            read-only disk.
+    """
+    path = pathlib.Path(expand(path))
+    if path.is_dir():
+        raise ValueError(f"{what}={path} is a directory; give a file name in it.")
+    make_directory(path.parent, f"the folder of {what}")
+    check_writable(path.parent, path.name)
+    return path
+
+
+def import_backend():
+    """Imports Keras (and with it TensorFlow) printing TF's start-up lines once.
+
+    TensorFlow's two shared libraries each log the same lines while they load,
+    before TF_CPP_MIN_LOG_LEVEL is read. They are caught here (file
+    descriptor 2, where C++ writes), each distinct line is printed once,
+    and the levels TF_CPP_MIN_LOG_LEVEL hides (1: info, 2: warnings, 3:
+    errors) are dropped as TF itself would drop them.
+    """
+    if "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    captured = tempfile.TemporaryFile()
+    os.dup2(captured.fileno(), 2)
+    try:
+        import keras  # noqa: F401
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        captured.seek(0)
+        sys.stderr.write(_startup_lines(captured.read().decode(errors="replace")))
+        sys.stderr.flush()
+        captured.close()
+
+
+def _startup_lines(text):
+    try:
+        level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        level = 0
+    hidden = "IWE"[: max(level, 0)]
+    seen, kept, hide = set(), [], False
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\n")
+        match = _CPP_LOG.match(body)
+        if match:
+            hide, key = match.group(1) in hidden, match.group(1) + match.group(2)
+        elif body == _PRE_INIT:
+            hide, key = level > 0, body
+        elif body.startswith("To enable the following"):  # The line before continues.
+            key = body
+        else:  # Not TensorFlow's log: Python's own output, kept.
+            hide, key = False, body
+        if hide or key in seen:
+            continue
+        seen.add(key)
+        kept.append(line)
+    return "".join(kept)
+
+
+def run(main):
+    """`absl.app.run(main)`, with --help exiting 0 and TF's start-up lines once.
+
+    Keras is imported after the flags are parsed, so --help and flag errors
+    come at once; absl's INFO log lines (TensorFlow's SavedModel writer logs
+    a few kB of them) are hidden unless --verbosity asks for them.
+    """
+    from absl import app
+    from absl import flags
+    from absl import logging
+
+    def wrapped(argv):
+        if not flags.FLAGS["verbosity"].present:
+            logging.set_verbosity(logging.WARNING)
+        import_backend()
+        return main(argv)
+
+    asked_for_help = any(arg in HELP_FLAGS for arg in sys.argv[1:])
+    try:
+        app.run(wrapped)
+    except SystemExit as exit:
+        if asked_for_help and exit.code == 1:
+            raise SystemExit(0) from None
+        raise

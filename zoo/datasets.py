@@ -8,6 +8,8 @@ Dataset specs, as `--dataset` takes them:
     digits          scikit-learn's bundled 8x8 handwritten digits (1,797
                     real images), scaled to the recipe's input size: the
                     offline default.
+    paper           the recipe's own data (`Recipe.dataset`, what the paper
+                    trained on: tfds:cifar10 or tfds:imagenet2012).
     tfds:NAME       a TensorFlow Datasets dataset (cifar10, imagenet2012).
     folder:PATH     PATH/train/<class>/*.jpg and PATH/test/<class>/*.jpg.
 
@@ -23,6 +25,8 @@ import pathlib
 import numpy as np
 
 DIGITS = "digits"
+# The recipe's own data (Recipe.dataset): what the paper trained on.
+PAPER = "paper"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
@@ -53,6 +57,11 @@ def parse(spec):
     )
 
 
+def of_recipe(spec, recipe):
+    """`spec`, or the recipe's own dataset (the paper's) for "paper"."""
+    return recipe.dataset if spec == PAPER else spec
+
+
 def canonical(spec):
     """`spec` with a folder's path made absolute, `~` expanded, no trailing slash.
 
@@ -67,11 +76,12 @@ def canonical(spec):
     return spec
 
 
-def check_source(spec):
+def check_source(spec, data_dir=None):
     """Cheap checks of a dataset before a run starts: its files are there.
 
     Raises:
-        ValueError: a folder tree that `check_folder` refuses.
+        ValueError: a folder tree that `check_folder` refuses; a tfds
+            dataset that is unknown, or not prepared and not downloadable.
         ImportError: a package the dataset needs is missing, naming the extra.
     """
     kind, arg = parse(spec)
@@ -80,6 +90,92 @@ def check_source(spec):
         check_folder(arg)
     elif kind == DIGITS:
         require("sklearn", "scikit-learn", "the digits demo (--dataset=digits)")
+    else:
+        tfds_builder(arg, data_dir)
+
+
+def tfds_builder(name, data_dir=None):
+    """The tfds builder of dataset `name`; a clear error for an unknown name."""
+    tfds = require("tensorflow_datasets", "tensorflow-datasets", f"--dataset=tfds:{name}")
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as error:
+        first = str(error).strip().splitlines()[0]
+        raise ValueError(f"--dataset=tfds:{name}: {first}") from None
+
+
+def tfds_load(name, data_dir=None, manual_dir=None, **kwargs):
+    """`tfds.load(name, ...)`, failing fast where tfds would download and cannot.
+
+    A dataset not prepared in `data_dir` is downloaded by tfds, which
+    retries an unreachable host for minutes before raising requests'
+    ConnectionError. Here each download host first gets one request with a
+    timeout (`check_downloadable`).
+
+    Args:
+        name, data_dir, kwargs: as `tfds.load` takes them.
+        manual_dir: where tfds looks for files downloaded by hand; default
+            DATA_DIR/downloads/manual.
+    """
+    tfds = require("tensorflow_datasets", "tensorflow-datasets", f"--dataset=tfds:{name}")
+    try:
+        return tfds.load(name, data_dir=data_dir, download=False, **kwargs)
+    except AssertionError:  # "could not find data": not prepared yet.
+        check_downloadable(tfds_builder(name, data_dir), manual_dir)
+    return tfds.load(name, data_dir=data_dir, **kwargs)
+
+
+# How long a download host may take to answer before a dataset counts as
+# not downloadable.
+TFDS_PROBE_TIMEOUT_S = 10
+
+
+def check_downloadable(builder, manual_dir=None):
+    """Raises, saying what to do offline, unless tfds can get the builder's files.
+
+    Nothing to check for a dataset that needs a manual download (tfds then
+    says which files), or whose files are all in the manual folder.
+
+    Raises:
+        ValueError: a download host that does not answer, naming the files
+            and where to put them.
+    """
+    if getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None):
+        return
+    root = pathlib.Path(builder.data_dir).parents[1]  # DATA_DIR/NAME/VERSION
+    manual = pathlib.Path(manual_dir) if manual_dir else root / "downloads" / "manual"
+    needed = {
+        url: info.filename or url.rsplit("/", 1)[-1]
+        for url, info in tfds_downloads(builder).items()
+        if not (info.filename and (manual / info.filename).exists())
+    }
+    for url in needed:
+        problem = _unreachable(url)
+        if problem:
+            files = ", ".join(f"{f} (from {u})" for u, f in needed.items())
+            raise ValueError(
+                f"--dataset=tfds:{builder.name} is not prepared in {root}, and tfds cannot "
+                f"download it: {url} does not answer ({problem}). Offline, put {files} into "
+                f"{manual} and pass --data_dir={root} (or prepare the dataset on a machine "
+                "with internet and copy its folder there); or train on an image folder with "
+                "--dataset=folder:PATH."
+            )
+
+
+def tfds_downloads(builder):
+    """{url: tfds UrlInfo} of the files a tfds builder downloads."""
+    return dict(builder.url_infos or {})
+
+
+def _unreachable(url):
+    """Why `url` cannot be fetched (one request, no retries), or None if it answers."""
+    import requests  # tfds's own dependency; it honours the proxy settings.
+
+    try:
+        with requests.head(url, timeout=TFDS_PROBE_TIMEOUT_S, allow_redirects=True):
+            return None  # Any answer, even an error status: the host is there.
+    except requests.RequestException as error:
+        return f"{type(error).__name__}: {error}"[:300]
 
 
 def require(module, package, needed_by):
@@ -171,8 +267,7 @@ def class_names(spec, data_dir=None):
         return [str(c) for c in range(10)]
     if kind == "folder":
         return check_folder(arg)
-    tfds = require("tensorflow_datasets", "tensorflow-datasets", f"--dataset={spec}")
-    return list(tfds.builder(arg, data_dir=data_dir).info.features["label"].names)
+    return list(tfds_builder(arg, data_dir).info.features["label"].names)
 
 
 def check_folder(root):
@@ -191,7 +286,16 @@ def check_folder(root):
                 f"Image folder {root} has no {split}/ directory; expected "
                 f"{root}/train/<class>/*.jpg and {root}/test/<class>/*.jpg."
             )
-        classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        entries = [p for p in folder.iterdir() if not _hidden(p)]
+        strays = sorted(p.name for p in entries if not p.is_dir())
+        if strays:
+            raise ValueError(
+                f"{folder} holds {', '.join(strays[:5])}{' ...' if len(strays) > 5 else ''}, "
+                f"which {'is' if len(strays) == 1 else 'are'} not a class folder: {folder} "
+                "must hold one folder of images per class (hidden files aside). Move or "
+                "unpack them."
+            )
+        classes = sorted(p.name for p in entries)
         if not classes:
             raise ValueError(f"{folder} has no class folders.")
         for name in classes:
@@ -222,8 +326,15 @@ def list_folder(folder, classes):
 
 def _image_files(folder):
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        p for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not _hidden(p)
     )
+
+
+def _hidden(path):
+    """Dot files: .DS_Store, and the `._name.jpg` AppleDouble files macOS writes
+    beside each image on a non-Mac disk (metadata, not images)."""
+    return path.name.startswith(".")
 
 
 def _decode_folder(folder, classes, size):
@@ -243,12 +354,34 @@ def decode_file(path, size):
     Image = require("PIL.Image", "pillow", "image folders")
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB")
+            image = _eight_bit(image, path).convert("RGB")
             if image.size != (size, size):
                 image = image.resize((size, size), Image.BILINEAR)
             return np.asarray(image, np.uint8)
-    except (OSError, ValueError, SyntaxError) as error:
-        raise ValueError(f"Cannot decode image file {path}: {error}") from error
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise ValueError(f"Cannot decode image file {path}: {error}") from None
+
+
+def _eight_bit(image, path):
+    """A 16-bit grayscale image as 8-bit, as TF's decoder and libpng make it.
+
+    Pillow's `convert("RGB")` clips 16-bit values to 255 (a white image);
+    the high byte is the 8-bit value (Pillow's own 16-bit RGB decoding and
+    `tf.io.decode_png` keep it too). Pillow opens 16-bit grayscale PNGs as
+    "I;16" (or "I"); other 32-bit modes have no known range and are refused.
+    """
+    from PIL import Image
+
+    sixteen = image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PNG")
+    if sixteen:
+        high = (np.asarray(image).astype(np.uint32) >> 8).astype(np.uint8)
+        return Image.fromarray(high, "L")
+    if image.mode in ("I", "F"):
+        raise ValueError(
+            f"its pixels are 32-bit {'integers' if image.mode == 'I' else 'floats'} (Pillow mode "
+            f"{image.mode!r}) of unknown range; convert it to 8-bit RGB"
+        )
+    return image
 
 
 def _tfds_arrays(name, data_dir, size):
@@ -257,8 +390,8 @@ def _tfds_arrays(name, data_dir, size):
 
     tfds = require("tensorflow_datasets", "tensorflow-datasets", f"--dataset=tfds:{name}")
     # tfds.load downloads and prepares the dataset on first use.
-    splits, info = tfds.load(
-        name, split=["train", "test"], data_dir=data_dir, as_supervised=True, with_info=True
+    splits, info = tfds_load(
+        name, data_dir, split=["train", "test"], as_supervised=True, with_info=True
     )
     arrays = []
     for split in splits:

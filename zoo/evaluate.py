@@ -25,12 +25,10 @@ import operator
 import pathlib
 
 import numpy as np
-from absl import app
 from absl import flags
 
 from zoo import cli
 from zoo import datasets
-from zoo import history
 from zoo import recipes
 
 MODES = ("center", "ten_crop", "multiscale")
@@ -46,6 +44,8 @@ def load_recipe(workdir):
     Raises:
         ValueError: if the directory has no config.json.
     """
+    from zoo import history  # Imports Keras: not at start-up (see cli.run).
+
     config_path = pathlib.Path(workdir) / "config.json"
     if not config_path.exists():
         raise ValueError(f"{workdir} has no config.json: is it a zoo.train workdir?")
@@ -72,7 +72,8 @@ def load_model(workdir, recipe, checkpoint=False):
     if not path.exists():
         raise ValueError(f"{path} does not exist: the run has no checkpoint yet.")
     size = recipe.image_size
-    model = model_lib.build(recipe, np.zeros((size, size, 3), np.float32))
+    # The mean is a constant of the model, not a weight: it is saved beside.
+    model = model_lib.build(recipe, runs.load_mean(workdir, (size, size, 3)))
     # The checkpoint holds the training model's weights and optimizer state
     # (the same files on every backend).
     train_model = model_lib.training_model(model)
@@ -95,6 +96,8 @@ def run_classes(workdir, config, data_dir=None):
     From classes.json (written when the run finished), else from the run's
     own dataset (e.g. for --checkpoint before the run has finished).
     """
+    from zoo import history  # Imports Keras: not at start-up (see cli.run).
+
     path = pathlib.Path(workdir) / "classes.json"
     if path.exists():
         classes = history.read_json(
@@ -135,7 +138,7 @@ def test_images(spec, recipe, data_dir=None, limit=None):
         return
     from zoo import pipeline
 
-    _, _, test, decode, _, _ = pipeline._sources(spec, recipe, data_dir)
+    _, _, test, decode, _, _, _ = pipeline._sources(spec, recipe, data_dir)
     test = test.map(lambda record, label: (decode(record), label))
     if limit is not None:
         test = test.take(limit)
@@ -190,6 +193,8 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
         checkpoint: use the last checkpoint rather than model.keras.
         limit: evaluate only the first `limit` test images.
     """
+    from zoo import history  # Imports Keras: not at start-up (see cli.run).
+
     from zoo import model as model_lib
 
     workdir = pathlib.Path(cli.expand(workdir))
@@ -210,7 +215,9 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
         if not scales:
             raise ValueError("`scales` must list at least one shorter side, e.g. 224,256.")
     recipe, config = load_recipe(workdir)
-    dataset = datasets.canonical(dataset or config["dataset"])
+    # Before the evaluation, which may take hours, rather than after it.
+    cli.check_writable(workdir, ", ".join(f"eval_{mode}.json" for mode in modes))
+    dataset = datasets.canonical(datasets.of_recipe(dataset or config["dataset"], recipe))
     data_dir = cli.expand(data_dir) or config.get("data_dir")
     check_classes(run_classes(workdir, config), datasets.class_names(dataset, data_dir), dataset)
     model = load_model(workdir, recipe, checkpoint)
@@ -283,6 +290,8 @@ def main(argv):
         )
     except (ValueError, ImportError) as error:
         cli.fail(str(error), COMMAND)
+    except OSError as error:
+        cli.fail(cli.os_error(error))
     for mode, accuracy in results.items():
         print(f"{mode}: accuracy={accuracy:.4f}")
 
@@ -300,4 +309,4 @@ def define_flags():
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

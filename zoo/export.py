@@ -14,7 +14,6 @@ names.
 
 import pathlib
 
-from absl import app
 from absl import flags
 
 from zoo import cli
@@ -163,12 +162,14 @@ def main(argv):
             fold_batchnorm=FLAGS.fold_batchnorm, top_k=FLAGS.top_k,
             tflite=FLAGS.tflite, quantization=FLAGS.quantization,
         )
-    except (ValueError, OSError) as error:
+    except ValueError as error:
         cli.fail(str(error))
+    except OSError as error:
+        cli.fail(cli.os_error(error))
     for path in written:
         print(f"Wrote {path}")
 
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["workdir", "output"])
-    app.run(main)
+    cli.run(main)

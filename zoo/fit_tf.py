@@ -33,14 +33,20 @@ def run(recipe, workdir, dataset, data_dir, strategy, verbose):
         # the strategy from the enclosing scope and builds while tracing.
         train_model._distribute_strategy = None
         _patch_scalar_mean_reduction()
+    callbacks = runs.callbacks(workdir, schedule)
     with strategy.scope():
+        # Restored before the stream is made, so that it starts at the
+        # checkpoint's step: a resumed run sees the batches an uninterrupted
+        # one would (pipeline.Data.train_from).
+        step = runs.resume(train_model, callbacks, recipe.epoch_steps)
         train_model.fit(
-            data.train,
+            data.train_from(step),
             epochs=recipe.epochs,
             steps_per_epoch=recipe.epoch_steps,
             validation_data=data.val if recipe.val_size else None,
-            callbacks=runs.callbacks(workdir, schedule),
+            callbacks=callbacks,
             verbose=verbose,
+            shuffle=False,  # The stream is shuffled already (and Keras would warn).
         )
         return runs.finish(workdir, recipe, model, train_model, data.test, data.classes)
 

@@ -6,12 +6,24 @@ import json
 import math
 import os
 import pathlib
+import re
 import tempfile
 import time
 
 import keras
 
 FIELDS = ("epoch", "step", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "train_time_s", "epoch_time_s")
+
+
+# Every file of a run is written under a temporary name holding ".tmp-<pid>"
+# and renamed into place; a kill leaves such a name behind, which the next
+# run deletes (`zoo.runs.remove_stale_staging`) once that pid has ended.
+STAGING = re.compile(r"\.tmp-(\d+)(?:[-.]|$)")
+
+
+def staging_name(path, suffix=""):
+    """This process's temporary name beside `path`: `path.tmp-<pid><suffix>`."""
+    return f"{path}.tmp-{os.getpid()}{suffix}"
 
 
 def write_atomic(path, text):
@@ -21,7 +33,7 @@ def write_atomic(path, text):
     the umask), not the 0600 of the temporary file.
     """
     path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{staging_name(path.name)}-")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)

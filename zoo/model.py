@@ -113,3 +113,16 @@ class ClassifierLogits(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.classifier.units)
+
+
+def mean_of(model):
+    """The mean `model`'s mean layer subtracts, (H, W, 3) float32, or None.
+
+    The saved model and its training model (`training_model`) both hold the
+    mean layer at their top level.
+    """
+    try:
+        layer = model.get_layer(MEAN_LAYER)
+    except ValueError:
+        return None
+    return np.asarray(keras.ops.convert_to_numpy(layer.mean), np.float32)[0]

@@ -5,20 +5,34 @@ once by `zoo.datasets.load_arrays`) and augment whole batches with
 vectorised ops. ImageNet-family recipes stream: files (or tfds records) are
 shuffled, decoded and augmented per image in parallel, so memory stays
 bounded and ImageNet is never cached whole.
+
+The training stream is a function of the global step (`Data.train_from`).
+In memory it is `zoo.stream`'s, what the JAX loops draw: the batch of
+each step and its crop offsets and flips, cut by
+`zoo.augment_ops.pad_crop_flip`, so one seed trains on the same images on
+every backend. Streamed files come in the same passes of permutations
+(`example_order`), each image's augmentation seeded by its position in the
+stream. A run resumed at step s therefore sees exactly the batches an
+uninterrupted run sees from step s on. The one exception is tfds data
+streamed record by record (ImageNet from tfds), which cannot be indexed:
+there a resumed run draws a fresh shuffle, seeded by the step it resumes at.
 """
 
 import dataclasses
+import typing
 
 import numpy as np
 import tensorflow as tf
 
 from zoo import augment
+from zoo import augment_ops
 from zoo import datasets
 from zoo import recipes
+from zoo import stream
 
 AUTOTUNE = tf.data.AUTOTUNE
-# Shuffle buffer of the streaming pipeline, in images (~150 KB each decoded
-# JPEG bytes, so bounded memory).
+# Shuffle buffer of the tfds streaming pipeline, in records (~150 KB each:
+# encoded JPEG bytes, so bounded memory).
 STREAM_SHUFFLE = 10_000
 
 
@@ -26,17 +40,50 @@ STREAM_SHUFFLE = 10_000
 class Data:
     """What training needs: batched datasets, the mean image and the classes.
 
-    `train` repeats forever with the augmentation; `val` and `test` are
-    single, unaugmented passes. `mean` is the per-pixel mean of the
-    training split, (H, W, 3) float32.
+    `train_from(step)` is the augmented training stream from global step
+    `step` on, repeating forever; `train` is the stream from step 0. `val`
+    and `test` are single, unaugmented passes. `mean` is the per-pixel mean
+    of the training split, (H, W, 3) float32.
     """
 
-    train: tf.data.Dataset
+    train_from: typing.Callable[[int], tf.data.Dataset]
     val: tf.data.Dataset
     test: tf.data.Dataset
     mean: np.ndarray
     classes: list
     num_train: int
+
+    @property
+    def train(self):
+        return self.train_from(0)
+
+
+def example_order(n, seed, first):
+    """Example indices 0..n-1 from position `first` of an endless stream.
+
+    The stream is a sequence of passes; pass p is `zoo.stream`'s permutation
+    of range(n) seeded by (seed, p), the one the JAX loops draw from. It
+    depends only on the position, so the stream from `first` on is the tail
+    of the stream from 0. Only the pass that holds `first` is skipped into
+    (index arithmetic, nothing decoded).
+    """
+    first = int(first)
+
+    def one_pass(index):
+        order = tf.numpy_function(
+            lambda p: stream.permutation(n, seed, int(p)).astype(np.int64), [index], tf.int64
+        )
+        order.set_shape([n])
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    passes = tf.data.Dataset.counter(first // n, dtype=tf.int64)
+    return passes.flat_map(one_pass).skip(first % n)
+
+
+def _seeds(seed, first):
+    """Stateless seeds (seed, k) for k = first, first + 1, ... (int64 pairs)."""
+    seed = tf.constant(seed, tf.int64)
+    return tf.data.Dataset.counter(int(first), dtype=tf.int64).map(lambda k: tf.stack([seed, k]))
 
 
 def build(spec, recipe, data_dir=None, global_batch=None):
@@ -65,26 +112,30 @@ def from_arrays(splits, recipe, batch):
             f"(batch_size={batch})."
         )
     mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
-    train = tf.data.Dataset.from_tensor_slices((x, y))
-    train = train.shuffle(len(y), seed=recipe.seed, reshuffle_each_iteration=True).repeat()
-    train = train.batch(batch, drop_remainder=True)
-    train = tf.data.Dataset.zip((train, tf.data.Dataset.random(seed=recipe.seed).batch(2)))
+    images, labels = tf.constant(x), tf.constant(y)
+    # An ImageNet recipe on small in-memory data (the digits demo) crops nothing.
+    pad = recipe.pad if recipe.family == recipes.CIFAR else 0
 
-    if recipe.family == recipes.CIFAR:
+    def draws(step):
+        """`zoo.stream`'s batch and augmentation of global step `step`, as the JAX loops draw them."""
+        index = stream.batch_indices(len(y), batch, recipe.seed, int(step), 1)[0]
+        offsets, flips = stream.crop_offsets_and_flips(batch, recipe.seed, int(step), 1, pad, recipe.flip)
+        return index, offsets[0], flips[0]
 
-        def augment_batch(pair, seed):
-            images, labels = pair
-            return augment.cifar_batch(images, seed, recipe.pad, recipe.flip), labels
+    def batch_at(step):
+        index, offsets, flips = tf.numpy_function(draws, [step], (tf.int32, tf.int32, tf.bool))
+        index.set_shape([batch])
+        offsets.set_shape([batch, 2])
+        flips.set_shape([batch])
+        pixels = tf.cast(tf.gather(images, index), tf.float32)
+        return augment_ops.pad_crop_flip(pixels, offsets, flips, pad), tf.gather(labels, index)
 
-    else:  # An ImageNet recipe on small in-memory data (the digits demo).
+    def train_from(step):
+        steps = tf.data.Dataset.counter(int(step), dtype=tf.int64)
+        return steps.map(batch_at, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
-        def augment_batch(pair, seed):
-            images, labels = pair
-            return augment.cifar_batch(images, seed, 0, recipe.flip), labels
-
-    train = train.map(augment_batch, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
     return Data(
-        train=train,
+        train_from=train_from,
         val=_eval_arrays(splits.val, batch),
         test=_eval_arrays(splits.test, batch),
         mean=mean,
@@ -102,10 +153,13 @@ def _eval_arrays(split, batch):
 def _streamed(spec, recipe, data_dir, batch):
     """Streaming ImageNet-style pipelines with bounded memory.
 
-    Records (file paths, or encoded JPEG bytes from tfds) are shuffled
-    before decoding, so the shuffle buffer holds small records, not images.
+    Records (file paths, or encoded JPEG bytes from tfds) are put in order
+    before decoding: file paths by `example_order`, tfds records through a
+    shuffle buffer, which then holds small records, not images.
     """
-    train_src, val_src, test_src, decode, classes, num_train = _sources(spec, recipe, data_dir)
+    train_src, val_src, test_src, decode, classes, num_train, records_from = _sources(
+        spec, recipe, data_dir
+    )
     size = recipe.image_size
 
     def eval_map(record, label):
@@ -122,7 +176,7 @@ def _streamed(spec, recipe, data_dir, batch):
         count += images.shape[0]
     mean = (total / max(count, 1)).astype(np.float32)
 
-    def train_map(pair, seed):
+    def train_map(seed, pair):
         record, label = pair
         image = augment.imagenet_train(
             decode(record),
@@ -134,12 +188,14 @@ def _streamed(spec, recipe, data_dir, batch):
         )
         return image, label
 
-    train = train_src.shuffle(STREAM_SHUFFLE, seed=recipe.seed).repeat()
-    train = tf.data.Dataset.zip((train, tf.data.Dataset.random(seed=recipe.seed).batch(2)))
-    train = train.map(train_map, num_parallel_calls=AUTOTUNE)
-    train = train.batch(batch, drop_remainder=True).prefetch(AUTOTUNE)
+    def train_from(step):
+        first = step * batch  # the stream's position, in images
+        train = tf.data.Dataset.zip((_seeds(recipe.seed, first), records_from(first)))
+        train = train.map(train_map, num_parallel_calls=AUTOTUNE)
+        return train.batch(batch, drop_remainder=True).prefetch(AUTOTUNE)
+
     return Data(
-        train=train,
+        train_from=train_from,
         val=evaluated(val_src),
         test=evaluated(test_src),
         mean=mean,
@@ -149,7 +205,12 @@ def _streamed(spec, recipe, data_dir, batch):
 
 
 def _sources(spec, recipe, data_dir):
-    """Undecoded (record, label) datasets for train, val, test, and `decode`."""
+    """Undecoded (record, label) datasets for train, val, test, and `decode`.
+
+    Returns (train, val, test, decode, classes, num_train, records_from):
+    `train` in its stored order (for the mean), `records_from(position)` the
+    endless training stream of records from that position on.
+    """
     kind, arg = datasets.parse(spec)
     if kind == "folder":
         classes = datasets.check_folder(arg)
@@ -161,20 +222,30 @@ def _sources(spec, recipe, data_dir):
         order = np.random.default_rng(recipe.seed).permutation(len(labels))
         cut = len(labels) - recipe.val_size
         paths = np.asarray(paths)
-        train = _records(paths[order[:cut]], labels[order[:cut]])
+        train_paths, train_labels = paths[order[:cut]], labels[order[:cut]]
+        train = _records(train_paths, train_labels)
         val = _records(paths[order[cut:]], labels[order[cut:]])
         test = _records(*datasets.list_folder(f"{arg}/test", classes))
-        return train, val, test, read_image_file, classes, cut
+        path_tensor = tf.constant(list(train_paths))
+        label_tensor = tf.constant(np.asarray(train_labels, np.int32))
+
+        def records_from(position):
+            return example_order(cut, recipe.seed, position).map(
+                lambda i: (tf.gather(path_tensor, i), tf.gather(label_tensor, i))
+            )
+
+        return train, val, test, read_image_file, classes, cut, records_from
     import tensorflow_datasets as tfds
 
     # The paper reports ImageNet's validation set (tfds "validation"): it is
     # our test split. Our held-out val is the first val_size training records.
     splits = [f"train[{recipe.val_size}:]", f"train[:{recipe.val_size}]", "validation"]
     download_config = tfds.download.DownloadConfig(manual_dir=data_dir)
-    (train, val, test), info = tfds.load(
+    (train, val, test), info = datasets.tfds_load(
         arg,
+        data_dir,
+        manual_dir=data_dir,
         split=splits,
-        data_dir=data_dir,
         as_supervised=True,
         with_info=True,
         shuffle_files=True,
@@ -187,7 +258,13 @@ def _sources(spec, recipe, data_dir):
         num_train = info.splits["train"].num_examples - recipe.val_size
     except KeyError:  # tfds.testing.mock_data has no split sizes.
         num_train = None
-    return train, val, test, decode_image_bytes, classes, num_train
+
+    def records_from(position):
+        # tfds records cannot be indexed: not the uninterrupted run's order on
+        # resume, but a fresh shuffle rather than the first images again.
+        return train.shuffle(STREAM_SHUFFLE, seed=recipe.seed + int(position)).repeat()
+
+    return train, val, test, decode_image_bytes, classes, num_train, records_from
 
 
 def _records(paths, labels):

@@ -10,12 +10,10 @@ right, as in Fig. 6; with only one kind, one panel.
 
 import pathlib
 
-from absl import app
 from absl import flags
 
 from zoo import cli
 from zoo import datasets
-from zoo import history
 
 FLAGS = flags.FLAGS
 
@@ -26,6 +24,8 @@ def load_run(workdir):
     Raises:
         ValueError: if the directory holds no history.csv.
     """
+    from zoo import history  # Imports Keras: not at start-up (see cli.run).
+
     workdir = pathlib.Path(cli.expand(workdir))
     rows = history.read(workdir / "history.csv")
     if not rows:
@@ -48,6 +48,7 @@ def plot(workdirs, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    out = cli.output_file(out, "--out")
     runs = [load_run(w) for w in workdirs]
     groups = [g for g in (True, False) if any(r[1] == g for r in runs)]
     fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4.5), squeeze=False)
@@ -68,7 +69,6 @@ def plot(workdirs, out):
         ax.grid(alpha=0.3)
         ax.legend(title="bold: val, dashed: train")
     fig.tight_layout()
-    out = pathlib.Path(cli.expand(out))
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
@@ -81,6 +81,8 @@ def main(argv):
         path = plot(argv[1:], FLAGS.out)
     except (ValueError, ImportError) as error:
         cli.fail(str(error), "zoo.plot")
+    except OSError as error:
+        cli.fail(cli.os_error(error))
     print(f"wrote {path}")
 
 
@@ -91,4 +93,4 @@ def define_flags():
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

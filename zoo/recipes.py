@@ -15,6 +15,8 @@ import math
 import operator
 import typing
 
+from zoo import datasets
+
 CIFAR = "cifar"
 IMAGENET = "imagenet"
 
@@ -32,7 +34,8 @@ class Recipe:
         plain: the plain baseline (no shortcuts).
         shortcut: "A", "B", "C" or None (the library's default for the
             family; must be None when `plain`).
-        dataset: the paper's data, used with `--dataset=paper`.
+        dataset: the paper's data, a dataset spec (see `zoo.datasets`):
+            what `--dataset=paper` trains on.
         classes: number of classes of the paper's data.
         image_size: training crop size (32 or 224).
         batch_size: global mini-batch.
@@ -108,6 +111,14 @@ class Recipe:
                 raise ValueError(
                     f"`{key}` must be True or False. Received {key}={getattr(self, key)!r}."
                 )
+        try:
+            datasets.parse(self.dataset)
+        except (ValueError, AttributeError, TypeError):
+            raise ValueError(
+                "`dataset` (the paper's data, which --dataset=paper trains on) must be a "
+                "dataset spec: 'digits', 'tfds:NAME' or 'folder:PATH'. "
+                f"Received dataset={self.dataset!r}."
+            ) from None
         if self.shortcut not in (None, "A", "B", "C"):
             raise ValueError(
                 "`shortcut` must be None, 'A', 'B' or 'C'. "

@@ -1,6 +1,7 @@
 """What every training backend shares: compile, callbacks, the run's files."""
 
 import contextlib
+import errno
 import math
 import os
 import pathlib
@@ -11,9 +12,13 @@ import keras
 import numpy as np
 
 from zoo import history
+from zoo import model as model_lib
 from zoo import schedules
 
 CHECKPOINTS = "checkpoints"
+# Beside the checkpoint's weights: the per-pixel mean the model subtracts,
+# which is a constant of the model, not one of its weights.
+MEAN_FILE = "mean.npy"
 
 
 def compile_model(model, recipe):
@@ -58,6 +63,10 @@ def callbacks(workdir, schedule, tensorboard=True):
 
 class NonFiniteError(RuntimeError):
     """The loss or the weights of a training run became NaN or infinite."""
+
+
+class CheckpointNotWritten(RuntimeError):
+    """A checkpoint could not be written (a full or read-only disk, say)."""
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -160,6 +169,7 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
         super().__init__(
             str(backup_dir), save_freq="epoch", double_checkpoint=True, delete_checkpoint=False
         )
+        self._restored = False
 
     def _pairs(self):
         return (
@@ -168,6 +178,11 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
         )
 
     def on_train_begin(self, logs=None):
+        if not self._restored:  # Not restored by `resume` before `fit`.
+            self._restore_latest()
+
+    def _restore_latest(self):
+        self._restored = True
         pairs = self._pairs()
         if not any(os.path.exists(path) for _, *paths in pairs for path in paths):
             return  # A new run.
@@ -206,7 +221,7 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
         # loaded from a copy under such a name.
         readable = weights
         if not weights.endswith(".weights.h5"):
-            readable = f"{weights}.tmp-{os.getpid()}.weights.h5"
+            readable = history.staging_name(weights, ".weights.h5")
             shutil.copyfile(weights, readable)
         try:
             self.model.load_weights(readable)
@@ -225,28 +240,136 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
         return None
 
     def _save_model(self):
-        os.makedirs(self.backup_dir, exist_ok=True)
-        for latest, previous in (
-            (self._weights_path, self._prev_weights_path),
-            (self._training_metadata_path, self._prev_training_metadata_path),
-        ):
-            if os.path.exists(latest):
-                _copy_atomic(latest, previous)
-        tmp = self._weights_path.replace(".weights.h5", f".tmp-{os.getpid()}.weights.h5")
         try:
-            self.model.save_weights(tmp, overwrite=True)
-            os.replace(tmp, self._weights_path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        history.write_json(
-            self._training_metadata_path,
-            {"epoch": self._current_epoch, "batch": self._last_batch_seen},
+            os.makedirs(self.backup_dir, exist_ok=True)
+            self._check_space()
+            mean = model_lib.mean_of(self.model)
+            if mean is not None:  # Before the weights: a checkpoint never lacks it.
+                save_mean(pathlib.Path(self.backup_dir) / MEAN_FILE, mean)
+            for latest, previous in (
+                (self._weights_path, self._prev_weights_path),
+                (self._training_metadata_path, self._prev_training_metadata_path),
+            ):
+                if os.path.exists(latest):
+                    _copy_atomic(latest, previous)
+            tmp = history.staging_name(self._weights_path, ".weights.h5")
+            try:
+                self.model.save_weights(tmp, overwrite=True)
+                os.replace(tmp, self._weights_path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            history.write_json(
+                self._training_metadata_path,
+                {"epoch": self._current_epoch, "batch": self._last_batch_seen},
+            )
+        except OSError as error:
+            if isinstance(error, _NoSpace) or not error.errno:
+                cause = error.strerror or str(error)
+            else:  # h5py's message is a screenful; the errno says it.
+                cause = os.strerror(error.errno)
+            raise CheckpointNotWritten(
+                f"Cannot write the checkpoint of epoch {self._current_epoch} in "
+                f"{self.backup_dir}: {cause}. The checkpoint before it is kept (a run "
+                "resumes only from a whole one): make room or fix the disk, then rerun "
+                "the same command to resume."
+            ) from None
+
+    def _check_space(self):
+        """Fails before writing if the disk cannot hold the new checkpoint.
+
+        h5py does not fail cleanly on a full disk: it raises from deep
+        inside a half-written file, then crashes the interpreter (SIGSEGV)
+        at exit. A save needs room for one more weights file (two while the
+        backup is made for the first time), the size of the last one or,
+        before the first, of the variables, plus 1 MiB. (A disk that another
+        process fills between this check and the write can still crash
+        h5py, after the error message; the checkpoint before is kept.)
+        """
+        if os.path.exists(self._weights_path):
+            size = os.path.getsize(self._weights_path)
+        else:
+            size = sum(
+                int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+                for v in self.model.weights + list(getattr(self.model.optimizer, "variables", []))
+            )
+        copies = 2 if os.path.exists(self._weights_path) and not os.path.exists(self._prev_weights_path) else 1
+        needed = copies * int(size * 1.05) + (1 << 20)
+        free = shutil.disk_usage(self.backup_dir).free
+        if free < needed:
+            raise _NoSpace(
+                errno.ENOSPC,
+                f"{os.strerror(errno.ENOSPC)} (it needs about {needed / 2**20:.1f} MiB, "
+                f"{free / 2**20:.1f} MiB are free)",
+            )
+
+
+class _NoSpace(OSError):
+    """What `_check_space` raises: its strerror says how much room is missing."""
+
+
+def resume(model, callbacks, epoch_steps):
+    """Restores `model` from the `Checkpoint` in `callbacks` now, before `fit`.
+
+    `fit` then starts at the restored epoch without restoring again. Lets a
+    loop build its data stream from the step it resumes at.
+
+    Returns:
+        The global step training continues from (0 for a new run).
+    """
+    (checkpoint,) = [c for c in callbacks if isinstance(c, Checkpoint)]
+    checkpoint.set_model(model)
+    checkpoint.set_params({"steps": epoch_steps})
+    checkpoint._restore_latest()
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def save_mean(path, mean):
+    """Writes the per-pixel mean (.npy) via a temporary name."""
+    tmp = history.staging_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(mean, np.float32))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_mean(workdir, shape):
+    """The per-pixel mean saved beside the run's checkpoint, checked against `shape`.
+
+    Raises:
+        ValueError: naming the file, if it is missing, unreadable, of another
+            shape or not finite.
+    """
+    path = pathlib.Path(workdir) / CHECKPOINTS / MEAN_FILE
+    if not path.exists():
+        raise ValueError(
+            f"{path} does not exist: the checkpoint was written by a zoo older than its "
+            "per-pixel mean file, and the model rebuilt from it would subtract a wrong mean. "
+            "Evaluate model.keras (without --checkpoint), or rerun `python -m zoo.train` "
+            "with the run's flags: the next checkpoint it writes includes the mean."
         )
+    try:
+        mean = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(
+            f"{path} (the checkpoint's per-pixel mean) cannot be read: {error}. Rerun "
+            "`python -m zoo.train` with the run's flags to write it again."
+        ) from None
+    if mean.shape != tuple(shape) or not np.isfinite(mean).all():
+        raise ValueError(
+            f"{path} (the checkpoint's per-pixel mean) holds an array of shape {mean.shape} "
+            f"{'with non-finite values ' if mean.shape == tuple(shape) else ''}where the run's "
+            f"model needs {tuple(shape)}. Rerun `python -m zoo.train` with the run's flags to "
+            "write it again."
+        )
+    return mean
 
 
 def _copy_atomic(source, target):
-    tmp = f"{target}.tmp-{os.getpid()}"
+    tmp = history.staging_name(target)
     try:
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)
@@ -336,7 +459,7 @@ def load_model_file(path):
 def save_model(model, path):
     """Saves a .keras file via a temporary name, so no half-written file remains."""
     path = pathlib.Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp = pathlib.Path(history.staging_name(path, path.suffix))
     try:
         model.save(tmp)
         os.replace(tmp, path)
@@ -349,6 +472,10 @@ class WorkdirBusy(RuntimeError):
     """Another process is training in the same workdir."""
 
 
+class WorkdirNotWritable(ValueError):
+    """The workdir's lock file cannot be created (a read-only disk, say)."""
+
+
 @contextlib.contextmanager
 def exclusive(lock_path):
     """Holds an exclusive lock on `lock_path` for the block, or raises `WorkdirBusy`.
@@ -356,27 +483,93 @@ def exclusive(lock_path):
     The lock is the operating system's (`fcntl.flock`), so it is released
     when the process ends in any way, `kill -9` included: a stale lock file
     never blocks a later run. The file holds the holder's pid, for the
-    message.
+    message, and is deleted when the block ends (a kill leaves it behind,
+    harmless). A process that opened the file just before its holder
+    deleted it would lock a file no one else sees, so after locking, the
+    path must still name the locked file, else it is opened again.
+
+    Raises:
+        WorkdirBusy: another process holds the lock.
+        WorkdirNotWritable: the lock file cannot be created, naming the
+            path and the cause.
     """
     import fcntl
 
     lock_path = pathlib.Path(lock_path)
-    handle = open(lock_path, "a+")
-    try:
+    while True:
+        try:
+            handle = open(lock_path, "a+")
+        except OSError as error:
+            raise WorkdirNotWritable(
+                f"Cannot train in {lock_path.parent}: its lock file {lock_path} cannot be "
+                f"created ({error.strerror}). zoo.train writes its checkpoints and results "
+                "there: use a writable --workdir."
+            ) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
+            handle.close()
             raise WorkdirBusy(
                 f"Another process (pid {holder}) is training in {lock_path.parent}. Wait "
                 "for it to end, stop it, or use another --workdir: two runs in one "
                 "workdir would overwrite each other's checkpoints."
             ) from None
+        try:
+            current = os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(handle.fileno()).st_ino:
+            break
+        handle.close()
+    try:
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         yield
     finally:
+        try:
+            lock_path.unlink()  # While still holding it; see above.
+        except OSError:
+            pass
         handle.close()
+
+
+def remove_stale_staging(workdir):
+    """Deletes the half-written files a killed process left in the run.
+
+    A file counts as stale if its name holds ".tmp-<pid>" and no process
+    with that pid runs (zoo.evaluate, which writes into the workdir without
+    the lock, is such a live process). Call it holding the workdir's lock.
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    workdir = pathlib.Path(workdir)
+    for folder in (workdir, workdir / CHECKPOINTS):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            match = history.STAGING.search(path.name)
+            if match and path.is_file() and not _alive(int(match.group(1))):
+                path.unlink()
+                removed.append(path)
+    if removed:
+        print(f"zoo: removed {len(removed)} half-written file(s) a killed run left: "
+              f"{', '.join(p.name for p in removed)}")
+    return removed
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # Someone else's process.
+        return True
+    return True

@@ -10,7 +10,7 @@ So a resumed run sees the batches an uninterrupted one would have, any
 loop (Keras's `fit` or `zoo.scan_loop`) can pick up where another stopped,
 and K seeds trained side by side draw exactly what K single runs would.
 Both are drawn on the host with numpy (a few hundred kB per epoch) and the
-pixels are cut on the device (`zoo.augment_layers.pad_crop_flip`).
+pixels are cut on the device (`zoo.augment_ops.pad_crop_flip`).
 """
 
 import functools
@@ -38,13 +38,16 @@ def batch_indices(n, batch_size, seed, first_step, steps):
     out = np.empty(positions.shape, np.int32)
     for p in np.unique(passes):
         mask = passes == p
-        out[mask] = _permutation(n, seed, int(p))[positions[mask] % n]
+        out[mask] = permutation(n, seed, int(p))[positions[mask] % n]
     return out.reshape(steps, batch_size)
 
 
 @functools.lru_cache(maxsize=4)
-def _permutation(n, seed, index):
-    return np.random.default_rng([seed, index]).permutation(n)
+def permutation(n, seed, index):
+    """Pass `index` of the stream: a permutation of range(n) seeded by (seed, index)."""
+    order = np.random.default_rng([seed, index]).permutation(n)
+    order.setflags(write=False)  # Cached and shared: nobody may shuffle it in place.
+    return order
 
 
 def crop_offsets_and_flips(batch_size, seed, first_step, steps, pad, flip):

@@ -5,14 +5,21 @@
         cifar10_resnet56 cifar10_plain56
 
 Each RUN is a recipe name, optionally followed by `:key=value,...` recipe
-overrides (as `--set` takes them). Run i trains with `python -m zoo.train`
-in its own process, in `ROOT/<name>[_<key><value>...]`, its output in
-`train.log` there. Runs start in the order given, at most `--parallel` at
-once. A finished run is skipped; an unfinished one resumes from its
-checkpoint (so the same command continues a sweep that was stopped).
+overrides (as `--set` takes them; a tuple needs no quotes:
+`lr_decay_at=0.5,0.75`). Run i trains with `python -m zoo.train` in its
+own process, in `ROOT/<name>[_<key><value>...]`, its output in `train.log`
+there; override values may hold only letters, digits and `. , + -`, so the
+directory stays inside ROOT, and two RUNs may not share a directory. Runs
+start in the order given, at most `--parallel` at once. A run finished
+before (its config.json is this recipe with these overrides on this
+dataset, its results.json reaches its steps) is skipped; anything else is
+left to zoo.train, which resumes an unfinished run from its checkpoint (so
+the same command continues a sweep that was stopped) and refuses a
+directory that holds a different run.
 
-`--deadline=S` stops the sweep after S seconds: no run starts after it and
-running ones are killed (each resumes from its last checkpoint next time).
+`--deadline=S` (S > 0) stops the sweep after S seconds: no run starts after
+it and running ones are killed (each resumes from its last checkpoint next
+time). If the sweep itself stops (an error, Ctrl-C), it kills its runs too.
 Under JAX each process gets an equal share of the GPU's memory
 (`XLA_PYTHON_CLIENT_MEM_FRACTION`) unless that is set already.
 """
@@ -20,43 +27,100 @@ Under JAX each process gets an equal share of the GPU's memory
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import time
 
-from absl import app
 from absl import flags
 
 from zoo import cli
+from zoo import datasets
 from zoo import recipes
 
 FLAGS = flags.FLAGS
 
 
+# What an override value may hold where it becomes part of a directory name
+# (numbers, booleans, "none", shortcut letters and comma-separated tuples).
+_NAME_SAFE = re.compile(r"[A-Za-z0-9.,+-]*")
+
+
 def parse_run(spec):
     """'name:key=v,key2=w' -> (name, ["key=v", "key2=w"], directory name).
 
+    A comma followed by something that is not `key=` continues the value
+    before it, so tuple values need no quoting: `lr_decay_at=0.5,0.75`.
+
     Raises:
-        ValueError: for an unknown recipe or a malformed override.
+        ValueError: for an unknown recipe, a malformed override, or a value
+            that cannot be part of a directory name.
     """
     name, _, rest = spec.partition(":")
     recipe = recipes.get(name)
-    overrides = [item for item in rest.split(",") if item] if rest else []
+    overrides = []
+    for item in rest.split(",") if rest else []:
+        if "=" in item or not overrides:
+            overrides.append(item)
+        else:
+            overrides[-1] += "," + item
+    overrides = [item for item in overrides if item]
     recipes.override(recipe, overrides)  # raises on a bad key or value
-    suffix = "".join(f"_{k}{v}" for k, _, v in (o.partition("=") for o in overrides))
-    return name, overrides, name + suffix
+    parts = [o.partition("=") for o in overrides]
+    for key, _, value in parts:
+        if not _NAME_SAFE.fullmatch(value):
+            raise ValueError(
+                f"RUN {spec!r}: the value of {key!r} becomes part of the run's directory name, "
+                "so it may hold only letters, digits and . , + -. Received "
+                f"{key}={value!r}. Give data paths with --dataset."
+            )
+    return name, overrides, name + "".join(f"_{k}{v}" for k, _, v in parts)
 
 
-def is_finished(workdir):
-    """Whether `workdir` holds a run whose results reach its recipe's steps.
+def check_runs(runs, root):
+    """Refuses runs that would share a workdir, or a workdir outside `root`.
 
-    Damaged files are left to `zoo.train`, which names them: not finished.
+    Two runs in one directory would resume each other's checkpoints; the
+    sweep tracks one process per directory.
+
+    Raises:
+        ValueError: naming the runs.
+    """
+    seen = set()
+    root = pathlib.Path(root).resolve()
+    for _, _, dirname in runs:
+        if dirname in seen:
+            raise ValueError(
+                f"Two RUNs train in {root / dirname}: each run needs its own directory "
+                "(give each spec once; seeds differ by :seed=N)."
+            )
+        seen.add(dirname)
+        if (root / dirname).resolve().parent != root:
+            raise ValueError(f"RUN directory {dirname!r} is not a folder of --root={root}.")
+
+
+def is_finished(workdir, name, overrides=(), dataset=None):
+    """Whether `workdir` holds a finished run of recipe `name` with `overrides`.
+
+    Finished: results.json reaches the config's steps, and config.json is
+    that recipe (its name, every override, and the dataset if given). Anything
+    else, damaged files included, is left to `zoo.train`, which resumes,
+    refuses a different run or names the damaged file: not finished.
     """
     workdir = pathlib.Path(workdir)
     try:
         results = json.loads((workdir / "results.json").read_text())
         config = json.loads((workdir / "config.json").read_text())
-        return results.get("steps") == config["recipe"]["steps"]
+        recorded = config["recipe"]
+        wanted = recipes.override(recipes.get(name), list(overrides)).to_dict()
+        keys = ["name"] + [o.partition("=")[0].strip() for o in overrides]
+        if any(recorded.get(key) != wanted[key] for key in keys):
+            return False
+        if dataset is not None and config.get("dataset") != datasets.canonical(
+            datasets.of_recipe(dataset, recipes.get(name))
+        ):
+            return False
+        return results.get("recipe") == name and results.get("steps") == recorded["steps"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
 
@@ -69,12 +133,26 @@ def command(name, overrides, workdir, extra_flags):
     )
 
 
-def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0):
+def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0, dataset=None):
     """Runs `runs` [(name, overrides, dirname)], at most `parallel` at once.
+
+    Args:
+        dataset: the runs' --dataset (also in `extra_flags`), so that a run
+            finished on another dataset is not taken for this one.
 
     Returns:
         {dirname: "finished" | "failed (rc N)" | "stopped" | "not started"}.
+
+    Raises:
+        ValueError: `parallel` < 1, a `deadline` that is not > 0, two runs
+            in one directory, or a `root` that cannot be created.
     """
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise ValueError(f"--parallel must be an int >= 1. Received {parallel!r}.")
+    if deadline is not None and not deadline > 0:
+        raise ValueError(f"--deadline must be a number of seconds > 0. Received {deadline!r}.")
+    check_runs(runs, root)
+    cli.make_directory(root, "--root")
     root = pathlib.Path(root)
     env = dict(os.environ)
     if env.get("KERAS_BACKEND") == "jax":
@@ -83,74 +161,98 @@ def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0):
     pending = list(runs)
     running = {}
     status = {}
-    while pending or running:
-        expired = deadline is not None and time.monotonic() - start > deadline
-        for dirname, (process, log) in list(running.items()):
-            rc = process.poll()
-            if rc is None and not expired:
-                continue
-            if rc is None:
-                process.kill()
-                process.wait()
-                status[dirname] = "stopped"
-            else:
-                status[dirname] = "finished" if rc == 0 else f"failed (rc {rc})"
+    try:
+        while pending or running:
+            expired = deadline is not None and time.monotonic() - start > deadline
+            for dirname, (process, log) in list(running.items()):
+                rc = process.poll()
+                if rc is None and not expired:
+                    continue
+                if rc is None:
+                    process.kill()
+                    process.wait()
+                    status[dirname] = "stopped"
+                else:
+                    status[dirname] = "finished" if rc == 0 else f"failed (rc {rc})"
+                log.close()
+                del running[dirname]
+                print(f"zoo.sweep: {dirname}: {status[dirname]}", flush=True)
+            while pending and len(running) < parallel and not expired:
+                name, overrides, dirname = pending.pop(0)
+                workdir = root / dirname
+                if is_finished(workdir, name, overrides, dataset):
+                    status[dirname] = "finished"
+                    print(f"zoo.sweep: {dirname}: finished before", flush=True)
+                    continue
+                workdir.mkdir(parents=True, exist_ok=True)
+                log = open(workdir / "train.log", "a")
+                process = subprocess.Popen(
+                    command(name, overrides, workdir, extra_flags),
+                    stdout=log, stderr=subprocess.STDOUT, env=env,
+                )
+                running[dirname] = (process, log)
+                print(f"zoo.sweep: {dirname}: started", flush=True)
+            if expired:
+                for name, overrides, dirname in pending:
+                    status[dirname] = "not started"
+                pending = []
+            if running:
+                time.sleep(poll_s)
+    finally:
+        # An error or Ctrl-C in the sweep must not leave a zoo.train running untracked.
+        for dirname, (process, log) in running.items():
+            process.kill()
+            process.wait()
             log.close()
-            del running[dirname]
-            print(f"zoo.sweep: {dirname}: {status[dirname]}", flush=True)
-        while pending and len(running) < parallel and not expired:
-            name, overrides, dirname = pending.pop(0)
-            workdir = root / dirname
-            if is_finished(workdir):
-                status[dirname] = "finished"
-                print(f"zoo.sweep: {dirname}: finished before", flush=True)
-                continue
-            workdir.mkdir(parents=True, exist_ok=True)
-            log = open(workdir / "train.log", "a")
-            process = subprocess.Popen(
-                command(name, overrides, workdir, extra_flags),
-                stdout=log, stderr=subprocess.STDOUT, env=env,
-            )
-            running[dirname] = (process, log)
-            print(f"zoo.sweep: {dirname}: started", flush=True)
-        if expired:
-            for name, overrides, dirname in pending:
-                status[dirname] = "not started"
-            pending = []
-        if running:
-            time.sleep(poll_s)
+            status[dirname] = "stopped"
     return status
 
 
 def summary(root, dirnames):
-    """A markdown table of the runs' results.json."""
+    """A markdown table of the runs' results.json.
+
+    A missing value is "-"; a results.json that is not a JSON object is
+    named in the row rather than stopping the summary.
+    """
     lines = ["| run | test acc | val acc | steps | wall s | img/s |", "|---|---|---|---|---|---|"]
+    columns = (("test_accuracy", ".4f"), ("val_accuracy", ".4f"), ("steps", "d"),
+               ("wall_time_s", ".0f"), ("images_per_s", ".0f"))
     for dirname in dirnames:
         path = pathlib.Path(root) / dirname / "results.json"
         if not path.exists():
             lines.append(f"| {dirname} | - | - | - | - | - |")
             continue
-        r = json.loads(path.read_text())
-        lines.append(
-            f"| {dirname} | {r['test_accuracy']:.4f} | {r['val_accuracy']} | {r['steps']} | "
-            f"{r['wall_time_s']:.0f} | {r['images_per_s']:.0f} |"
-        )
+        try:
+            results = json.loads(path.read_text())
+            if not isinstance(results, dict):
+                raise ValueError(f"holds {type(results).__name__}, not an object")
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            lines.append(f"| {dirname} | {path} is damaged ({error}) | | | | |")
+            continue
+        cells = [_cell(results.get(key), spec) for key, spec in columns]
+        lines.append(f"| {dirname} | {' | '.join(cells)} |")
     return "\n".join(lines)
+
+
+def _cell(value, spec):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-" if value is None else str(value)
+    return format(value, spec) if spec != "d" or isinstance(value, int) else str(value)
 
 
 def main(argv):
     if len(argv) < 2:
         cli.fail("Give at least one RUN (a recipe name, optionally name:key=value,...).", "zoo.sweep")
-    if FLAGS.parallel < 1:
-        cli.fail(f"--parallel must be >= 1. Received {FLAGS.parallel}.", "zoo.sweep")
-    try:
-        runs = [parse_run(spec) for spec in argv[1:]]
-    except ValueError as error:
-        cli.fail(str(error), "zoo.sweep")
     extra = [f"--dataset={FLAGS.dataset}", f"--mixed_precision={FLAGS.mixed_precision}"]
     extra += [f"--{flag}" for flag in FLAGS.flag]
     root = cli.expand(FLAGS.root)
-    status = sweep(runs, root, FLAGS.parallel, extra, FLAGS.deadline)
+    try:
+        runs = [parse_run(spec) for spec in argv[1:]]
+        status = sweep(runs, root, FLAGS.parallel, extra, FLAGS.deadline, dataset=FLAGS.dataset)
+    except ValueError as error:
+        cli.fail(str(error), "zoo.sweep")
+    except OSError as error:
+        cli.fail(cli.os_error(error))
     print(summary(root, [r[2] for r in runs]))
     failed = [d for d, s in status.items() if s.startswith("failed")]
     if failed:
@@ -168,4 +270,4 @@ def define_flags():
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

@@ -13,21 +13,26 @@ demo, it brings a short schedule (`demo_schedule`): 300 steps of batch
 not mirror-symmetric), a 200-image val split. Any other
 dataset runs the recipe as registered. `--steps` and `--set` apply last.
 
-The run writes into DIR: config.json (the resolved recipe), checkpoints/
-(Keras BackupAndRestore, every `epoch_steps` steps), logs/ (TensorBoard),
-history.csv, results.json, model.keras (raw 0..255 RGB in, probabilities
-out, mean subtraction inside) and classes.json. Running the same command
-again resumes from the last checkpoint and ends at the same step count;
-at most `epoch_steps` steps are repeated.
+`--dataset=paper` trains on the recipe's own data (`Recipe.dataset`, the
+paper's: tfds:cifar10 or tfds:imagenet2012).
+
+The run writes into DIR: config.json (the resolved recipe), .lock (while
+it trains), checkpoints/ (Keras BackupAndRestore every `epoch_steps`
+steps, with the model's per-pixel mean), logs/ (TensorBoard), history.csv,
+results.json, model.keras (raw 0..255 RGB in, probabilities out, mean
+subtraction inside) and classes.json. Running the same command again
+resumes from the last checkpoint, repeats at most `epoch_steps` steps and
+ends with the weights an uninterrupted run ends with (the batches follow
+from the global step; see `zoo.pipeline` for the one exception).
 """
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import pathlib
 
-from absl import app
 from absl import flags
 
 from zoo import cli
@@ -48,6 +53,7 @@ def demo_schedule(recipe):
     """The short schedule the embedded digits run with (a `runlocal` switch)."""
     return dataclasses.replace(
         recipe,
+        classes=len(datasets.class_names(datasets.DIGITS)),
         steps=DEMO_STEPS,
         batch_size=64,
         epoch_steps=50,
@@ -70,7 +76,7 @@ def resolve(name, dataset=datasets.DIGITS, steps=None, assignments=()):
         ValueError: unknown recipe, bad dataset spec or bad override.
     """
     recipe = recipes.get(name)
-    kind, _ = datasets.parse(dataset)
+    kind, _ = datasets.parse(datasets.of_recipe(dataset, recipe))
     if kind == datasets.DIGITS:
         recipe = demo_schedule(recipe)
     if steps is not None:
@@ -146,7 +152,7 @@ def train_and_evaluate(
             "--loop=scan needs KERAS_BACKEND=jax; the TensorFlow backend trains with "
             "Keras's fit under tf.distribute (--loop=auto or fit)."
         )
-    dataset = datasets.canonical(dataset)
+    dataset = datasets.canonical(datasets.of_recipe(dataset, recipe))
     data_dir = cli.expand(data_dir)
     if data_dir is not None:
         data_dir = os.path.abspath(data_dir)
@@ -156,9 +162,10 @@ def train_and_evaluate(
             "uses keras.distribution.DataParallel over all devices with --strategy=auto."
         )
     _check_model_args(recipe)
-    datasets.check_source(dataset)
+    datasets.check_source(dataset, data_dir)
+    _check_classes(recipe, dataset, data_dir)
     workdir = pathlib.Path(cli.expand(workdir))
-    workdir.mkdir(parents=True, exist_ok=True)
+    cli.make_directory(workdir, "--workdir")
     config = {
         "recipe": recipe.to_dict(),
         "dataset": dataset,
@@ -168,18 +175,22 @@ def train_and_evaluate(
     lock_name = LOCK
     if tf_strategy is not None and not distribute.is_chief(tf_strategy):
         lock_name = f"{LOCK}-worker-{tf_strategy.cluster_resolver.task_id}"
-    with runs.exclusive(workdir / lock_name):
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(runs.exclusive(workdir / lock_name))
+        except runs.WorkdirNotWritable as error:
+            # A finished run on a read-only disk can still say so: reading
+            # needs no lock. Anything else needs to write.
+            _check_same_run(workdir, config, record=False)
+            results = _finished(workdir, recipe)
+            if results is None:
+                raise ValueError(str(error)) from None
+            return results
+        runs.remove_stale_staging(workdir)
         _check_same_run(workdir, config)
-        results_path = workdir / "results.json"
-        if results_path.exists():
-            results = history.read_json(
-                results_path, "the run's results",
-                "Delete it to evaluate the trained run again (its checkpoints are kept).",
-            )
-            if results.get("steps") == recipe.steps:
-                print(f"{workdir} holds a finished run: test_accuracy={results['test_accuracy']:.4f}")
-                return results
-
+        results = _finished(workdir, recipe)
+        if results is not None:
+            return results
         keras.config.set_dtype_policy(mixed_precision)
         keras.utils.set_random_seed(recipe.seed)
         if backend == "tensorflow":
@@ -191,6 +202,36 @@ def train_and_evaluate(
         return fit_arrays.run(recipe, workdir, dataset, data_dir, verbose, loop)
 
 
+def _finished(workdir, recipe):
+    """The results of the finished run in `workdir` (already checked to be this run), or None."""
+    from zoo import history
+
+    path = workdir / "results.json"
+    if not path.exists():
+        return None
+    fix = "Delete it to evaluate the trained run again (its checkpoints are kept)."
+    results = history.read_json(path, "the run's results", fix)
+    if not isinstance(results, dict):
+        raise ValueError(f"{path} does not hold a zoo.train results dict (it holds {results!r}). {fix}")
+    if results.get("steps") != recipe.steps:
+        return None
+    accuracy = results.get("test_accuracy")
+    shown = f"{accuracy:.4f}" if isinstance(accuracy, (int, float)) else accuracy
+    print(f"{workdir} holds a finished run: test_accuracy={shown}")
+    return results
+
+
+def _check_classes(recipe, dataset, data_dir):
+    """Refuses a dataset whose class count is not the recipe's `classes` (its head)."""
+    found = len(datasets.class_names(dataset, data_dir))
+    if found != recipe.classes:
+        raise ValueError(
+            f"--dataset={dataset} has {found} classes, but recipe {recipe.name} trains a "
+            f"{recipe.classes}-way classifier: its labels would not match the head. Pass "
+            f"--set=classes={found} (or fix the dataset's class folders)."
+        )
+
+
 def _check_model_args(recipe):
     """The network's own checks (depth, family), before any data is read."""
     from keras_resnet import specs
@@ -198,7 +239,7 @@ def _check_model_args(recipe):
     specs.get_spec(recipe.depth, recipe.family)
 
 
-def _check_same_run(workdir, config):
+def _check_same_run(workdir, config, record=True):
     """Refuses a workdir that holds progress of another run; records `config`.
 
     A workdir counts as holding a run once it has a checkpoint or results:
@@ -210,6 +251,13 @@ def _check_same_run(workdir, config):
     from zoo import history
 
     path = workdir / "config.json"
+    if not path.exists() and _has_progress(workdir):
+        raise ValueError(
+            f"{workdir} holds a run's checkpoints or results but no config.json, so it "
+            "cannot be told whether it is this run: resuming another recipe's checkpoint, "
+            "or reporting its results as this run's, would be wrong. Restore config.json "
+            "(it is written once, when the run starts), or use a new --workdir."
+        )
     if path.exists() and _has_progress(workdir):
         fix = "It is written once, when the run starts; use a new --workdir (or restore it)."
         previous = history.read_json(path, "the run's config", fix)
@@ -230,14 +278,15 @@ def _check_same_run(workdir, config):
                 f"{workdir} holds a different run (differs in: {', '.join(changed)}). "
                 "Use a new --workdir, or the same flags to resume."
             )
-    history.write_json(path, config)
+    if record:
+        history.write_json(path, config)
 
 
 def _has_progress(workdir):
     from zoo import runs
 
     checkpoints = workdir / runs.CHECKPOINTS
-    saved = checkpoints.is_dir() and any(checkpoints.iterdir())
+    saved = checkpoints.is_dir() and any(p.name != runs.MEAN_FILE for p in checkpoints.iterdir())
     return saved or (workdir / "results.json").exists()
 
 
@@ -266,13 +315,19 @@ def main(argv):
             FLAGS.tpu,
             loop=FLAGS.loop,
         )
-    except (ValueError, ImportError, runs.NonFiniteError, runs.WorkdirBusy) as error:
+    except (ValueError, ImportError, runs.NonFiniteError, runs.WorkdirBusy, runs.CheckpointNotWritten) as error:
         cli.fail(str(error))
+    except OSError as error:
+        cli.fail(cli.os_error(error))
     print(
         f"{recipe.name} on {FLAGS.dataset}: test_accuracy={results['test_accuracy']:.4f} "
-        f"val_accuracy={results['val_accuracy']} steps={results['steps']} "
+        f"val_accuracy={_rounded(results['val_accuracy'])} steps={results['steps']} "
         f"wall_time_s={results['wall_time_s']:.0f} images_per_s={results['images_per_s']:.0f}"
     )
+
+
+def _rounded(value):
+    return f"{value:.4f}" if isinstance(value, float) else value
 
 
 def define_flags():
@@ -280,7 +335,9 @@ def define_flags():
     flags.DEFINE_string("recipe", None, "Registered recipe name (see zoo.recipes.names()).")
     flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
     flags.DEFINE_string(
-        "dataset", datasets.DIGITS, "digits (offline demo), tfds:NAME or folder:PATH."
+        "dataset", datasets.DIGITS,
+        "digits (offline demo), paper (the recipe's own: tfds:cifar10 or tfds:imagenet2012), "
+        "tfds:NAME or folder:PATH.",
     )
     flags.DEFINE_string("data_dir", None, "tfds data directory (imagenet2012: the manual download).")
     flags.DEFINE_enum("strategy", "auto", list(distribute.STRATEGIES), "tf.distribute strategy.")
@@ -296,4 +353,4 @@ def define_flags():
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)
