@@ -281,7 +281,7 @@ def test_failed_start_does_not_lock_the_workdir(tmp_path):
     # corrected command is not "a different run".
     (tmp_path / "run").mkdir(exist_ok=True)
     history.write_json(tmp_path / "run" / "config.json", {"recipe": {}, "dataset": "folder:/x"})
-    train._check_same_run(tmp_path / "run", {"recipe": DIGITS8.to_dict(), "dataset": "digits"})
+    train.check_same_run(tmp_path / "run", {"recipe": DIGITS8.to_dict(), "dataset": "digits"})
     assert json.loads((tmp_path / "run" / "config.json").read_text())["dataset"] == "digits"
 
 
@@ -295,9 +295,9 @@ def test_one_folder_spelled_two_ways_is_one_run(tmp_path, monkeypatch):
     (workdir / "checkpoints" / "latest.weights.h5").write_bytes(b"progress")
     config = {"recipe": DIGITS8.to_dict(), "dataset": "folder:data/"}
     history.write_json(workdir / "config.json", config)  # as an older version wrote it
-    train._check_same_run(workdir, {**config, "dataset": datasets.canonical("folder:data")})
+    train.check_same_run(workdir, {**config, "dataset": datasets.canonical("folder:data")})
     with pytest.raises(ValueError, match=r"holds a different run \(differs in: dataset\)"):
-        train._check_same_run(workdir, {**config, "dataset": datasets.canonical("folder:other")})
+        train.check_same_run(workdir, {**config, "dataset": datasets.canonical("folder:other")})
 
 
 def test_damaged_run_files_are_named(tmp_path):
@@ -306,7 +306,7 @@ def test_damaged_run_files_are_named(tmp_path):
     (workdir / "checkpoints" / "latest.weights.h5").write_bytes(b"progress")
     (workdir / "config.json").write_text("")
     with pytest.raises(ValueError, match=r"config.json \(the run's config\) is empty"):
-        train._check_same_run(workdir, {"recipe": DIGITS8.to_dict(), "dataset": "digits"})
+        train.check_same_run(workdir, {"recipe": DIGITS8.to_dict(), "dataset": "digits"})
 
 
 def test_missing_scikit_learn_names_the_extra(monkeypatch):

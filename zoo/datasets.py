@@ -21,6 +21,7 @@ import concurrent.futures
 import dataclasses
 import os
 import pathlib
+import typing
 
 import numpy as np
 
@@ -200,15 +201,82 @@ def split_train_val(images, labels, val_size, seed):
         val_size: examples held out (the paper's 5k of 50k).
         seed: seeds the permutation.
     """
-    n = len(labels)
+    train, val = train_val_indices(len(labels), val_size, seed)
+    return (images[train], labels[train]), (images[val], labels[val])
+
+
+def train_val_indices(n, val_size, seed):
+    """(train, val) index arrays of a seeded split of n training examples."""
     if not 0 <= val_size < n:
         raise ValueError(
             f"`val_size` must be in [0, {n}) for a training split of {n} images. "
             f"Received val_size={val_size}."
         )
     order = np.random.default_rng(seed).permutation(n)
-    train, val = order[: n - val_size], order[n - val_size :]
-    return (images[train], labels[train]), (images[val], labels[val])
+    return order[: n - val_size], order[n - val_size :]
+
+
+@dataclasses.dataclass
+class Pool:
+    """A small dataset decoded once, before any seed splits it.
+
+    `images`, `labels`: (N, H, W, 3) uint8 and (N,) int32, every image a
+    seed's train and val splits are drawn from; `test`: (images, labels),
+    or None where the test split is drawn by the seed too (the digits).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    test: typing.Optional[tuple]
+    classes: list
+
+
+@dataclasses.dataclass
+class SplitIndices:
+    """A seed's split of a `Pool`: train and val as indices into its images."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: tuple
+
+
+def decode(spec, size, data_dir=None):
+    """Decodes a small dataset (digits, folder:, tfds:) into a `Pool` at size x size."""
+    kind, arg = parse(spec)
+    if kind == DIGITS:
+        images, labels = _digits(size)
+        return Pool(images, labels, None, [str(c) for c in range(10)])
+    if kind == "folder":
+        classes = check_folder(arg)
+        x, y = _decode_folder(pathlib.Path(arg) / "train", classes, size)
+        test = _decode_folder(pathlib.Path(arg) / "test", classes, size)
+    else:
+        (x, y), test, classes = _tfds_arrays(arg, data_dir, size)
+    return Pool(x, y, test, classes)
+
+
+def split_indices(pool, recipe):
+    """The recipe's seeded split of `pool` (its `val_size` and `seed`)."""
+    candidates = np.arange(len(pool.labels))
+    test = pool.test
+    if test is None:  # The digits: a seeded 80/20 split gives train and test first.
+        order = np.random.default_rng(recipe.seed + 1).permutation(len(pool.labels))
+        n_test = len(pool.labels) // 5
+        test = (pool.images[order[:n_test]], pool.labels[order[:n_test]])
+        candidates = order[n_test:]
+    train, val = train_val_indices(len(candidates), recipe.val_size, recipe.seed)
+    return SplitIndices(train=candidates[train], val=candidates[val], test=test)
+
+
+def split(pool, recipe):
+    """The recipe's `ArraySplits` of `pool`."""
+    parts = split_indices(pool, recipe)
+    return ArraySplits(
+        train=(pool.images[parts.train], pool.labels[parts.train]),
+        val=(pool.images[parts.val], pool.labels[parts.val]),
+        test=parts.test,
+        classes=pool.classes,
+    )
 
 
 def load_arrays(spec, recipe, data_dir=None):
@@ -222,26 +290,16 @@ def load_arrays(spec, recipe, data_dir=None):
     Returns:
         An `ArraySplits` with images at recipe.image_size.
     """
-    kind, arg = parse(spec)
-    size = recipe.image_size
-    if kind == DIGITS:
-        (x, y), test, classes = _digits(size, recipe.seed)
-    elif kind == "folder":
-        classes = check_folder(arg)
-        x, y = _decode_folder(pathlib.Path(arg) / "train", classes, size)
-        test = _decode_folder(pathlib.Path(arg) / "test", classes, size)
-    else:
-        (x, y), test, classes = _tfds_arrays(arg, data_dir, size)
-    train, val = split_train_val(x, y, recipe.val_size, recipe.seed)
-    return ArraySplits(train=train, val=val, test=test, classes=classes)
+    return split(decode(spec, recipe.image_size, data_dir), recipe)
 
 
-def _digits(size, seed):
-    """scikit-learn's 8x8 digits as RGB 0..255 images of size x size.
+def _digits(size):
+    """scikit-learn's 8x8 digits as RGB 0..255 images of size x size, all 1,797.
 
     Each 8x8 image (values 0..16) is upsampled by the largest integer
     factor that fits (nearest neighbour), zero-padded to `size`, and
-    repeated over 3 channels. A seeded 80/20 split gives train and test.
+    repeated over 3 channels. `split_indices` draws the seed's 80/20
+    train/test split.
     """
     load_digits = require("sklearn.datasets", "scikit-learn", "the digits demo").load_digits
     digits = load_digits()
@@ -252,12 +310,7 @@ def _digits(size, seed):
     pad_hi = size - images.shape[1] - pad_lo
     images = np.pad(images, ((0, 0), (pad_lo, pad_hi), (pad_lo, pad_hi)))
     images = np.repeat(images[..., None], 3, axis=-1)
-    labels = digits.target.astype(np.int32)
-    order = np.random.default_rng(seed + 1).permutation(len(labels))
-    n_test = len(labels) // 5
-    test, train = order[:n_test], order[n_test:]
-    classes = [str(c) for c in range(10)]
-    return (images[train], labels[train]), (images[test], labels[test]), classes
+    return images, digits.target.astype(np.int32)
 
 
 def class_names(spec, data_dir=None):
@@ -407,6 +460,14 @@ def _tfds_arrays(name, data_dir, size):
     return arrays[0], arrays[1], list(classes)
 
 
+@dataclasses.dataclass
+class _SeedOnly:
+    """What `split_indices` reads of a recipe, for a test split alone."""
+
+    seed: int
+    val_size: int = 0
+
+
 def load_test(spec, size, data_dir=None, seed=0):
     """The test split alone, decoded: (images uint8 (N, size, size, 3), labels, classes).
 
@@ -418,7 +479,9 @@ def load_test(spec, size, data_dir=None, seed=0):
     """
     kind, arg = parse(spec)
     if kind == DIGITS:
-        _, (images, labels), classes = _digits(size, seed)
+        pool = decode(spec, size)
+        images, labels = split_indices(pool, _SeedOnly(seed)).test
+        classes = pool.classes
     elif kind == "folder":
         classes = check_folder(arg)
         images, labels = _decode_folder(pathlib.Path(arg) / "test", classes, size)

@@ -52,6 +52,11 @@ def load_recipe(workdir):
     config = history.read_json(
         config_path, "the run's config", "It is written when the run starts; rerun zoo.train."
     )
+    if isinstance(config, dict) and config.get("kind") == "seeds":
+        raise ValueError(
+            f"{workdir} is a group of seeds (zoo.train --seeds), not one run: its runs are "
+            f"{pathlib.Path(workdir) / 'seed_<k>'}, and its results.json summarises them."
+        )
     fields = {k: v for k, v in config["recipe"].items() if k not in ("lr_boundaries", "epochs")}
     fields["lr_decay_at"] = tuple(fields["lr_decay_at"])
     return recipes.Recipe(**fields), config

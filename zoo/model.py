@@ -86,8 +86,42 @@ def training_model(model):
     with keras_resnet.recursion_headroom():  # ResNet-1202's graph is deep.
         body = keras.Model(net.inputs, classifier.input, name=f"{net.name}_body")
         inputs = keras.Input(model.input_shape[1:], name="pixels")
-        logits = ClassifierLogits(classifier, name="logits")(body(mean_layer(inputs)))
+        centred = WeightMean(mean_layer, name=MEAN_LAYER)(inputs)
+        logits = ClassifierLogits(classifier, name="logits")(body(centred))
         return keras.Model(inputs, logits, name=f"{model.name}_train")
+
+
+class WeightMean(keras.layers.Layer):
+    """The saved model's mean subtraction, with the mean held as a weight.
+
+    The saved model's `Normalization` layer keeps its mean as a constant of
+    the layer. The training model subtracts the same mean, in the same dtype,
+    from a non-trainable weight, so that the mean is part of the model's
+    state: `zoo.seeds` runs one replica's `train_step` on K replicas'
+    stacked states, and a constant would give every replica the first
+    one's mean; and a checkpoint holds it. The result is bit for bit the
+    `Normalization`'s: it divides x - mean by max(sqrt(1), eps) = 1.
+
+    Args:
+        normalization: the saved model's built mean layer (unit variance).
+    """
+
+    def __init__(self, normalization, **kwargs):
+        super().__init__(dtype=normalization.dtype_policy, **kwargs)
+        self._initial = np.asarray(keras.ops.convert_to_numpy(normalization.mean), np.float32)
+
+    def build(self, input_shape):
+        self.mean = self.add_weight(
+            name="mean", shape=self._initial.shape, initializer="zeros", trainable=False
+        )
+        self.mean.assign(self._initial)
+
+    def call(self, pixels):
+        pixels = ops.convert_to_tensor(pixels, dtype=self.compute_dtype)
+        return ops.subtract(pixels, ops.cast(self.mean, self.compute_dtype))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
 
 class ClassifierLogits(keras.layers.Layer):

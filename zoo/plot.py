@@ -5,7 +5,9 @@
 Thin lines: training error (the running error of each epoch, on augmented
 batches). Bold lines: held-out error (the run's val split, measured at the
 end of each epoch). Plain nets go to the left panel and ResNets to the
-right, as in Fig. 6; with only one kind, one panel.
+right, as in Fig. 6; with only one kind, one panel. A group of seeds
+(`zoo.train --seeds`) is drawn as the mean over its seeds, with a band from
+the lowest to the highest seed at each point.
 """
 
 import pathlib
@@ -19,14 +21,27 @@ FLAGS = flags.FLAGS
 
 
 def load_run(workdir):
-    """(label, plain, steps, train_error %, val_error %) of one workdir.
+    """One workdir's curves: a dict of label, plain, steps, train_error and
+    val_error (%, val_error None where not measured), and for a group of
+    seeds the bands: train_band and val_band, (lowest, highest) per point.
 
     Raises:
-        ValueError: if the directory holds no history.csv.
+        ValueError: if the directory holds no history.csv (nor a group of
+            runs that do).
     """
-    from zoo import history  # Imports Keras: not at start-up (see cli.run).
+    from zoo import seeds as seeds_lib
 
     workdir = pathlib.Path(cli.expand(workdir))
+    if seeds_lib.is_group(workdir):
+        return _load_group(workdir, seeds_lib)
+    label, plain, steps, train_error, val_error = _load_single(workdir)
+    return {"label": label, "plain": plain, "steps": steps, "train_error": train_error,
+            "val_error": val_error, "train_band": None, "val_band": None}
+
+
+def _load_single(workdir):
+    from zoo import history  # Imports Keras: not at start-up (see cli.run).
+
     rows = history.read(workdir / "history.csv")
     if not rows:
         raise ValueError(f"{workdir} has no history.csv with rows: is it a zoo.train workdir?")
@@ -42,6 +57,39 @@ def load_run(workdir):
     return label, bool(recipe.get("plain", False)), steps, train_error, val_error
 
 
+def _load_group(workdir, seeds_lib):
+    members = sorted(
+        (p for p in workdir.glob(f"{seeds_lib.REPLICA_PREFIX}*") if (p / "history.csv").exists()),
+        key=lambda p: p.name,
+    )
+    curves = []
+    for member in members:
+        try:
+            curves.append(_load_single(member))
+        except ValueError:
+            continue  # A replica with no epoch yet.
+    if not curves:
+        raise ValueError(f"{workdir} is a group of seeds, but none of its seed_k runs has a history yet.")
+    points = min(len(c[2]) for c in curves)  # Replicas of one group share their steps.
+    label, plain, steps = curves[0][0], curves[0][1], curves[0][2][:points]
+    band = {}
+    for name, index in (("train", 3), ("val", 4)):
+        columns = list(zip(*(c[index][:points] for c in curves)))
+        if any(v is None for column in columns for v in column):
+            band[name] = (None, [None] * points)
+            continue
+        mean = [sum(column) / len(column) for column in columns]
+        band[name] = ((min(c) for c in columns), mean, (max(c) for c in columns))
+    result = {"label": f"{label} ({len(curves)} seeds)", "plain": plain, "steps": steps}
+    for name in ("train", "val"):
+        if band[name][0] is None:
+            result[f"{name}_error"], result[f"{name}_band"] = band[name][1], None
+        else:
+            low, mean, high = band[name]
+            result[f"{name}_error"], result[f"{name}_band"] = mean, (list(low), list(high))
+    return result
+
+
 def plot(workdirs, out):
     """Draws the runs' error curves into the PNG `out`; returns its path."""
     matplotlib = datasets.require("matplotlib", "matplotlib", "zoo.plot")
@@ -50,19 +98,23 @@ def plot(workdirs, out):
 
     out = cli.output_file(out, "--out")
     runs = [load_run(w) for w in workdirs]
-    groups = [g for g in (True, False) if any(r[1] == g for r in runs)]
+    groups = [g for g in (True, False) if any(r["plain"] == g for r in runs)]
     fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4.5), squeeze=False)
     for ax, plain in zip(axes[0], groups):
-        for i, (label, is_plain, steps, train_error, val_error) in enumerate(runs):
-            if is_plain != plain:
+        for i, run in enumerate(runs):
+            if run["plain"] != plain:
                 continue
             color = f"C{i % 10}"
-            iters = [s / 1e4 for s in steps]
-            ax.plot(iters, train_error, color=color, linewidth=0.8, linestyle="--")
-            if any(v is not None for v in val_error):
-                ax.plot(iters, val_error, color=color, linewidth=2.2, label=label)
+            iters = [s / 1e4 for s in run["steps"]]
+            ax.plot(iters, run["train_error"], color=color, linewidth=0.8, linestyle="--")
+            if run["train_band"]:
+                ax.fill_between(iters, *run["train_band"], color=color, alpha=0.1, linewidth=0)
+            if any(v is not None for v in run["val_error"]):
+                ax.plot(iters, run["val_error"], color=color, linewidth=2.2, label=run["label"])
+                if run["val_band"]:
+                    ax.fill_between(iters, *run["val_band"], color=color, alpha=0.25, linewidth=0)
             else:
-                ax.plot([], [], color=color, linewidth=2.2, label=label)
+                ax.plot([], [], color=color, linewidth=2.2, label=run["label"])
         ax.set_title("plain" if plain else "ResNet")
         ax.set_xlabel("iter. (1e4)")
         ax.set_ylabel("error (%)")

@@ -205,6 +205,60 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
             "run from the start, or use a new --workdir."
         )
 
+    def epochs(self):
+        """The epochs this directory can resume from: {epoch: "latest" | "backup"}.
+
+        Only pairs whose metadata reads count; their weights are checked
+        when restored (`restore_epoch`).
+        """
+        found = {}
+        for name, weights, metadata in self._pairs():
+            epoch = self._metadata_epoch(weights, metadata)
+            if epoch is not None:
+                found.setdefault(epoch, name)
+        return found
+
+    def _metadata_epoch(self, weights, metadata):
+        if not (os.path.exists(weights) and os.path.exists(metadata)):
+            return None
+        try:
+            epoch = history.read_json(metadata, "checkpoint metadata", "")["epoch"]
+        except (ValueError, TypeError, KeyError):
+            return None
+        return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else None
+
+    def restore_epoch(self, epoch):
+        """Restores the pair of `epoch` (latest or backup) now; 0 restores nothing.
+
+        What a group of runs that must continue from one step calls
+        (`zoo.seeds`) instead of taking each run's latest pair. `fit` (or
+        the loop's `on_train_begin`) then restores nothing more.
+
+        Raises:
+            ValueError: no whole and consistent pair of that epoch.
+        """
+        self._restored = True
+        if epoch == 0:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        steps = (self.params or {}).get("steps")
+        problems = []
+        for name, weights, metadata in self._pairs():
+            if self._metadata_epoch(weights, metadata) != epoch:
+                continue
+            problem = self._restore(weights, metadata, steps)
+            if problem is None:
+                if name == "backup":  # The next save then keeps it as the backup.
+                    _copy_atomic(weights, self._weights_path)
+                    _copy_atomic(metadata, self._training_metadata_path)
+                return
+            problems.append(f"{name}: {problem}")
+        raise ValueError(
+            f"Cannot resume {self.backup_dir} at epoch {epoch}: "
+            f"{'; '.join(problems) or 'no checkpoint of that epoch'}."
+        )
+
     def _restore(self, weights, metadata, steps):
         """Loads one pair; returns what is wrong with it, or None."""
         if not os.path.exists(weights):
@@ -387,7 +441,8 @@ def _has_tensorboard():
     return True
 
 
-def finish(workdir, recipe, model, train_model, test_data, classes, evaluate_kwargs=None):
+def finish(workdir, recipe, model, train_model, test_data, classes, evaluate_kwargs=None,
+           test=None):
     """Evaluates on the test split; writes results.json, model.keras, classes.json.
 
     Args:
@@ -398,11 +453,16 @@ def finish(workdir, recipe, model, train_model, test_data, classes, evaluate_kwa
         test_data: what `train_model.evaluate` takes for the test split.
         classes: class names, index = label.
         evaluate_kwargs: extra arguments of `evaluate` (e.g. y, batch_size).
+        test: the test split's {"accuracy", "loss", "seconds"} if the caller
+            evaluated it already (`zoo.seeds` evaluates K replicas with one
+            compiled model); `test_data` is then not used.
     """
     workdir = pathlib.Path(workdir)
-    start = time.perf_counter()
-    test = train_model.evaluate(test_data, return_dict=True, verbose=0, **(evaluate_kwargs or {}))
-    test_time = time.perf_counter() - start
+    if test is None:
+        start = time.perf_counter()
+        test = train_model.evaluate(test_data, return_dict=True, verbose=0, **(evaluate_kwargs or {}))
+        test["seconds"] = time.perf_counter() - start
+    test_time = test["seconds"]
     rows = history.read(workdir / "history.csv")
     steps = int(keras.ops.convert_to_numpy(train_model.optimizer.iterations))
     train_time = sum(row["train_time_s"] for row in rows)

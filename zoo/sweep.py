@@ -99,13 +99,15 @@ def check_runs(runs, root):
             raise ValueError(f"RUN directory {dirname!r} is not a folder of --root={root}.")
 
 
-def is_finished(workdir, name, overrides=(), dataset=None):
+def is_finished(workdir, name, overrides=(), dataset=None, seeds=None):
     """Whether `workdir` holds a finished run of recipe `name` with `overrides`.
 
     Finished: results.json reaches the config's steps, and config.json is
-    that recipe (its name, every override, and the dataset if given). Anything
-    else, damaged files included, is left to `zoo.train`, which resumes,
-    refuses a different run or names the damaged file: not finished.
+    that recipe (its name, every override, and the dataset if given). With
+    `seeds`, `workdir` must hold a finished group of exactly those seeds
+    (`zoo.seeds`). Anything else, damaged files included, is left to
+    `zoo.train`, which resumes, refuses a different run or names the damaged
+    file: not finished.
     """
     workdir = pathlib.Path(workdir)
     try:
@@ -120,25 +122,32 @@ def is_finished(workdir, name, overrides=(), dataset=None):
             datasets.of_recipe(dataset, recipes.get(name))
         ):
             return False
+        if (config.get("kind") == "seeds") != (seeds is not None):
+            return False
+        if seeds is not None and results.get("seeds") != list(seeds):
+            return False
         return results.get("recipe") == name and results.get("steps") == recorded["steps"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
 
 
-def command(name, overrides, workdir, extra_flags):
+def command(name, overrides, workdir, extra_flags, seeds=None):
     return (
         [sys.executable, "-m", "zoo.train", f"--recipe={name}", f"--workdir={workdir}"]
         + [f"--set={o}" for o in overrides]
+        + ([f"--seeds={','.join(map(str, seeds))}"] if seeds is not None else [])
         + list(extra_flags)
     )
 
 
-def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0, dataset=None):
+def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0, dataset=None, seeds=None):
     """Runs `runs` [(name, overrides, dirname)], at most `parallel` at once.
 
     Args:
         dataset: the runs' --dataset (also in `extra_flags`), so that a run
             finished on another dataset is not taken for this one.
+        seeds: train each run as a group of these seeds in one program
+            (`zoo.train --seeds`); the runs may then not set `seed`.
 
     Returns:
         {dirname: "finished" | "failed (rc N)" | "stopped" | "not started"}.
@@ -152,6 +161,13 @@ def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0, dataset=
     if deadline is not None and not deadline > 0:
         raise ValueError(f"--deadline must be a number of seconds > 0. Received {deadline!r}.")
     check_runs(runs, root)
+    if seeds is not None:
+        for name, overrides, dirname in runs:
+            if any(o.partition("=")[0].strip() == "seed" for o in overrides):
+                raise ValueError(
+                    f"RUN {dirname} sets seed, but --seeds gives every run its seeds: drop "
+                    ":seed=... (or drop --seeds to train one run per spec)."
+                )
     cli.make_directory(root, "--root")
     root = pathlib.Path(root)
     env = dict(os.environ)
@@ -180,14 +196,14 @@ def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0, dataset=
             while pending and len(running) < parallel and not expired:
                 name, overrides, dirname = pending.pop(0)
                 workdir = root / dirname
-                if is_finished(workdir, name, overrides, dataset):
+                if is_finished(workdir, name, overrides, dataset, seeds):
                     status[dirname] = "finished"
                     print(f"zoo.sweep: {dirname}: finished before", flush=True)
                     continue
                 workdir.mkdir(parents=True, exist_ok=True)
                 log = open(workdir / "train.log", "a")
                 process = subprocess.Popen(
-                    command(name, overrides, workdir, extra_flags),
+                    command(name, overrides, workdir, extra_flags, seeds),
                     stdout=log, stderr=subprocess.STDOUT, env=env,
                 )
                 running[dirname] = (process, log)
@@ -230,6 +246,11 @@ def summary(root, dirnames):
             lines.append(f"| {dirname} | {path} is damaged ({error}) | | | | |")
             continue
         cells = [_cell(results.get(key), spec) for key, spec in columns]
+        if results.get("kind") == "seeds":  # A group: the mean over its seeds.
+            std = results.get("test_error_std")
+            cells[0] = (f"{_cell(results.get('test_accuracy'), '.4f')} (mean of "
+                        f"{len(results.get('seeds', []))} seeds"
+                        + (f", error std {100 * std:.2f}%" if isinstance(std, float) else "") + ")")
         lines.append(f"| {dirname} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
@@ -248,7 +269,13 @@ def main(argv):
     root = cli.expand(FLAGS.root)
     try:
         runs = [parse_run(spec) for spec in argv[1:]]
-        status = sweep(runs, root, FLAGS.parallel, extra, FLAGS.deadline, dataset=FLAGS.dataset)
+        seeds = None
+        if FLAGS.seeds is not None:
+            from zoo import seeds as seeds_lib
+
+            seeds = seeds_lib.parse(FLAGS.seeds)
+        status = sweep(runs, root, FLAGS.parallel, extra, FLAGS.deadline, dataset=FLAGS.dataset,
+                       seeds=seeds)
     except ValueError as error:
         cli.fail(str(error), "zoo.sweep")
     except OSError as error:
@@ -266,6 +293,11 @@ def define_flags():
     flags.DEFINE_string("mixed_precision", "float32", "--mixed_precision of every run.")
     flags.DEFINE_float("deadline", None, "Seconds after which the sweep stops (runs resume later).")
     flags.DEFINE_multi_string("flag", [], "Another zoo.train flag for every run, e.g. --flag=loop=scan.")
+    flags.DEFINE_string(
+        "seeds", None,
+        "Comma-separated seeds: each RUN trains as a group of these seeds in one program "
+        "(zoo.train --seeds; KERAS_BACKEND=jax).",
+    )
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ def train_and_evaluate(
     tpu=None,
     verbose=1,
     loop="auto",
+    seeds=None,
 ):
     """Trains `recipe`, evaluates it on the test split and writes the run.
 
@@ -117,9 +118,13 @@ def train_and_evaluate(
             Keras's `fit`; "auto" picks scan on one GPU/TPU, fit otherwise
             (XLA's CPU backend runs loops of convolutions ~25x slower).
             Both draw the same batches, so a run may resume with either.
+        seeds: several seeds (e.g. (0, 1, 2)) to train side by side in one
+            program, replica k in workdir/seed_k (`zoo.seeds`); the recipe's
+            own seed is then not used.
 
     Returns:
-        The results dict (also written to workdir/results.json).
+        The results dict (also written to workdir/results.json); with
+        `seeds`, the group's summary.
 
     Raises:
         ValueError: a bad argument, a missing dataset, or a workdir that
@@ -164,14 +169,15 @@ def train_and_evaluate(
     _check_model_args(recipe)
     datasets.check_source(dataset, data_dir)
     _check_classes(recipe, dataset, data_dir)
+    if seeds is not None:
+        from zoo import seeds as seeds_lib
+
+        return seeds_lib.train_and_evaluate(
+            recipe, seeds, workdir, dataset, data_dir, mixed_precision, verbose, loop
+        )
     workdir = pathlib.Path(cli.expand(workdir))
     cli.make_directory(workdir, "--workdir")
-    config = {
-        "recipe": recipe.to_dict(),
-        "dataset": dataset,
-        "data_dir": data_dir,
-        "mixed_precision": mixed_precision,
-    }
+    config = run_config(recipe, dataset, data_dir, mixed_precision)
     lock_name = LOCK
     if tf_strategy is not None and not distribute.is_chief(tf_strategy):
         lock_name = f"{LOCK}-worker-{tf_strategy.cluster_resolver.task_id}"
@@ -181,14 +187,14 @@ def train_and_evaluate(
         except runs.WorkdirNotWritable as error:
             # A finished run on a read-only disk can still say so: reading
             # needs no lock. Anything else needs to write.
-            _check_same_run(workdir, config, record=False)
-            results = _finished(workdir, recipe)
+            check_same_run(workdir, config, record=False)
+            results = finished_results(workdir, recipe)
             if results is None:
                 raise ValueError(str(error)) from None
             return results
         runs.remove_stale_staging(workdir)
-        _check_same_run(workdir, config)
-        results = _finished(workdir, recipe)
+        check_same_run(workdir, config)
+        results = finished_results(workdir, recipe)
         if results is not None:
             return results
         keras.config.set_dtype_policy(mixed_precision)
@@ -202,7 +208,17 @@ def train_and_evaluate(
         return fit_arrays.run(recipe, workdir, dataset, data_dir, verbose, loop)
 
 
-def _finished(workdir, recipe):
+def run_config(recipe, dataset, data_dir, mixed_precision):
+    """What a run's config.json records: the resolved recipe and where its data came from."""
+    return {
+        "recipe": recipe.to_dict(),
+        "dataset": dataset,
+        "data_dir": data_dir,
+        "mixed_precision": mixed_precision,
+    }
+
+
+def finished_results(workdir, recipe):
     """The results of the finished run in `workdir` (already checked to be this run), or None."""
     from zoo import history
 
@@ -239,7 +255,7 @@ def _check_model_args(recipe):
     specs.get_spec(recipe.depth, recipe.family)
 
 
-def _check_same_run(workdir, config, record=True):
+def check_same_run(workdir, config, record=True):
     """Refuses a workdir that holds progress of another run; records `config`.
 
     A workdir counts as holding a run once it has a checkpoint or results:
@@ -251,14 +267,14 @@ def _check_same_run(workdir, config, record=True):
     from zoo import history
 
     path = workdir / "config.json"
-    if not path.exists() and _has_progress(workdir):
+    if not path.exists() and has_progress(workdir):
         raise ValueError(
             f"{workdir} holds a run's checkpoints or results but no config.json, so it "
             "cannot be told whether it is this run: resuming another recipe's checkpoint, "
             "or reporting its results as this run's, would be wrong. Restore config.json "
             "(it is written once, when the run starts), or use a new --workdir."
         )
-    if path.exists() and _has_progress(workdir):
+    if path.exists() and has_progress(workdir):
         fix = "It is written once, when the run starts; use a new --workdir (or restore it)."
         previous = history.read_json(path, "the run's config", fix)
         if not isinstance(previous, dict) or not isinstance(previous.get("recipe"), dict):
@@ -282,7 +298,7 @@ def _check_same_run(workdir, config, record=True):
         history.write_json(path, config)
 
 
-def _has_progress(workdir):
+def has_progress(workdir):
     from zoo import runs
 
     checkpoints = workdir / runs.CHECKPOINTS
@@ -300,6 +316,16 @@ def main(argv):
         )
     try:
         recipe = resolve(FLAGS.recipe, FLAGS.dataset, FLAGS.steps, FLAGS.set)
+        seeds = None
+        if FLAGS.seeds is not None:
+            from zoo import seeds as seeds_lib
+
+            seeds = seeds_lib.parse(FLAGS.seeds)
+            if any(item.partition("=")[0].strip() == "seed" for item in FLAGS.set):
+                raise ValueError(
+                    "--seeds sets every replica's seed; drop --set=seed=... (or train one run "
+                    "with --set=seed=k and no --seeds)."
+                )
     except ValueError as error:
         cli.fail(str(error), COMMAND)
     from zoo import runs
@@ -314,11 +340,16 @@ def main(argv):
             FLAGS.mixed_precision,
             FLAGS.tpu,
             loop=FLAGS.loop,
+            seeds=seeds,
         )
     except (ValueError, ImportError, runs.NonFiniteError, runs.WorkdirBusy, runs.CheckpointNotWritten) as error:
         cli.fail(str(error))
     except OSError as error:
         cli.fail(cli.os_error(error))
+    if seeds is not None:
+        print(f"{seeds_lib.describe(results)} on {FLAGS.dataset}; each seed's run in "
+              f"{FLAGS.workdir}/{seeds_lib.REPLICA_PREFIX}<seed>")
+        return
     print(
         f"{recipe.name} on {FLAGS.dataset}: test_accuracy={results['test_accuracy']:.4f} "
         f"val_accuracy={_rounded(results['val_accuracy'])} steps={results['steps']} "
@@ -345,6 +376,11 @@ def define_flags():
     flags.DEFINE_integer("steps", None, "Total training steps (scales the lr schedule).")
     flags.DEFINE_multi_string("set", [], "Recipe override key=value; repeatable.")
     flags.DEFINE_enum("mixed_precision", "float32", list(POLICIES), "Keras dtype policy.")
+    flags.DEFINE_string(
+        "seeds", None,
+        "Comma-separated seeds (e.g. 0,1,2,3,4): one replica per seed, trained side by side in "
+        "one program (KERAS_BACKEND=jax, one device), replica k in WORKDIR/seed_k.",
+    )
     flags.DEFINE_enum(
         "loop", "auto", list(LOOPS),
         "Without TensorFlow: scan (on-device epochs), fit (Keras fit), auto (scan on one GPU/TPU).",
