@@ -1,4 +1,4 @@
-"""SavedModel and TFLite export with serving signatures.
+"""SavedModel export with serving signatures; the entry point of every export.
 
 The package exports `export` and `export_tflite` as `keras_resnet.export`
 and `keras_resnet.export_tflite`; this module is named `serving` so that the
@@ -30,9 +30,12 @@ A classifier with `classifier_activation=None` (logits) gets a softmax, so
 
 An image with a NaN or infinite pixel gets NaN outputs (probabilities,
 scores, features) from every endpoint, and a model whose weights are not all
-finite is refused. All endpoints share one traced function of the model, so
-a deep model is traced once. `export_tflite` writes the float or dynamic-range quantised
-TFLite version of the same graph (probabilities only).
+finite (or a model with no weights) is refused. All endpoints share one
+traced function of the model, so a deep model is traced once.
+
+`export(model, path, format="onnx" | "litert" | "openvino")` and
+`export_tflite` write the `serve` graph alone (probabilities only) in the
+other formats; `keras_resnet.export_formats` says what each file holds.
 
 This module needs the TensorFlow backend and imports TensorFlow only when
 called, so `import keras_resnet` works without TensorFlow.
@@ -52,7 +55,7 @@ from keras_resnet.fold import fold_batchnorm as fold_batchnorm_fn
 from keras_resnet.models import recursion_headroom
 
 DEFAULT_TOP_K = 5
-QUANTIZATIONS = (None, "dynamic")
+QUANTIZATIONS = (None, "dynamic", "int8")
 ENDPOINTS = ("serve", "serve_uint8", "serve_bytes")
 
 
@@ -60,6 +63,7 @@ def export(
     model,
     path,
     *,
+    format="tf_saved_model",
     class_names=None,
     preprocessing=None,
     top_k=None,
@@ -68,19 +72,34 @@ def export(
     endpoints=ENDPOINTS,
     overwrite=False,
     verbose=False,
+    quantization=None,
+    calibration_images=None,
+    io_dtype="float32",
 ):
-    """Writes `model` as a TF SavedModel with serving signatures.
+    """Writes `model` as a TF SavedModel with serving signatures, or as
+    ONNX, LiteRT or OpenVINO (`format`).
 
-    Reload it with `tf.saved_model.load(path)` (call `.serve(images)` or
-    `.signatures["serving_default"](images=...)`) or with
-    `keras.layers.TFSMLayer(path, call_endpoint="serve")`.
+    Reload a SavedModel with `tf.saved_model.load(path)` (call
+    `.serve(images)` or `.signatures["serving_default"](images=...)`) or
+    with `keras.layers.TFSMLayer(path, call_endpoint="serve")`. Run the
+    other formats with `keras_resnet.runtimes.load(path)` or their own
+    runtimes (see `keras_resnet.export_formats` for their inputs and
+    outputs).
 
     Args:
         model: a `keras.Model` with one image input, e.g. from
             `keras_resnet.ResNet` or a zoo run's `model.keras`.
-        path: the SavedModel directory to write. It is written to a
-            temporary directory next to it and renamed into place, so an
-            interrupted export leaves no half-written SavedModel.
+        path: the SavedModel directory to write (format="onnx": a `.onnx`
+            file; "litert": a `.tflite` file; "openvino": a directory for
+            model.xml and model.bin). It is written to a temporary path next
+            to it and renamed into place, so an interrupted export leaves no
+            half-written file.
+        format: "tf_saved_model" (default), "onnx", "litert" or "openvino",
+            the names of `keras.Model.export`. The last three need the
+            TensorFlow backend; ONNX and OpenVINO need the `deploy` extra.
+            They take only `preprocessing`, `fold_batchnorm`, `overwrite`
+            and (LiteRT) the quantization arguments, and return
+            probabilities (or features) alone.
         class_names: optional list of `classes` strings (index = class id);
             adds the `top_k_names` output.
         preprocessing: what turns the served images into the model's input,
@@ -102,6 +121,14 @@ def export(
             (ResNet-1202) each one adds noticeably to export and load time.
         overwrite: replace an existing non-empty `path`.
         verbose: print the endpoints Keras wrote.
+        quantization: format="litert" only: None (float32), "dynamic"
+            (int8 weights, float activations) or "int8" (full-integer).
+        calibration_images: quantization="int8" only, and required there:
+            an array (N, H, W, 3) or an iterable of images or batches,
+            uint8 or float, the pixels as the model is served; a few
+            hundred training images (never test images).
+        io_dtype: quantization="int8" only: "float32" (float in and out)
+            or "uint8" (raw 0..255 pixels in, probabilities q / 256 out).
 
     Returns:
         The path written, as a string.
@@ -110,7 +137,35 @@ def export(
         FileExistsError: `path` exists, is not an empty directory, and
             `overwrite` is False. The existing export is left intact.
         ValueError: for a bad argument, naming the value received.
+        ImportError: a runtime package of the `deploy` extra is missing.
     """
+    if format != "tf_saved_model":
+        from keras_resnet import export_formats
+
+        saved_model_only = {
+            "class_names": class_names is not None,
+            "top_k": top_k is not None,
+            "image_size": image_size is not None,
+            "endpoints": endpoints != ENDPOINTS,
+            "verbose": verbose is not False,
+        }
+        given = [name for name, set_ in saved_model_only.items() if set_]
+        if given and format in export_formats.FORMATS:
+            raise ValueError(
+                f"{', '.join(f'`{name}`' for name in given)} applies to the SavedModel "
+                f"(format='tf_saved_model') only; format={format!r} returns "
+                "probabilities (or features) alone."
+            )
+        return export_formats.export(
+            model, path, format=format, preprocessing=preprocessing,
+            fold_batchnorm=fold_batchnorm, overwrite=overwrite, quantization=quantization,
+            calibration_images=calibration_images, io_dtype=io_dtype,
+        )
+    if quantization is not None or calibration_images is not None or io_dtype != "float32":
+        raise ValueError(
+            "`quantization`, `calibration_images` and `io_dtype` apply to "
+            "format='litert' only. Received them with format='tf_saved_model'."
+        )
     tf = _tensorflow()
     path = _check_path(path, overwrite)
     endpoints = _check_endpoints(endpoints)
@@ -132,54 +187,41 @@ def export_tflite(
     preprocessing=None,
     fold_batchnorm=False,
     overwrite=False,
+    calibration_images=None,
+    io_dtype="float32",
 ):
-    """Writes `model` as a TFLite flatbuffer that returns probabilities.
+    """Writes `model` as a LiteRT (TFLite) flatbuffer that returns probabilities.
 
-    The graph is the `serve` endpoint of `export` (preprocessing baked in),
-    with one input, float32 images (batch, H, W, 3), and one output,
-    `probabilities` (or `features` for a model without a classifier).
+    The same as `export(model, path, format="litert", ...)`: the graph of
+    the `serve` endpoint (preprocessing baked in), one signature,
+    "serving_default", with one input, float32 `images` (batch, H, W, 3),
+    and one output, `probabilities` (or `features` for a model without a
+    classifier). Run it with `ai_edge_litert.interpreter.Interpreter` or
+    `keras_resnet.runtimes.load(path)`.
 
     Args:
         model: a `keras.Model` with one image input.
         path: the `.tflite` file to write (atomically).
-        quantization: None (float32) or "dynamic" (dynamic-range
-            quantisation: int8 weights, float activations; about 4x smaller).
+        quantization: None (float32), "dynamic" (dynamic-range
+            quantisation: int8 weights, float activations; about 4x smaller)
+            or "int8" (full-integer: int8 weights and activations, calibrated
+            on `calibration_images`).
         preprocessing: as in `export`.
         fold_batchnorm: fold every BN into its conv first. The converter
             folds BN itself, so this mostly matters for the SavedModel.
         overwrite: replace an existing `path`.
+        calibration_images, io_dtype: for quantization="int8", as in `export`.
 
     Returns:
         The path written, as a string.
     """
-    tf = _tensorflow()
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(
-            f"`quantization` must be one of {QUANTIZATIONS}. "
-            f"Received quantization={quantization!r}."
-        )
-    path = pathlib.Path(path).expanduser()
-    if path.suffix != ".tflite":
-        raise ValueError(f"`path` must end with '.tflite'. Received path={str(path)!r}.")
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{str(path)!r} exists; pass overwrite=True to replace it."
-        )
-    plan = _Plan(model, None, preprocessing, None, None, fold_batchnorm)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(path)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=_staging_prefix(path)) as tmp:
-        saved = os.path.join(tmp, "saved_model")
-        _archive(tf, plan, endpoints=("serve",), top_k=False).write_out(saved, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serve"])
-        if quantization == "dynamic":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        flatbuffer = converter.convert()
-        staged = os.path.join(tmp, "model.tflite")
-        with open(staged, "wb") as f:
-            f.write(flatbuffer)
-        os.replace(staged, path)
-    return str(path)
+    from keras_resnet import export_formats
+
+    return export_formats.export(
+        model, path, format=export_formats.LITERT, preprocessing=preprocessing,
+        fold_batchnorm=fold_batchnorm, overwrite=overwrite, quantization=quantization,
+        calibration_images=calibration_images, io_dtype=io_dtype,
+    )
 
 
 class _Plan:
@@ -279,9 +321,16 @@ class _Plan:
 
 
 def _check_finite_weights(model):
-    """Refuses a model with NaN or infinite weights: its answers would be noise."""
+    """Refuses a model with no weights, or NaN or infinite ones: its answers
+    would be noise."""
     import numpy as np
 
+    if not model.weights:
+        raise ValueError(
+            f"`model` {model.name!r} has no weights (no layer with parameters, or never "
+            "built), so there is nothing trained to export. Export the trained model, "
+            "e.g. a zoo run's model.keras."
+        )
     bad = [
         w.path for w in model.weights
         if not np.isfinite(keras.ops.convert_to_numpy(w)).all()
@@ -312,7 +361,7 @@ def _head(model):
     return "features"
 
 
-def _archive(tf, plan, endpoints, top_k=True):
+def _archive(tf, plan, endpoints):
     """An ExportArchive whose endpoints share one traced model call."""
     archive = keras.export.ExportArchive()
     # The endpoints' variables are saved without `track()`: add_endpoint
@@ -330,27 +379,8 @@ def _archive(tf, plan, endpoints, top_k=True):
 
         @tf.function(input_signature=[image_spec], autograph=False)
         def classify(images):
-            # A SavedModel signature call does not check shapes, so a wrong
-            # rank would fail deep in the first conv; fail here, by name.
-            x = tf.ensure_shape(images, image_spec.shape, name="check_images_shape")
-            if plan.preprocessing is not None:
-                x = plan.preprocessing(x)
-            if plan.channels_first:
-                x = tf.transpose(x, [0, 3, 1, 2])
-            if x.dtype != plan.input_dtype:
-                x = tf.cast(x, plan.input_dtype)
-            y = plan.model(x, training=False)
-            # NaN for every output of an image with a NaN or infinite pixel,
-            # 0 otherwise. A folded conv+bias+ReLU (and any other kernel
-            # TensorFlow fuses with a ReLU on oneDNN CPUs) maps NaN to 0, so
-            # without this such an image could get a confident answer.
-            poison = tf.reduce_sum(images - images, axis=[1, 2, 3])
-            y = y + tf.reshape(tf.cast(poison, y.dtype), [-1] + [1] * (len(y.shape) - 1))
-            if plan.head == "features":
-                return {"features": y}
-            probabilities = tf.nn.softmax(y) if plan.head == "logits" else y
-            outputs = {"probabilities": tf.cast(probabilities, tf.float32)}
-            if top_k:
+            outputs = serve_outputs(tf, plan, images)
+            if plan.head != "features":
                 scores, ids = tf.math.top_k(outputs["probabilities"], k=plan.top_k)
                 outputs["top_k_ids"] = ids
                 outputs["top_k_scores"] = scores
@@ -385,6 +415,45 @@ def _archive(tf, plan, endpoints, top_k=True):
             endpoint.get_concrete_function()
             archive.add_endpoint(name, endpoint)
     return archive
+
+
+def serve_outputs(tf, plan, images, keep_nan=True):
+    """The graph every export serves: float32 images in, a dict out.
+
+    {"probabilities": float32 (batch, classes)} for a classifier (a softmax
+    added to logits), {"features": ...} for a model without one. The
+    SavedModel endpoints add top-k to it; the ONNX, LiteRT and OpenVINO
+    exports (keras_resnet.export_formats) are this graph alone.
+
+    Args:
+        tf: the tensorflow module.
+        plan: the checked export arguments (`_Plan`).
+        images: float32 (batch, H, W, 3), channels last.
+        keep_nan: give every output of an image with a NaN or infinite
+            pixel NaN. False only for full-integer graphs, which have no NaN.
+    """
+    # A SavedModel signature call does not check shapes, so a wrong rank
+    # would fail deep in the first conv; fail here, by name.
+    shape = (None, plan.height, plan.width, 3)
+    x = tf.ensure_shape(images, shape, name="check_images_shape")
+    if plan.preprocessing is not None:
+        x = plan.preprocessing(x)
+    if plan.channels_first:
+        x = tf.transpose(x, [0, 3, 1, 2])
+    if x.dtype != plan.input_dtype:
+        x = tf.cast(x, plan.input_dtype)
+    y = plan.model(x, training=False)
+    if keep_nan:
+        # NaN for every output of an image with a NaN or infinite pixel,
+        # 0 otherwise. A folded conv+bias+ReLU (and any other kernel
+        # TensorFlow fuses with a ReLU on oneDNN CPUs) maps NaN to 0, so
+        # without this such an image could get a confident answer.
+        poison = tf.reduce_sum(images - images, axis=[1, 2, 3])
+        y = y + tf.reshape(tf.cast(poison, y.dtype), [-1] + [1] * (len(y.shape) - 1))
+    if plan.head == "features":
+        return {"features": y}
+    probabilities = tf.nn.softmax(y) if plan.head == "logits" else y
+    return {"probabilities": tf.cast(probabilities, tf.float32)}
 
 
 def _decode_images(tf, image_bytes, image_size):
