@@ -74,3 +74,22 @@ def test_resnet1202(tmp_path):
     assert set(loaded.signatures) == {"serve", "serving_default"}
     print(f"\nResNet-1202: built in {built - start:.0f} s, exported + reloaded + "
           f"checked in {time.time() - built:.0f} s")
+
+
+def test_resnet110_in_every_runtime(tmp_path):
+    """ONNX, OpenVINO and LiteRT of a 110-layer net, each in its runtime.
+
+    About 12 + 10 + 34 s on 2 cores (LiteRT's converter is the slow one).
+    ResNet-1202 exports to all three as well (checked by hand, 11-30 min
+    each under load: too slow for CI; see README).
+    """
+    from conftest import deploy_runtime
+    from keras_resnet import runtimes
+
+    model = bounded_batchnorm(keras_resnet.resnet110())
+    x = np.random.default_rng(1).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    for fmt, name in (("onnx", "m.onnx"), ("openvino", "m_openvino"), ("litert", "m.tflite")):
+        deploy_runtime({"onnx": "onnxruntime", "openvino": "openvino"}.get(fmt, "ai_edge_litert.interpreter"))
+        path = serving.export(model, tmp_path / name, format=fmt)
+        np.testing.assert_allclose(runtimes.load(path)(x), expected, atol=1e-5, rtol=0)
