@@ -1,7 +1,7 @@
 """ONNX, LiteRT (TFLite) and OpenVINO exports of the serving graph.
 
-`keras_resnet.export(model, path, format=...)` writes, besides the
-SavedModel (`keras_resnet.serving`):
+`keras_resnet.export(model, path, format=...)` (the `export` here) writes
+the SavedModel of `keras_resnet.serving` by default, and:
 
     format="onnx"      one `.onnx` file. Input `images`, float32
                        (batch, H, W, 3), the batch dimension dynamic and
@@ -49,8 +49,8 @@ import pathlib
 import warnings
 
 import keras
-import numpy as np
 
+from keras_resnet import quantization as quantization_lib
 from keras_resnet import serving
 from keras_resnet.models import recursion_headroom
 
@@ -59,7 +59,6 @@ ONNX = "onnx"
 LITERT = "litert"
 OPENVINO = "openvino"
 FORMATS = (SAVED_MODEL, ONNX, LITERT, OPENVINO)
-IO_DTYPES = ("float32", "uint8")
 OPENVINO_XML = "model.xml"
 DEPLOY_EXTRA = 'pip install "keras-resnet[deploy]" (from a clone: pip install ".[deploy]")'
 
@@ -68,25 +67,118 @@ def export(
     model,
     path,
     *,
-    format,
+    format=SAVED_MODEL,
+    class_names=None,
     preprocessing=None,
+    top_k=None,
+    image_size=None,
     fold_batchnorm=False,
+    endpoints=serving.ENDPOINTS,
     overwrite=False,
+    verbose=False,
     quantization=None,
     calibration_images=None,
     io_dtype="float32",
 ):
-    """Writes `model` as ONNX, LiteRT or OpenVINO; see the module docstring.
+    """Writes `model` for serving: a SavedModel, ONNX, LiteRT or OpenVINO.
 
-    Called by `keras_resnet.export(model, path, format=...)`, whose
-    docstring describes the arguments.
+    `keras_resnet.export`. format="tf_saved_model" (the default) is
+    `keras_resnet.serving.export`: a SavedModel with three signatures,
+    top-k and class names. The other formats are that graph's `serve`
+    endpoint alone (see the module docstring for their inputs and outputs);
+    run any of them with `keras_resnet.runtimes.load(path)`.
+
+    Args:
+        model: a `keras.Model` with one image input, e.g. from
+            `keras_resnet.ResNet` or a zoo run's `model.keras`.
+        path: the SavedModel directory; format="onnx": a `.onnx` file;
+            "litert": a `.tflite` file; "openvino": a directory for
+            model.xml and model.bin. Written to a temporary path next to it
+            and renamed into place, so an interrupted export leaves no
+            half-written file.
+        format: "tf_saved_model", "onnx", "litert" or "openvino" (the names
+            of `keras.Model.export`). All need the TensorFlow backend; ONNX
+            and OpenVINO need the `deploy` extra.
+        class_names, top_k, image_size, endpoints, verbose: SavedModel only,
+            as in `keras_resnet.serving.export`.
+        preprocessing: what turns the served images into the model's input,
+            baked in: None, or a callable on float32 (batch, H, W, 3) images
+            such as `keras.layers.Rescaling(1 / 255)`.
+        fold_batchnorm: fold every BN into its conv first.
+        overwrite: replace an existing `path`.
+        quantization: format="litert" only: None (float32), "dynamic"
+            (int8 weights, float activations) or "int8" (full-integer).
+        calibration_images: quantization="int8" only, and required there: an
+            array (N, H, W, 3) or an iterable of images or batches, uint8 or
+            float, the pixels as the model is served; a few hundred training
+            images (never test images).
+        io_dtype: quantization="int8" only: "float32" (float in and out) or
+            "uint8" (raw 0..255 pixels in, probabilities q / 256 out).
 
     Returns:
         The path written, as a string.
+
+    Raises:
+        FileExistsError: `path` exists (for a directory: is not empty) and
+            `overwrite` is False. The existing export is left intact.
+        ValueError: for a bad argument, naming the value received.
+        ImportError: a package of the `deploy` extra is missing.
     """
-    tf = serving._tensorflow()
-    if format not in FORMATS[1:]:
+    if format == SAVED_MODEL:
+        if quantization is not None or calibration_images is not None or io_dtype != "float32":
+            raise ValueError(
+                "`quantization`, `calibration_images` and `io_dtype` apply to "
+                "format='litert' only. Received them with format='tf_saved_model'."
+            )
+        return serving.export(
+            model, path, class_names=class_names, preprocessing=preprocessing, top_k=top_k,
+            image_size=image_size, fold_batchnorm=fold_batchnorm, endpoints=endpoints,
+            overwrite=overwrite, verbose=verbose,
+        )
+    if format not in FORMATS:
         raise ValueError(f"`format` must be one of {FORMATS}. Received format={format!r}.")
+    saved_model_only = {
+        "class_names": class_names is not None, "top_k": top_k is not None,
+        "image_size": image_size is not None, "endpoints": endpoints != serving.ENDPOINTS,
+        "verbose": verbose is not False,
+    }
+    given = [f"`{name}`" for name, set_ in saved_model_only.items() if set_]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)} applies to the SavedModel (format='tf_saved_model') only; "
+            f"format={format!r} returns probabilities (or features) alone."
+        )
+    return _export_file(model, path, format, preprocessing, fold_batchnorm, overwrite,
+                        quantization, calibration_images, io_dtype)
+
+
+def export_tflite(
+    model,
+    path,
+    *,
+    quantization=None,
+    preprocessing=None,
+    fold_batchnorm=False,
+    overwrite=False,
+    calibration_images=None,
+    io_dtype="float32",
+):
+    """`export(model, path, format="litert", ...)`: a LiteRT (TFLite) file.
+
+    One signature, "serving_default": input float32 `images` (batch, H, W,
+    3) (uint8 for int8 with io_dtype="uint8"), output `probabilities` (or
+    `features` for a model without a classifier). Run it with
+    `ai_edge_litert.interpreter.Interpreter` or `keras_resnet.runtimes.load`.
+    The arguments are those of `export`.
+    """
+    return _export_file(model, path, LITERT, preprocessing, fold_batchnorm, overwrite,
+                        quantization, calibration_images, io_dtype)
+
+
+def _export_file(model, path, format, preprocessing, fold_batchnorm, overwrite,
+                 quantization, calibration_images, io_dtype):
+    """ONNX, LiteRT or OpenVINO, arguments as in `export`."""
+    tf = serving._tensorflow()
     _check_quantization(format, quantization, calibration_images, io_dtype)
     suffix = {ONNX: ".onnx", LITERT: ".tflite"}.get(format)
     path = _check_format_path(path, format, suffix)
@@ -99,7 +191,7 @@ def export(
     plan = serving._Plan(model, None, preprocessing, None, None, fold_batchnorm)
     calibration = None
     if quantization == "int8":
-        calibration = _calibration_batches(calibration_images, plan)
+        calibration = quantization_lib.calibration_batches(calibration_images, plan)
     spec = tf.TensorSpec((None, plan.height, plan.width, 3), tf.float32, name="images")
 
     def write(target):
@@ -121,10 +213,10 @@ def export(
                 staged = target + ".tflite"
                 wrapper.export(
                     staged, format=LITERT, input_signature=[spec], verbose=False,
-                    **_converter_options(tf, quantization, calibration, io_dtype),
+                    **quantization_lib.converter_options(tf, quantization, calibration, io_dtype),
                 )
                 if io_dtype == "uint8":
-                    _check_uint8_input(staged, calibration)
+                    quantization_lib.check_uint8_input(staged, calibration)
                 os.replace(staged, target)
 
     serving._write_atomically(path, overwrite, write)
@@ -184,9 +276,9 @@ def _check_quantization(format, quantization, calibration_images, io_dtype):
             f"`quantization` applies to format='litert' only. Received "
             f"quantization={quantization!r} with format={format!r}."
         )
-    if quantization not in serving.QUANTIZATIONS:
+    if quantization not in quantization_lib.QUANTIZATIONS:
         raise ValueError(
-            f"`quantization` must be one of {serving.QUANTIZATIONS}. "
+            f"`quantization` must be one of {quantization_lib.QUANTIZATIONS}. "
             f"Received quantization={quantization!r}."
         )
     if quantization == "int8" and calibration_images is None:
@@ -203,8 +295,10 @@ def _check_quantization(format, quantization, calibration_images, io_dtype):
             "`calibration_images` is only used by quantization='int8'. Received "
             f"calibration_images with quantization={quantization!r}."
         )
-    if io_dtype not in IO_DTYPES:
-        raise ValueError(f"`io_dtype` must be one of {IO_DTYPES}. Received io_dtype={io_dtype!r}.")
+    if io_dtype not in quantization_lib.IO_DTYPES:
+        raise ValueError(
+            f"`io_dtype` must be one of {quantization_lib.IO_DTYPES}. Received io_dtype={io_dtype!r}."
+        )
     if io_dtype != "float32" and quantization != "int8":
         raise ValueError(
             "io_dtype='uint8' needs quantization='int8' (only a full-integer file "
@@ -240,91 +334,6 @@ def require(module, needed_by):
             f"{needed_by} needs the {module} package, which is not installed "
             f"({error}). Install the deploy extra: {DEPLOY_EXTRA}."
         ) from error
-
-
-def _calibration_batches(images, plan):
-    """The calibration images as a list of float32 (1, H, W, 3) arrays, checked."""
-    want = (plan.height, plan.width, 3)
-    if isinstance(images, (str, bytes)) or not (
-        hasattr(images, "__iter__") or hasattr(images, "__array__")
-    ):
-        raise ValueError(
-            "`calibration_images` must be an array (N, H, W, 3) or an iterable of "
-            f"images (H, W, 3) or batches. Received {type(images).__name__}: {images!r:.80}."
-        )
-    parts = [images] if hasattr(images, "__array__") else images
-    batches = []
-    for part in parts:
-        array = np.asarray(part)
-        if array.ndim == 3:
-            array = array[None]
-        fixed = all(w is None or g == w for g, w in zip(array.shape[1:], want))
-        if array.ndim != 4 or not fixed or array.shape[-1] != 3:
-            raise ValueError(
-                f"`calibration_images` must be images of shape {_shape(want)} (channels "
-                f"last, as the exported file takes them), as (N, H, W, 3) arrays or single "
-                f"(H, W, 3) images. Received an array of shape {array.shape}."
-            )
-        if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
-            raise ValueError(
-                "`calibration_images` must be uint8 or float pixels. Received dtype "
-                f"{array.dtype} (shape {array.shape})."
-            )
-        array = array.astype(np.float32)
-        if not np.isfinite(array).all():
-            raise ValueError(
-                "`calibration_images` holds NaN or infinite pixels, which would make the "
-                f"quantization ranges meaningless (an array of shape {array.shape})."
-            )
-        batches += [array[i : i + 1] for i in range(len(array))]
-    if not batches:
-        raise ValueError("`calibration_images` is empty: pass a few hundred training images.")
-    return batches
-
-
-def _shape(want):
-    return "(" + ", ".join("H" if d is None else str(d) for d in want[:2]) + ", 3)"
-
-
-def _converter_options(tf, quantization, calibration, io_dtype):
-    """TFLiteConverter attributes for Keras's LiteRT exporter."""
-    if quantization is None:
-        # Builtin ops only: Keras also allows TensorFlow's Flex ops, which
-        # the ai-edge-litert interpreter cannot run.
-        return {"target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}}
-    options = {"optimizations": [tf.lite.Optimize.DEFAULT]}
-    if quantization == "dynamic":
-        options["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
-        return options
-    options["representative_dataset"] = lambda: ([batch] for batch in calibration)
-    options["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}
-    if io_dtype == "uint8":
-        options["inference_input_type"] = tf.uint8
-        options["inference_output_type"] = tf.uint8
-    return options
-
-
-def _check_uint8_input(path, calibration):
-    """A uint8 input must be the raw pixel value: scale 1, zero point 0.
-
-    The converter sets the input's range from the calibration images; only
-    images that span 0..255 give exactly that. Anything else would make
-    uint8 callers feed wrong values silently, so it is refused.
-    """
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    graph = flatbuffer_utils.read_model(str(path)).subgraphs[0]
-    quantization = graph.tensors[graph.inputs[0]].quantization
-    scale, zero_point = float(quantization.scale[0]), int(quantization.zeroPoint[0])
-    if (scale, zero_point) != (1.0, 0):
-        low = min(float(b.min()) for b in calibration)
-        high = max(float(b.max()) for b in calibration)
-        raise ValueError(
-            f"io_dtype='uint8' needs calibration images whose pixels span 0..255, so that "
-            f"the uint8 input is the raw pixel value; these span {low:g}..{high:g}, which "
-            f"gives input scale {scale:g} and zero point {zero_point}. Calibrate on more "
-            "(or brighter and darker) images, or use io_dtype='float32'. Nothing was written."
-        )
 
 
 def _name_onnx_dimensions(path):

@@ -1,8 +1,9 @@
-"""SavedModel export with serving signatures; the entry point of every export.
+"""SavedModel export with serving signatures, and the graph every export serves.
 
-The package exports `export` and `export_tflite` as `keras_resnet.export`
-and `keras_resnet.export_tflite`; this module is named `serving` so that the
-function `keras_resnet.export` does not shadow a module of the same name.
+`keras_resnet.export` and `keras_resnet.export_tflite` live in
+`keras_resnet.export_formats`, which calls `export` here for SavedModels
+and `serve_outputs` for every other format; this module is named
+`serving` so that no function shadows a module of the same name.
 
 `export(model, path)` writes a TF SavedModel, ready for TF Serving, through
 Keras 3's `keras.export.ExportArchive`. It has three endpoints, each one a
@@ -33,9 +34,8 @@ scores, features) from every endpoint, and a model whose weights are not all
 finite (or a model with no weights) is refused. All endpoints share one
 traced function of the model, so a deep model is traced once.
 
-`export(model, path, format="onnx" | "litert" | "openvino")` and
-`export_tflite` write the `serve` graph alone (probabilities only) in the
-other formats; `keras_resnet.export_formats` says what each file holds.
+The ONNX, LiteRT and OpenVINO exports (`keras_resnet.export_formats`) are
+the `serve` graph alone (`serve_outputs`: probabilities only).
 
 This module needs the TensorFlow backend and imports TensorFlow only when
 called, so `import keras_resnet` works without TensorFlow.
@@ -55,7 +55,6 @@ from keras_resnet.fold import fold_batchnorm as fold_batchnorm_fn
 from keras_resnet.models import recursion_headroom
 
 DEFAULT_TOP_K = 5
-QUANTIZATIONS = (None, "dynamic", "int8")
 ENDPOINTS = ("serve", "serve_uint8", "serve_bytes")
 
 
@@ -63,7 +62,6 @@ def export(
     model,
     path,
     *,
-    format="tf_saved_model",
     class_names=None,
     preprocessing=None,
     top_k=None,
@@ -72,34 +70,21 @@ def export(
     endpoints=ENDPOINTS,
     overwrite=False,
     verbose=False,
-    quantization=None,
-    calibration_images=None,
-    io_dtype="float32",
 ):
-    """Writes `model` as a TF SavedModel with serving signatures, or as
-    ONNX, LiteRT or OpenVINO (`format`).
+    """Writes `model` as a TF SavedModel with serving signatures.
 
-    Reload a SavedModel with `tf.saved_model.load(path)` (call
-    `.serve(images)` or `.signatures["serving_default"](images=...)`) or
-    with `keras.layers.TFSMLayer(path, call_endpoint="serve")`. Run the
-    other formats with `keras_resnet.runtimes.load(path)` or their own
-    runtimes (see `keras_resnet.export_formats` for their inputs and
-    outputs).
+    `keras_resnet.export` (in `keras_resnet.export_formats`) calls this for
+    format="tf_saved_model", its default. Reload it with
+    `tf.saved_model.load(path)` (call `.serve(images)` or
+    `.signatures["serving_default"](images=...)`) or with
+    `keras.layers.TFSMLayer(path, call_endpoint="serve")`.
 
     Args:
         model: a `keras.Model` with one image input, e.g. from
             `keras_resnet.ResNet` or a zoo run's `model.keras`.
-        path: the SavedModel directory to write (format="onnx": a `.onnx`
-            file; "litert": a `.tflite` file; "openvino": a directory for
-            model.xml and model.bin). It is written to a temporary path next
-            to it and renamed into place, so an interrupted export leaves no
-            half-written file.
-        format: "tf_saved_model" (default), "onnx", "litert" or "openvino",
-            the names of `keras.Model.export`. The last three need the
-            TensorFlow backend; ONNX and OpenVINO need the `deploy` extra.
-            They take only `preprocessing`, `fold_batchnorm`, `overwrite`
-            and (LiteRT) the quantization arguments, and return
-            probabilities (or features) alone.
+        path: the SavedModel directory to write. It is written to a
+            temporary directory next to it and renamed into place, so an
+            interrupted export leaves no half-written SavedModel.
         class_names: optional list of `classes` strings (index = class id);
             adds the `top_k_names` output.
         preprocessing: what turns the served images into the model's input,
@@ -121,14 +106,6 @@ def export(
             (ResNet-1202) each one adds noticeably to export and load time.
         overwrite: replace an existing non-empty `path`.
         verbose: print the endpoints Keras wrote.
-        quantization: format="litert" only: None (float32), "dynamic"
-            (int8 weights, float activations) or "int8" (full-integer).
-        calibration_images: quantization="int8" only, and required there:
-            an array (N, H, W, 3) or an iterable of images or batches,
-            uint8 or float, the pixels as the model is served; a few
-            hundred training images (never test images).
-        io_dtype: quantization="int8" only: "float32" (float in and out)
-            or "uint8" (raw 0..255 pixels in, probabilities q / 256 out).
 
     Returns:
         The path written, as a string.
@@ -137,35 +114,7 @@ def export(
         FileExistsError: `path` exists, is not an empty directory, and
             `overwrite` is False. The existing export is left intact.
         ValueError: for a bad argument, naming the value received.
-        ImportError: a runtime package of the `deploy` extra is missing.
     """
-    if format != "tf_saved_model":
-        from keras_resnet import export_formats
-
-        saved_model_only = {
-            "class_names": class_names is not None,
-            "top_k": top_k is not None,
-            "image_size": image_size is not None,
-            "endpoints": endpoints != ENDPOINTS,
-            "verbose": verbose is not False,
-        }
-        given = [name for name, set_ in saved_model_only.items() if set_]
-        if given and format in export_formats.FORMATS:
-            raise ValueError(
-                f"{', '.join(f'`{name}`' for name in given)} applies to the SavedModel "
-                f"(format='tf_saved_model') only; format={format!r} returns "
-                "probabilities (or features) alone."
-            )
-        return export_formats.export(
-            model, path, format=format, preprocessing=preprocessing,
-            fold_batchnorm=fold_batchnorm, overwrite=overwrite, quantization=quantization,
-            calibration_images=calibration_images, io_dtype=io_dtype,
-        )
-    if quantization is not None or calibration_images is not None or io_dtype != "float32":
-        raise ValueError(
-            "`quantization`, `calibration_images` and `io_dtype` apply to "
-            "format='litert' only. Received them with format='tf_saved_model'."
-        )
     tf = _tensorflow()
     path = _check_path(path, overwrite)
     endpoints = _check_endpoints(endpoints)
@@ -177,51 +126,6 @@ def export(
 
     _write_atomically(path, overwrite, write)
     return str(path)
-
-
-def export_tflite(
-    model,
-    path,
-    *,
-    quantization=None,
-    preprocessing=None,
-    fold_batchnorm=False,
-    overwrite=False,
-    calibration_images=None,
-    io_dtype="float32",
-):
-    """Writes `model` as a LiteRT (TFLite) flatbuffer that returns probabilities.
-
-    The same as `export(model, path, format="litert", ...)`: the graph of
-    the `serve` endpoint (preprocessing baked in), one signature,
-    "serving_default", with one input, float32 `images` (batch, H, W, 3),
-    and one output, `probabilities` (or `features` for a model without a
-    classifier). Run it with `ai_edge_litert.interpreter.Interpreter` or
-    `keras_resnet.runtimes.load(path)`.
-
-    Args:
-        model: a `keras.Model` with one image input.
-        path: the `.tflite` file to write (atomically).
-        quantization: None (float32), "dynamic" (dynamic-range
-            quantisation: int8 weights, float activations; about 4x smaller)
-            or "int8" (full-integer: int8 weights and activations, calibrated
-            on `calibration_images`).
-        preprocessing: as in `export`.
-        fold_batchnorm: fold every BN into its conv first. The converter
-            folds BN itself, so this mostly matters for the SavedModel.
-        overwrite: replace an existing `path`.
-        calibration_images, io_dtype: for quantization="int8", as in `export`.
-
-    Returns:
-        The path written, as a string.
-    """
-    from keras_resnet import export_formats
-
-    return export_formats.export(
-        model, path, format=export_formats.LITERT, preprocessing=preprocessing,
-        fold_batchnorm=fold_batchnorm, overwrite=overwrite, quantization=quantization,
-        calibration_images=calibration_images, io_dtype=io_dtype,
-    )
 
 
 class _Plan:

@@ -91,5 +91,5 @@ def test_resnet110_in_every_runtime(tmp_path):
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     for fmt, name in (("onnx", "m.onnx"), ("openvino", "m_openvino"), ("litert", "m.tflite")):
         deploy_runtime({"onnx": "onnxruntime", "openvino": "openvino"}.get(fmt, "ai_edge_litert.interpreter"))
-        path = serving.export(model, tmp_path / name, format=fmt)
+        path = keras_resnet.export(model, tmp_path / name, format=fmt)
         np.testing.assert_allclose(runtimes.load(path)(x), expected, atol=1e-5, rtol=0)

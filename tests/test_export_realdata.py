@@ -71,11 +71,11 @@ def run_tflite(path, images):
 
 def test_tflite_float_and_dynamic_range(trained, tmp_path):
     images = trained["test_x"].astype("float32")
-    float_path = serving.export_tflite(trained["model"], tmp_path / "float.tflite")
+    float_path = keras_resnet.export_tflite(trained["model"], tmp_path / "float.tflite")
     float_probs = run_tflite(float_path, images)
     np.testing.assert_allclose(float_probs, trained["probs"], atol=1e-4, rtol=0)
 
-    quant_path = serving.export_tflite(trained["model"], tmp_path / "dynamic.tflite",
+    quant_path = keras_resnet.export_tflite(trained["model"], tmp_path / "dynamic.tflite",
                                        quantization="dynamic")
     quant_probs = run_tflite(quant_path, images)
     agreement = np.mean(quant_probs.argmax(1) == trained["probs"].argmax(1))

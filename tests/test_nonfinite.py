@@ -118,7 +118,7 @@ def test_every_export_propagates_nan(tmp_path):
         assert np.isnan(outputs["top_k_scores"].numpy()[0]).all()
     # The other formats, in their own runtimes: tests/test_export_formats.py.
     deploy_runtime("ai_edge_litert.interpreter")
-    path = serving.export_tflite(model, tmp_path / "m.tflite")
+    path = keras_resnet.export_tflite(model, tmp_path / "m.tflite")
     check_rows(runtimes.load(path)(x))
 
 

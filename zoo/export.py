@@ -10,7 +10,7 @@
 
 Reads the run's `model.keras` (raw 0..255 pixels in, preprocessing inside)
 and `classes.json` (class names, if the run wrote them). --output writes
-the SavedModel of `keras_resnet.serving.export`: signatures
+the SavedModel of `keras_resnet.export`: signatures
 `serving_default` (float images), `serve_uint8`, `serve_bytes` (encoded
 JPEG/PNG), each returning probabilities, the top-k class ids and, with
 classes.json, their names. --onnx, --tflite and --openvino write those
@@ -178,7 +178,7 @@ def export_run(workdir, output=None, *, overwrite=False, fold_batchnorm=False, t
         FileExistsError: an existing output without `overwrite`; checked for
             every output before any is written.
     """
-    from keras_resnet import serving
+    import keras_resnet
 
     if quantization is not None and tflite is None:
         raise ValueError(f"quantization={quantization!r} needs a .tflite path (--tflite).")
@@ -197,17 +197,17 @@ def export_run(workdir, output=None, *, overwrite=False, fold_batchnorm=False, t
         images, record = _calibration(workdir, calibration_images)
     written = []
     if output is not None:
-        written.append(serving.export(
+        written.append(keras_resnet.export(
             model, paths["output"], class_names=class_names, top_k=top_k,
             fold_batchnorm=fold_batchnorm, overwrite=overwrite,
         ))
     for flag in ("onnx", "openvino"):
         if flag in paths:
-            written.append(serving.export(
+            written.append(keras_resnet.export(
                 model, paths[flag], format=flag, fold_batchnorm=fold_batchnorm, overwrite=overwrite,
             ))
     if tflite is not None:
-        written.append(serving.export_tflite(
+        written.append(keras_resnet.export_tflite(
             model, paths["tflite"], quantization=quantization, fold_batchnorm=fold_batchnorm,
             overwrite=overwrite, calibration_images=images, io_dtype=io_dtype,
         ))
