@@ -364,7 +364,7 @@ def test_zoo_calibration_images_are_the_recorded_training_files(tmp_path):
         ({"quantization": "int8"}, ValueError, r"needs a .tflite path \(--tflite\)"),
         ({"onnx": "m.onnx", "top_k": 3}, ValueError, r"--top_k applies to the SavedModel \(--output\) only"),
         ({"tflite": "old.tflite", "quantization": "int8"}, FileExistsError,
-         r"--calibration='.*old.calibration.json' exists; pass --overwrite"),
+         r"The int8 calibration record '.*old.calibration.json' exists; pass --overwrite"),
     ],
 )
 def test_zoo_export_refuses_before_writing(digits_run, tmp_path, monkeypatch, kwargs, error, message):

@@ -111,15 +111,17 @@ def check_outputs(workdir, outputs, overwrite=False):
             continue
         path = pathlib.Path(cli.expand(path)).resolve()
         suffix = OUTPUTS.get(flag, CALIBRATION_SUFFIX)
+        # What the messages call it: the flag, or the record written beside --tflite.
+        name = f"--{flag}={str(path)!r}" if flag in OUTPUTS else f"The int8 calibration record {str(path)!r}"
         if path == run or run.is_relative_to(path):
             example = run.parent / (run.name + (suffix or f"_{'savedmodel' if flag == 'output' else flag}"))
             raise ValueError(
-                f"--{flag}={str(path)!r} contains the training run {str(run)!r}: the export "
+                f"{name} contains the training run {str(run)!r}: the export "
                 f"would replace it. Export to a path outside the run, e.g. {str(example)!r}."
             )
         if _part_of_run(path, run):
             raise ValueError(
-                f"--{flag}={str(path)!r} is part of the training run {str(run)!r} "
+                f"{name} is part of the training run {str(run)!r} "
                 f"({path.relative_to(run).parts[0]}); export to another path."
             )
         if suffix is not None and not path.name.endswith(suffix):
@@ -127,13 +129,13 @@ def check_outputs(workdir, outputs, overwrite=False):
         for other_flag, other in checked.items():
             if path == other or path.is_relative_to(other) or other.is_relative_to(path):
                 raise ValueError(
-                    f"--{flag}={str(path)!r} and --{other_flag}={str(other)!r} overlap; "
+                    f"{name} and --{other_flag}={str(other)!r} overlap; "
                     "give each export a path of its own, outside the others."
                 )
         if serving._occupied(path) and not overwrite:
             what = "is not an empty directory" if path.is_dir() else "exists"
             raise FileExistsError(
-                f"--{flag}={str(path)!r} {what}; pass --overwrite to replace it. "
+                f"{name} {what}; pass --overwrite to replace it. "
                 "Nothing was written."
             )
         checked[flag] = path
