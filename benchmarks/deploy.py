@@ -1,6 +1,7 @@
 """Every deployment path on real images: error, agreement, speed (README's table).
 
     python -m benchmarks.deploy --zoo-run=/tmp/r20 --readme=README.md --json=deploy.json
+    python -m benchmarks.deploy --from-json=deploy.json --readme=README.md   # tables again
 
 For the shipped `cifar10` presets (ResNet-20 and ResNet-56, raw 0..255
 pixels in) and optionally one zoo run (--zoo-run, exported with zoo.export
@@ -29,6 +30,7 @@ only. The CPU (lscpu) and the package versions are recorded.
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import statistics
@@ -74,6 +76,7 @@ def parse_args(argv):
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--markdown", help="write the tables here")
     parser.add_argument("--readme", help="rewrite the generated block of this README")
+    parser.add_argument("--from-json", help="make the tables from a saved --json report instead of running")
     args = parser.parse_args(argv)
     for name in ("repeats", "batch", "latency_calls", "calibration"):
         if getattr(args, name) < 1:
@@ -97,7 +100,9 @@ def machine():
     return {
         "cpu": fields.get("Model name", platform.processor()).strip(),
         "cpu_flags": [f for f in CPU_FLAGS if f in flags],
-        "cores": len(__import__("os").sched_getaffinity(0)),
+        "cores": len(os.sched_getaffinity(0)),
+        # The machine is shared: its load while the benchmark starts.
+        "load_average_1_5_15min": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "versions": versions,
     }
@@ -289,13 +294,16 @@ def run(args):
         pixels = np.random.default_rng(0).integers(0, 256, (args.batch, 224, 224, 3)).astype(np.float32)
         report["models"]["ResNet-50 (random weights, 224x224)"] = benchmark_model(
             "ResNet-50", model, args, None, pixels[:32], pixels, accuracy_too=False)
+    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return report
 
 
 def markdown(report):
     m = report["machine"]
     lines = [
-        f"CPU: {m['cpu']}, {m['cores']} cores, flags {', '.join(m['cpu_flags'])}. "
+        f"CPU: {m['cpu']}, {m['cores']} cores, flags {', '.join(m['cpu_flags'])}; load average "
+        f"{' / '.join(map(str, m['load_average_1_5_15min']))} (1/5/15 min) at the start, "
+        f"{' / '.join(map(str, report['load_average_at_end']))} at the end (a shared machine). "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".",
         f"Speed: medians of {report['args']['repeats']} interleaved rounds; batch {report['args']['batch']} "
         f"images/s and batch-1 ms. Errors: on the {report['images']['original_846']} original test images and "
@@ -308,7 +316,8 @@ def markdown(report):
         accuracy_too = "accuracy" in result
         head = ["runtime"]
         if accuracy_too:
-            head += ["error 846 orig.", "error 10k JPEG", "agreement", "max \\|p - p_keras\\|", "NaN out"]
+            head += [f"error {report['images']['original_846']} orig.", f"error {report['images']['jpeg_10k']} JPEG",
+                     "agreement", "max \\|p - p_keras\\|", "NaN out"]
         head += ["img/s (b64)", "ms (b1)", "x Keras predict (b64 / b1)", "MB"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         keras = result["speed"]["Keras predict"]
@@ -335,7 +344,8 @@ def _zoo_note(result):
     note = f" (zoo.train, {zoo['steps']} steps, its own test accuracy {100 * zoo['test_accuracy']:.2f}%"
     calibration = result.get("calibration")
     if calibration:
-        note += f"; int8 calibrated by zoo.export on {calibration['selection']} of {calibration['dataset']}"
+        note += (f"; int8 calibrated by zoo.export on {calibration['images']} images of the run's training "
+                 f"split, {calibration['selection']}")
     return note + ")"
 
 
@@ -349,10 +359,24 @@ def update_readme(path, table, command):
     pathlib.Path(path).write_text(head + block + tail)
 
 
+def _command(used):
+    """The command line that ran a report: its arguments that differ from the defaults."""
+    defaults = vars(parse_args([]))
+    skip = ("json", "markdown", "readme", "from_json")
+    parts = []
+    for name, value in used.items():
+        if name in skip or defaults.get(name) == value:
+            continue
+        flag = "--" + name.replace("_", "-")
+        parts.append(f"--no-{flag[2:]}" if value is False else flag if value is True else f"{flag}={value}")
+    return " ".join(["python -m benchmarks.deploy"] + parts)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    report = run(args)
+    report = json.loads(pathlib.Path(args.from_json).read_text()) if args.from_json else run(args)
+    command = _command(report["args"])
     table = markdown(report)
     print(table)
     if args.json:
@@ -360,8 +384,7 @@ def main(argv=None):
     if args.markdown:
         pathlib.Path(args.markdown).write_text(table + "\n")
     if args.readme:
-        update_readme(args.readme, table, "python -m benchmarks.deploy " + " ".join(
-            a for a in argv if not a.startswith(("--json", "--readme", "--markdown"))))
+        update_readme(args.readme, table, command)
     return report
 
 
