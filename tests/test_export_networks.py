@@ -80,8 +80,8 @@ def test_resnet110_in_every_runtime(tmp_path):
     """ONNX, OpenVINO and LiteRT of a 110-layer net, each in its runtime.
 
     About 12 + 10 + 34 s on 2 cores (LiteRT's converter is the slow one).
-    ResNet-1202 exports to all three as well (checked by hand, 11-30 min
-    each under load: too slow for CI; see README).
+    ResNet-1202 exports to all three as well (checked by hand: 8 to 25 min
+    each on 2 busy cores, too slow for CI; see README).
     """
     from conftest import deploy_runtime
     from keras_resnet import runtimes
