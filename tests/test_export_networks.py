@@ -76,12 +76,12 @@ def test_resnet1202(tmp_path):
           f"checked in {time.time() - built:.0f} s")
 
 
-def test_resnet110_in_every_runtime(tmp_path):
-    """ONNX, OpenVINO and LiteRT of a 110-layer net, each in its runtime.
+def test_resnet110_onnx_and_openvino(tmp_path):
+    """ONNX and OpenVINO of a 110-layer net, each in its runtime (~25 s).
 
-    About 12 + 10 + 34 s on 2 cores (LiteRT's converter is the slow one).
-    ResNet-1202 exports to all three as well (checked by hand: 8 to 25 min
-    each on 2 busy cores, too slow for CI; see README).
+    LiteRT of ResNet-110 (34 s more: the converter is the slow one) and all
+    three formats of ResNet-1202 (8 to 25 min each on 2 busy cores) were
+    checked by hand, within 2e-7 of Keras (README): too slow for CI's budget.
     """
     from conftest import deploy_runtime
     from keras_resnet import runtimes
@@ -89,7 +89,7 @@ def test_resnet110_in_every_runtime(tmp_path):
     model = bounded_batchnorm(keras_resnet.resnet110())
     x = np.random.default_rng(1).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
     expected = keras.ops.convert_to_numpy(model(x, training=False))
-    for fmt, name in (("onnx", "m.onnx"), ("openvino", "m_openvino"), ("litert", "m.tflite")):
-        deploy_runtime({"onnx": "onnxruntime", "openvino": "openvino"}.get(fmt, "ai_edge_litert.interpreter"))
+    for fmt, name in (("onnx", "m.onnx"), ("openvino", "m_openvino")):
+        deploy_runtime({"onnx": "onnxruntime", "openvino": "openvino"}[fmt])
         path = keras_resnet.export(model, tmp_path / name, format=fmt)
         np.testing.assert_allclose(runtimes.load(path)(x), expected, atol=1e-5, rtol=0)
