@@ -25,7 +25,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
 TRAIN_PER_CLASS = 500
 TEST_PER_CLASS = 200
-STEPS = 200
+# 200 steps gave 0.29-0.36 test accuracy over seeds 0-2, straddling the 0.3 bar below;
+# 300 give 0.43-0.44 (measured on the JPEG copy, this CPU).
+STEPS = 300
 
 
 # The example's own reader: the test reads the images the way users do.
