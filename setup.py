@@ -54,6 +54,13 @@ setuptools.setup(
         ],
         # Peers, for benchmarks and weight conversion.
         "peers": ["keras-cv", "keras-hub", "safetensors"],
+        # keras_resnet.export(format="onnx" | "litert" | "openvino") and the
+        # runtimes that check the files (keras_resnet.runtimes): tf2onnx is
+        # what Keras's ONNX exporter calls on TensorFlow; ai-edge-litert is the
+        # maintained LiteRT interpreter (tf.lite.Interpreter is deprecated).
+        # Tested (CI) with onnx 1.23.2, onnxruntime 1.32.0, tf2onnx 1.17.0,
+        # ai-edge-litert 2.3.0, openvino 2026.4.1 beside tensorflow 2.21.
+        "deploy": ["onnx>=1.17", "onnxruntime>=1.20", "tf2onnx>=1.17", "ai-edge-litert>=2.0", "openvino>=2025.0"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

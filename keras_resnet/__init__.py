@@ -38,7 +38,7 @@ from keras_resnet.models import (
     stage_output_names,
 )
 from keras_resnet.preprocessing import Preprocessing, preprocess_input, preprocessing_layer
-from keras_resnet.serving import export, export_tflite
+from keras_resnet.export_formats import export, export_tflite
 from keras_resnet.weights import register_preset
 from keras_resnet import xla_cpu
 

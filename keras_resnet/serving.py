@@ -1,8 +1,9 @@
-"""SavedModel and TFLite export with serving signatures.
+"""SavedModel export with serving signatures, and the graph every export serves.
 
-The package exports `export` and `export_tflite` as `keras_resnet.export`
-and `keras_resnet.export_tflite`; this module is named `serving` so that the
-function `keras_resnet.export` does not shadow a module of the same name.
+`keras_resnet.export` and `keras_resnet.export_tflite` live in
+`keras_resnet.export_formats`, which calls `export` here for SavedModels
+and `serve_outputs` for every other format; this module is named
+`serving` so that no function shadows a module of the same name.
 
 `export(model, path)` writes a TF SavedModel, ready for TF Serving, through
 Keras 3's `keras.export.ExportArchive`. It has three endpoints, each one a
@@ -30,9 +31,11 @@ A classifier with `classifier_activation=None` (logits) gets a softmax, so
 
 An image with a NaN or infinite pixel gets NaN outputs (probabilities,
 scores, features) from every endpoint, and a model whose weights are not all
-finite is refused. All endpoints share one traced function of the model, so
-a deep model is traced once. `export_tflite` writes the float or dynamic-range quantised
-TFLite version of the same graph (probabilities only).
+finite (or a model with no weights) is refused. All endpoints share one
+traced function of the model, so a deep model is traced once.
+
+The ONNX, LiteRT and OpenVINO exports (`keras_resnet.export_formats`) are
+the `serve` graph alone (`serve_outputs`: probabilities only).
 
 This module needs the TensorFlow backend and imports TensorFlow only when
 called, so `import keras_resnet` works without TensorFlow.
@@ -55,7 +58,6 @@ from keras_resnet.fold import fold_batchnorm as fold_batchnorm_fn
 from keras_resnet.models import check_graph_model, recursion_headroom
 
 DEFAULT_TOP_K = 5
-QUANTIZATIONS = (None, "dynamic")
 ENDPOINTS = ("serve", "serve_uint8", "serve_bytes")
 
 
@@ -74,7 +76,9 @@ def export(
 ):
     """Writes `model` as a TF SavedModel with serving signatures.
 
-    Reload it with `tf.saved_model.load(path)` (call `.serve(images)` or
+    `keras_resnet.export` (in `keras_resnet.export_formats`) calls this for
+    format="tf_saved_model", its default. Reload it with
+    `tf.saved_model.load(path)` (call `.serve(images)` or
     `.signatures["serving_default"](images=...)`) or with
     `keras.layers.TFSMLayer(path, call_endpoint="serve")`.
 
@@ -127,65 +131,6 @@ def export(
         archive.write_out(tmp, verbose=verbose)
 
     _write_atomically(path, overwrite, write)
-    return str(path)
-
-
-def export_tflite(
-    model,
-    path,
-    *,
-    quantization=None,
-    preprocessing=None,
-    fold_batchnorm=False,
-    overwrite=False,
-):
-    """Writes `model` as a TFLite flatbuffer that returns probabilities.
-
-    The graph is the `serve` endpoint of `export` (preprocessing baked in),
-    with one input, float32 images (batch, H, W, 3), and one output,
-    `probabilities` (or `features` for a model without a classifier).
-
-    Args:
-        model: a `keras.Model` with one image input.
-        path: the `.tflite` file to write (atomically).
-        quantization: None (float32) or "dynamic" (dynamic-range
-            quantisation: int8 weights, float activations; about 4x smaller).
-        preprocessing: as in `export`.
-        fold_batchnorm: fold every BN into its conv first. The converter
-            folds BN itself, so this mostly matters for the SavedModel.
-        overwrite: replace an existing `path`.
-
-    Returns:
-        The path written, as a string.
-    """
-    tf = _tensorflow()
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(
-            f"`quantization` must be one of {QUANTIZATIONS}. "
-            f"Received quantization={quantization!r}."
-        )
-    path = pathlib.Path(path).expanduser()
-    if path.suffix != ".tflite":
-        raise ValueError(f"`path` must end with '.tflite'. Received path={str(path)!r}.")
-    overwrite = specs.check_bool("overwrite", overwrite)
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{str(path)!r} exists; pass overwrite=True to replace it."
-        )
-    plan = _Plan(model, None, preprocessing, None, None, fold_batchnorm)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(path)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=_staging_prefix(path)) as tmp:
-        saved = os.path.join(tmp, "saved_model")
-        _archive(tf, plan, endpoints=("serve",), top_k=False).write_out(saved, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serve"])
-        if quantization == "dynamic":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        flatbuffer = converter.convert()
-        staged = os.path.join(tmp, "model.tflite")
-        with open(staged, "wb") as f:
-            f.write(flatbuffer)
-        os.replace(staged, path)
     return str(path)
 
 
@@ -299,8 +244,16 @@ def _kind(value):
 
 
 def _check_finite_weights(model):
-    """Refuses a model with NaN or infinite weights: its answers would be noise."""
+    """Refuses a model with no weights, or NaN or infinite ones: its answers
+    would be noise."""
+    import numpy as np
 
+    if not model.weights:
+        raise ValueError(
+            f"`model` {model.name!r} has no weights (no layer with parameters, or never "
+            "built), so there is nothing trained to export. Export the trained model, "
+            "e.g. a zoo run's model.keras."
+        )
     bad = [
         w.path for w in model.weights
         if not np.isfinite(keras.ops.convert_to_numpy(w)).all()
@@ -331,7 +284,7 @@ def _head(model):
     return "features"
 
 
-def _archive(tf, plan, endpoints, top_k=True):
+def _archive(tf, plan, endpoints):
     """An ExportArchive whose endpoints share one traced model call."""
     archive = keras.export.ExportArchive()
     # The endpoints' variables are saved without `track()`: add_endpoint
@@ -349,27 +302,8 @@ def _archive(tf, plan, endpoints, top_k=True):
 
         @tf.function(input_signature=[image_spec], autograph=False)
         def classify(images):
-            # A SavedModel signature call does not check shapes, so a wrong
-            # rank would fail deep in the first conv; fail here, by name.
-            x = tf.ensure_shape(images, image_spec.shape, name="check_images_shape")
-            if plan.preprocessing is not None:
-                x = plan.preprocessing(x)
-            if plan.channels_first:
-                x = tf.transpose(x, [0, 3, 1, 2])
-            if x.dtype != plan.input_dtype:
-                x = tf.cast(x, plan.input_dtype)
-            y = plan.model(x, training=False)
-            # NaN for every output of an image with a NaN or infinite pixel,
-            # 0 otherwise. A folded conv+bias+ReLU (and any other kernel
-            # TensorFlow fuses with a ReLU on oneDNN CPUs) maps NaN to 0, so
-            # without this such an image could get a confident answer.
-            poison = tf.reduce_sum(images - images, axis=[1, 2, 3])
-            y = y + tf.reshape(tf.cast(poison, y.dtype), [-1] + [1] * (len(y.shape) - 1))
-            if plan.head == "features":
-                return {"features": y}
-            probabilities = tf.nn.softmax(y) if plan.head == "logits" else y
-            outputs = {"probabilities": tf.cast(probabilities, tf.float32)}
-            if top_k:
+            outputs = serve_outputs(tf, plan, images)
+            if plan.head != "features":
                 scores, ids = tf.math.top_k(outputs["probabilities"], k=plan.top_k)
                 outputs["top_k_ids"] = ids
                 outputs["top_k_scores"] = scores
@@ -404,6 +338,45 @@ def _archive(tf, plan, endpoints, top_k=True):
             endpoint.get_concrete_function()
             archive.add_endpoint(name, endpoint)
     return archive
+
+
+def serve_outputs(tf, plan, images, keep_nan=True):
+    """The graph every export serves: float32 images in, a dict out.
+
+    {"probabilities": float32 (batch, classes)} for a classifier (a softmax
+    added to logits), {"features": ...} for a model without one. The
+    SavedModel endpoints add top-k to it; the ONNX, LiteRT and OpenVINO
+    exports (keras_resnet.export_formats) are this graph alone.
+
+    Args:
+        tf: the tensorflow module.
+        plan: the checked export arguments (`_Plan`).
+        images: float32 (batch, H, W, 3), channels last.
+        keep_nan: give every output of an image with a NaN or infinite
+            pixel NaN. False only for full-integer graphs, which have no NaN.
+    """
+    # A SavedModel signature call does not check shapes, so a wrong rank
+    # would fail deep in the first conv; fail here, by name.
+    shape = (None, plan.height, plan.width, 3)
+    x = tf.ensure_shape(images, shape, name="check_images_shape")
+    if plan.preprocessing is not None:
+        x = plan.preprocessing(x)
+    if plan.channels_first:
+        x = tf.transpose(x, [0, 3, 1, 2])
+    if x.dtype != plan.input_dtype:
+        x = tf.cast(x, plan.input_dtype)
+    y = plan.model(x, training=False)
+    if keep_nan:
+        # NaN for every output of an image with a NaN or infinite pixel,
+        # 0 otherwise. A folded conv+bias+ReLU (and any other kernel
+        # TensorFlow fuses with a ReLU on oneDNN CPUs) maps NaN to 0, so
+        # without this such an image could get a confident answer.
+        poison = tf.reduce_sum(images - images, axis=[1, 2, 3])
+        y = y + tf.reshape(tf.cast(poison, y.dtype), [-1] + [1] * (len(y.shape) - 1))
+    if plan.head == "features":
+        return {"features": y}
+    probabilities = tf.nn.softmax(y) if plan.head == "logits" else y
+    return {"probabilities": tf.cast(probabilities, tf.float32)}
 
 
 def _decode_images(tf, image_bytes, image_size):

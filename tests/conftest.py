@@ -41,6 +41,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def in_ci():
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def deploy_runtime(module):
+    """Imports a runtime of the `deploy` extra (onnxruntime, openvino, ...).
+
+    Without it the test is skipped, naming the extra, except under CI
+    (CI=true), where it fails: CI installs the extra, so these tests must run.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        message = f"needs {module} from the deploy extra: pip install '.[deploy]' ({error})"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def cifar_root(tmp_path_factory):
     """The real CIFAR-10 JPEG tree (train/<class>/*.jpg, test/<class>/*.jpg).

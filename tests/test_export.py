@@ -14,6 +14,8 @@ import keras_resnet
 from keras_resnet import serving as export_lib
 from keras_resnet.fold import fold_batchnorm
 
+from conftest import deploy_runtime
+
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck"]
 
@@ -334,22 +336,25 @@ def test_export_folded_matches_keras(tmp_path):
 
 
 def test_tflite_float_matches_keras(tmp_path):
+    litert = deploy_runtime("ai_edge_litert.interpreter")
     model = randomize_batchnorm(keras_resnet.resnet20())
-    path = export_lib.export_tflite(model, tmp_path / "resnet20.tflite")
-    interpreter = tf.lite.Interpreter(model_path=path)
-    runner = interpreter.get_signature_runner("serve")
+    path = keras_resnet.export_tflite(model, tmp_path / "resnet20.tflite")
+    interpreter = litert.Interpreter(model_path=path)
+    assert interpreter.get_signature_list() == {
+        "serving_default": {"inputs": ["images"], "outputs": ["probabilities"]}}
+    runner = interpreter.get_signature_runner()
     x = pixels((1, 32, 32, 3)).astype("float32") / 255.0
     out = runner(images=x)["probabilities"]
     np.testing.assert_allclose(out, model.predict(x, verbose=0), atol=1e-4, rtol=0)
     with pytest.raises(FileExistsError):
-        export_lib.export_tflite(model, path)
+        keras_resnet.export_tflite(model, path)
 
 
 def test_tflite_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="quantization='int4'"):
-        export_lib.export_tflite(tiny_model(), tmp_path / "m.tflite", quantization="int4")
+        keras_resnet.export_tflite(tiny_model(), tmp_path / "m.tflite", quantization="int4")
     with pytest.raises(ValueError, match=r"must end with '.tflite'"):
-        export_lib.export_tflite(tiny_model(), tmp_path / "m.tfl")
+        keras_resnet.export_tflite(tiny_model(), tmp_path / "m.tfl")
 
 
 def test_zoo_export_missing_model(tmp_path):

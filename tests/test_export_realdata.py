@@ -15,14 +15,19 @@ import pytest
 import tensorflow as tf
 
 import keras_resnet
+from keras_resnet import runtimes
 from keras_resnet import serving
+
+from conftest import deploy_runtime
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
 TRAIN_PER_CLASS = 500
 TEST_PER_CLASS = 200
-STEPS = 200
+# 200 steps gave 0.29-0.36 test accuracy over seeds 0-2, straddling the 0.3 bar below;
+# 300 give 0.43-0.44 (measured on the JPEG copy, this CPU).
+STEPS = 300
 
 
 # The example's own reader: the test reads the images the way users do.
@@ -61,20 +66,18 @@ def trained(cifar_root):
 
 
 def run_tflite(path, images):
-    interpreter = tf.lite.Interpreter(model_path=path)
-    runner = interpreter.get_signature_runner("serve")
-    return np.concatenate([
-        runner(images=images[i:i + 100])["probabilities"] for i in range(0, len(images), 100)
-    ])
+    deploy_runtime("ai_edge_litert.interpreter")
+    predict = runtimes.load(path)
+    return np.concatenate([predict(images[i:i + 100]) for i in range(0, len(images), 100)])
 
 
 def test_tflite_float_and_dynamic_range(trained, tmp_path):
     images = trained["test_x"].astype("float32")
-    float_path = serving.export_tflite(trained["model"], tmp_path / "float.tflite")
+    float_path = keras_resnet.export_tflite(trained["model"], tmp_path / "float.tflite")
     float_probs = run_tflite(float_path, images)
     np.testing.assert_allclose(float_probs, trained["probs"], atol=1e-4, rtol=0)
 
-    quant_path = serving.export_tflite(trained["model"], tmp_path / "dynamic.tflite",
+    quant_path = keras_resnet.export_tflite(trained["model"], tmp_path / "dynamic.tflite",
                                        quantization="dynamic")
     quant_probs = run_tflite(quant_path, images)
     agreement = np.mean(quant_probs.argmax(1) == trained["probs"].argmax(1))
@@ -131,3 +134,48 @@ def test_example_script_short_mode(cifar_root, tmp_path):
     assert len(agreements) == 2, result.stdout
     assert all(float(a) >= 99.0 for a in agreements), result.stdout
     assert (tmp_path / "sm" / "saved_model.pb").is_file()
+
+
+def test_zoo_export_onnx_and_int8_command(trained, cifar_root, tmp_path):
+    """python -m zoo.export --onnx and --quantization=int8 on a run of real
+    CIFAR-10: the int8 file is calibrated on the run's training images, the
+    record says which, and no val or test image is among them."""
+    from zoo import history, recipes
+
+    deploy_runtime("onnxruntime")
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    trained["model"].save(workdir / "model.keras")
+    recipe = recipes.get("cifar10_resnet20")
+    history.write_json(workdir / "config.json", {
+        "recipe": recipe.to_dict(), "dataset": f"folder:{cifar_root}", "data_dir": None,
+        "mixed_precision": "float32"})
+    onnx, tflite = tmp_path / "r20.onnx", tmp_path / "r20_int8.tflite"
+    command = [sys.executable, "-m", "zoo.export", f"--workdir={workdir}", f"--onnx={onnx}",
+               f"--tflite={tflite}", "--quantization=int8", "--calibration_images=100"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record_path = tmp_path / "r20_int8.calibration.json"
+    assert result.stdout.split() == ["Wrote", str(onnx), "Wrote", str(tflite), "Wrote", str(record_path)]
+
+    images = trained["test_x"][:200].astype("float32")
+    np.testing.assert_allclose(runtimes.load(onnx)(images), trained["probs"][:200], atol=1e-4, rtol=0)
+    int8 = runtimes.load(tflite)(images)
+    agreement = np.mean(int8.argmax(1) == trained["probs"][:200].argmax(1))
+    print(f"\nint8 from zoo.export: top-1 agreement with Keras {agreement:.1%} on 200 images")
+    assert agreement >= 0.9
+
+    record = json.loads(record_path.read_text())
+    assert (record["images"], record["split"], len(set(record["files"]))) == (100, "train", 100)
+    assert all(f.startswith("train/") for f in record["files"])
+    # The run's val split: the last val_size of its seeded permutation of
+    # the training files (zoo.pipeline / zoo.datasets), never calibrated on.
+    from zoo import datasets
+
+    classes = datasets.check_folder(cifar_root)
+    paths, _ = datasets.list_folder(cifar_root / "train", classes)
+    order = np.random.default_rng(recipe.seed).permutation(len(paths))
+    val = {str(pathlib.Path(paths[i]).relative_to(cifar_root)) for i in order[-recipe.val_size:]}
+    assert not val & set(record["files"])

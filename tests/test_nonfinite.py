@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 
 import keras_resnet
+from keras_resnet import runtimes
 from keras_resnet import serving
+
+from conftest import deploy_runtime
 
 TF = keras.backend.backend() == "tensorflow"
 
@@ -118,14 +121,10 @@ def test_every_export_propagates_nan(tmp_path):
         outputs = loaded.serve(tf.constant(x))
         check_rows(outputs["probabilities"])
         assert np.isnan(outputs["top_k_scores"].numpy()[0]).all()
-    path = serving.export_tflite(model, tmp_path / "m.tflite")
-    interpreter = tf.lite.Interpreter(model_path=path)
-    index = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index, x.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(index, x)
-    interpreter.invoke()
-    check_rows(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+    # The other formats, in their own runtimes: tests/test_export_formats.py.
+    deploy_runtime("ai_edge_litert.interpreter")
+    path = keras_resnet.export_tflite(model, tmp_path / "m.tflite")
+    check_rows(runtimes.load(path)(x))
 
 
 @pytest.mark.skipif(not TF, reason="export needs TensorFlow")

@@ -1,0 +1,134 @@
+"""Calibration images for a run's full-integer (int8) export, from its training split.
+
+Post-training int8 quantization measures every activation's range on a
+few hundred images. They come from the run's own training images, never
+its test split (a test image seen during calibration is no longer a clean
+test image) nor its held-out val split: the first N images of the
+training part in the run's seeded order (the permutation that split train
+from val, seeded by the recipe's `seed`), so N images spread over every
+class, and the same N for the same run every time.
+
+`draw` returns the images and a record of which they were (file paths
+for an image folder, indices into the dataset's train split otherwise),
+which `zoo.export` writes next to the .tflite file.
+"""
+
+import pathlib
+
+import numpy as np
+
+from zoo import datasets
+from zoo import recipes
+
+DEFAULT_COUNT = 300
+
+
+def draw(recipe, config, count=DEFAULT_COUNT, data_dir=None):
+    """The run's calibration images and the record of which they are.
+
+    Args:
+        recipe: the run's `Recipe` (zoo.evaluate.load_recipe).
+        config: the run's config.json as a dict (its `dataset`, `data_dir`).
+        count: how many images; at most the training part's size.
+        data_dir: tfds data directory; default the run's.
+
+    Returns:
+        (images uint8 (count, S, S, 3) with S the recipe's image size,
+        record dict for JSON).
+
+    Raises:
+        ValueError: a bad count, or a dataset with fewer training images.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(
+            f"The number of calibration images must be an int >= 1 (a few hundred is "
+            f"typical). Received {count!r}."
+        )
+    spec = config["dataset"]
+    data_dir = data_dir or config.get("data_dir")
+    kind, arg = datasets.parse(spec)
+    record = {
+        "dataset": spec,
+        "split": "train",
+        "held_out_val_images": recipe.val_size,
+        "selection": (
+            f"the first {count} training images in the run's seeded order (seed "
+            f"{recipe.seed}), the val split and the test split excluded"
+        ),
+    }
+    if kind == "folder":
+        images, files = _folder(pathlib.Path(arg), recipe, count)
+        record["files"] = files
+    elif recipe.family == recipes.CIFAR or kind == datasets.DIGITS:
+        images, indices = _in_memory(spec, recipe, count, data_dir)
+        record["train_split_indices"] = indices
+    else:
+        images = _tfds_streamed(spec, recipe, count, data_dir)
+        record["selection"] = (
+            f"the first {count} records of tfds split train[{recipe.val_size}:], files "
+            f"shuffled with seed {recipe.seed}, the val split and the test split excluded"
+        )
+    record["images"] = int(len(images))
+    return images, record
+
+
+def _training_order(labels, recipe):
+    """Indices of the training part (val excluded), in the run's seeded order."""
+    (order, _), _ = datasets.split_train_val(
+        np.arange(len(labels)), labels, recipe.val_size, recipe.seed
+    )
+    return order
+
+
+def _check_count(count, available):
+    if count > available:
+        raise ValueError(
+            f"Asked for {count} calibration images, but the run's training part has "
+            f"{available} images. Pass a smaller count."
+        )
+
+
+def _folder(root, recipe, count):
+    classes = datasets.check_folder(root)
+    paths, labels = datasets.list_folder(root / "train", classes)
+    order = _training_order(labels, recipe)
+    _check_count(count, len(order))
+    chosen = [paths[i] for i in order[:count]]
+    if recipe.family == recipes.CIFAR:
+        images = [datasets.decode_file(p, recipe.image_size) for p in chosen]
+    else:
+        images = [_imagenet_view(p, recipe) for p in chosen]
+    return np.stack(images), [str(pathlib.Path(p).relative_to(root)) for p in chosen]
+
+
+def _imagenet_view(path, recipe):
+    """The evaluation view of one image: shorter side resized, centre crop."""
+    from zoo import augment
+    from zoo import pipeline
+
+    image = augment.imagenet_eval(pipeline.read_image_file(path), recipe.image_size, recipe.eval_resize)
+    return np.clip(np.round(image.numpy()), 0, 255).astype(np.uint8)
+
+
+def _in_memory(spec, recipe, count, data_dir):
+    splits = datasets.load_arrays(spec, recipe, data_dir)
+    images, labels = splits.train
+    _check_count(count, len(labels))
+    # load_arrays orders the training part the same way: train[k] is
+    # the dataset's train image order[k].
+    total = len(labels) + len(splits.val[1])
+    order = _training_order(np.zeros(total), recipe)
+    return images[:count], [int(i) for i in order[:count]]
+
+
+def _tfds_streamed(spec, recipe, count, data_dir):
+    from zoo import augment
+    from zoo import pipeline
+
+    train, _, _, decode, _, _ = pipeline._sources(spec, recipe, data_dir)
+    images = []
+    for record, _ in train.take(count):
+        image = augment.imagenet_eval(decode(record), recipe.image_size, recipe.eval_resize)
+        images.append(np.clip(np.round(image.numpy()), 0, 255).astype(np.uint8))
+    _check_count(count, len(images))
+    return np.stack(images)
