@@ -19,19 +19,11 @@ import pytest
 import keras_resnet
 from keras_resnet import runtimes
 from keras_resnet import serving
+from reference import images_with_nan
 
 from conftest import deploy_runtime
 
 TF = keras.backend.backend() == "tensorflow"
-
-
-def images_with_nan(shape, seed=0):
-    """Row 0 all NaN, row 1 one NaN pixel, row 2 one +inf pixel, row 3 clean."""
-    x = np.random.default_rng(seed).uniform(0, 255, (4,) + shape).astype("float32")
-    x[0] = np.nan
-    x[1, 5, 7, 2] = np.nan
-    x[2, 3, 2, 0] = np.inf
-    return x
 
 
 def check_rows(outputs):

@@ -8,6 +8,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+import reference
+
 from zoo import augment
 from zoo import datasets
 from zoo import pipeline
@@ -135,15 +137,6 @@ def test_tfds_imagenet_streams_through_mock_data():
     assert data.mean.shape == (32, 32, 3)
 
 
-def numpy_pad_crop_flip(images, offsets, flips, pad):
-    """The paper's CIFAR augmentation, written out with numpy slicing."""
-    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    height, width = images.shape[1:3]
-    out = np.stack([padded[i, r : r + height, c : c + width] for i, (r, c) in enumerate(offsets)])
-    out[flips] = out[flips][:, :, ::-1]
-    return out
-
-
 def test_pad_crop_flip_cuts_each_image_at_its_own_offset_exactly():
     from zoo import augment_ops
 
@@ -156,7 +149,7 @@ def test_pad_crop_flip_cuts_each_image_at_its_own_offset_exactly():
     flips = rng.random(12) < 0.5
     flips[:2] = (True, False)
     out = np.asarray(augment_ops.pad_crop_flip(images, offsets, flips, 4))
-    expected = numpy_pad_crop_flip(images, offsets, flips, 4)
+    expected = reference.pad_crop_flip(images, offsets, flips, 4)
     np.testing.assert_array_equal(out, expected)  # NaN where NaN, bit for bit
     assert np.isnan(out[0]).sum() == 1 and np.isfinite(out[1]).all()
     # uint8 stays uint8; pad=0 with no flips is the identity.

@@ -52,6 +52,8 @@ import sys
 import numpy as np
 import pytest
 
+import reference
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tests" / "equivalence_check.py"
 STEPS, BATCH, PAD = 6, 16, 4
@@ -66,14 +68,6 @@ RESOLVE = {
     "assignments": ["batch_size=16", "val_size=200", "epoch_steps=6", "warmup_lr=0.01",
                     "warmup_steps=2", "pad=0", "flip=false"],
 }
-
-
-def numpy_pad_crop_flip(images, offsets, flips, pad):
-    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    height, width = images.shape[1:3]
-    out = np.stack([padded[i, r : r + height, c : c + width] for i, (r, c) in enumerate(offsets)])
-    out[flips] = out[flips][:, :, ::-1]
-    return out
 
 
 def run(backend, *args):
@@ -113,7 +107,7 @@ def inputs(tmp_path_factory):
     offsets = rng.integers(0, 2 * PAD + 1, (STEPS, BATCH, 2))
     flips = rng.random((STEPS, BATCH)) < 0.5
     batches = np.stack([
-        numpy_pad_crop_flip(images[order[s]].astype("float32"), offsets[s], flips[s], PAD)
+        reference.pad_crop_flip(images[order[s]].astype("float32"), offsets[s], flips[s], PAD)
         for s in range(STEPS)
     ])
     keras.utils.set_random_seed(0)
@@ -209,7 +203,7 @@ def test_augmentation_cuts_the_same_pixels_on_every_backend(tmp_path):
     flips = rng.random(32) < 0.5
     path = tmp_path / "crops.npz"
     np.savez(path, raw=raw, offsets=offsets, flips=flips, pad=PAD)
-    expected = numpy_pad_crop_flip(raw, offsets, flips, PAD)
+    expected = reference.pad_crop_flip(raw, offsets, flips, PAD)
     for backend in ("tensorflow", "jax", "torch"):
         out = tmp_path / f"{backend}.npz"
         run(backend, "crops", path, out)
