@@ -15,26 +15,10 @@ from keras_resnet import serving as export_lib
 from keras_resnet.fold import fold_batchnorm
 
 from conftest import deploy_runtime
+from helpers_export import pixels, randomize_batchnorm, tiny_model
 
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck"]
-
-
-def randomize_batchnorm(model, seed=0):
-    """Gives every BN non-trivial statistics, so folding has work to do."""
-    rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, n), rng.normal(0.0, 0.2, n),
-                rng.normal(0.0, 0.2, n), rng.uniform(0.5, 2.0, n),
-            ])
-    return model
-
-
-def pixels(shape, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, shape).astype("uint8")
 
 
 @pytest.fixture(scope="module")
@@ -166,13 +150,6 @@ def test_saved_model_cli_lists_signatures(exported):
                      "dtype: DT_UINT8", "dtype: DT_STRING", "outputs['top_k_names']",
                      "outputs['probabilities']", "shape: (-1, 32, 32, 3)"):
         assert expected in result.stdout, expected
-
-
-def tiny_model():
-    inputs = keras.Input((8, 8, 3))
-    x = keras.layers.Conv2D(4, 3, use_bias=False)(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
 
 
 def test_existing_path_needs_overwrite_and_stays_intact(tmp_path):

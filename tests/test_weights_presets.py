@@ -2,7 +2,6 @@
 checks that must fail before anything is downloaded."""
 
 import dataclasses
-import functools
 import hashlib
 import http.server
 import json
@@ -23,59 +22,8 @@ from keras_resnet import preprocessing
 from keras_resnet import presets
 from keras_resnet import weights as weights_lib
 
-from test_convert import torch_reference, torchvision_state_dict
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """A private Keras cache and a registry restored after each test; no
-    waiting between download attempts."""
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.setattr(weights_lib, "DOWNLOAD_BACKOFF", 0.0, raising=False)
-    saved = {name: dict(entries) for name, entries in weights_lib.PRESETS.items()}
-    aliases = {name: dict(table) for name, table in weights_lib.ALIASES.items()}
-    yield
-    weights_lib.PRESETS.clear()
-    weights_lib.PRESETS.update(saved)
-    weights_lib.ALIASES.clear()
-    weights_lib.ALIASES.update(aliases)
-
-
-class Server:
-    """Serves a folder on 127.0.0.1 and counts the GET requests."""
-
-    def __init__(self, root):
-        self.root, self.requests = root, []
-        outer = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests.append(self.path)
-                super().do_GET()
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, name):
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "served"
-    root.mkdir()
-    s = Server(root)
-    yield s
-    s.close()
+from helpers_presets import isolated, server  # noqa: F401 (fixtures; isolated is autouse)
+from helpers_torch import torch_reference, torchvision_state_dict
 
 
 def _sha256(path):
@@ -375,8 +323,8 @@ def test_a_download_that_never_answers_times_out(stuck, monkeypatch):
     try:
         url = server.url("resnet8.weights.h5")
         weights_lib.register_preset("silent", url, depth=8, sha256="0" * 64)
-        monkeypatch.setattr(weights_lib, "DOWNLOAD_TIMEOUTS", (0.5, 0.5), raising=False)
-        monkeypatch.setattr(weights_lib, "DOWNLOAD_ATTEMPTS", 2, raising=False)
+        monkeypatch.setattr(weights_lib, "DOWNLOAD_TIMEOUTS", (0.5, 0.5))
+        monkeypatch.setattr(weights_lib, "DOWNLOAD_ATTEMPTS", 2)
         start = time.monotonic()
         error = _build_in_thread(30, weights="silent")
         assert isinstance(error, OSError), repr(error)
