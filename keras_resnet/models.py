@@ -21,10 +21,6 @@ POOLINGS = (None, "avg", "max")
 # layers that walk would hit Python's default recursion limit of 1000.
 DEEP_GRAPH_DEPTH = 400
 _RECURSION_LIMIT = 50_000
-_DEFAULTS = {
-    specs.CIFAR: {"shortcut": "A", "classes": 10, "size": 32},
-    specs.IMAGENET: {"shortcut": "B", "classes": 1000, "size": 224},
-}
 
 
 def ResNet(
@@ -124,8 +120,8 @@ def ResNet(
             and what is valid.
     """
     spec = specs.get_spec(depth, family)
-    defaults = _DEFAULTS[spec.family]
-    shortcut = _check_shortcut(shortcut, plain, defaults["shortcut"])
+    defaults = specs.DEFAULTS[spec.family]
+    shortcut = _check_shortcut(shortcut, plain, defaults.shortcut)
     if variant not in blocks.VARIANTS:
         raise ValueError(
             f"`variant` must be one of {blocks.VARIANTS}. Received variant={variant!r}."
@@ -136,8 +132,7 @@ def ResNet(
         raise ValueError(
             f"`pooling` must be one of {POOLINGS}. Received pooling={pooling!r}."
         )
-    classes = defaults["classes"] if classes is None else classes
-    classes = specs.integer(classes) if specs.integer(classes) is not None else classes
+    classes = specs.integer_or_same(defaults.classes if classes is None else classes)
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(
             f"`classes` must be a positive int. Received classes={classes!r}."
@@ -150,7 +145,7 @@ def ResNet(
                 "`classifier_activation` must be None or a Keras activation. "
                 f"Received classifier_activation={classifier_activation!r}."
             ) from error
-    data_format = _check_data_format(data_format)
+    data_format = specs.check_data_format(data_format)
     regularizer = _regularizer(weight_decay)
     options = blocks.LayerOptions(data_format=data_format, kernel_regularizer=regularizer)
 
@@ -158,10 +153,10 @@ def ResNet(
     preprocessing_mode = (
         weights_lib.preprocessing_of(weights_path, weights) if include_preprocessing else None)
     if name is None:
-        name = _default_name(spec, shortcut, plain, variant, defaults["shortcut"])
+        name = _default_name(spec, shortcut, plain, variant, defaults.shortcut)
     # fast_build explains this scope and the initializer swap after it.
     with fast_build.gc_paused(), fast_build.variable_scope():
-        inputs, x = _inputs(input_tensor, input_shape, spec, defaults["size"], data_format)
+        inputs, x = _inputs(input_tensor, input_shape, spec, defaults.size, data_format)
         if include_preprocessing:
             x = preprocessing.Preprocessing(
                 preprocessing_mode, data_format=data_format, name="preprocessing"
@@ -321,17 +316,6 @@ def _check_shortcut(shortcut, plain, default):
     return shortcut
 
 
-def _check_data_format(data_format):
-    if data_format is None:
-        return keras.config.image_data_format()
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "`data_format` must be None, 'channels_last' or 'channels_first'. "
-            f"Received data_format={data_format!r}."
-        )
-    return data_format
-
-
 def _regularizer(weight_decay):
     if weight_decay is None:
         return None
@@ -353,7 +337,7 @@ def check_input_shape(input_shape, spec, data_format):
             f"Received input_shape={input_shape!r}."
         )
     # numpy ints are ints too.
-    input_shape = tuple(d if specs.integer(d) is None else specs.integer(d) for d in input_shape)
+    input_shape = tuple(specs.integer_or_same(d) for d in input_shape)
     if data_format == "channels_last":
         height, width, channels = input_shape
     else:

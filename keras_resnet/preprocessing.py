@@ -31,6 +31,7 @@ import numpy as np
 from keras import ops
 
 from keras_resnet import presets
+from keras_resnet import specs
 from keras_resnet import weights as weights_lib
 
 # The modes, {name: (mean, std, bgr)}; each preset declares its own.
@@ -193,12 +194,7 @@ class Preprocessing(keras.layers.Layer):
         if isinstance(mode, dict):  # self-contained: a mean file is read once, here
             mode = {"mean": np.asarray(self.mean).tolist(), "std": list(self.std), "bgr": self.bgr}
         self.mode = mode
-        self.data_format = data_format or keras.config.image_data_format()
-        if self.data_format not in ("channels_last", "channels_first"):
-            raise ValueError(
-                "`data_format` must be 'channels_last' or 'channels_first'. "
-                f"Received data_format={data_format!r}."
-            )
+        self.data_format = specs.check_data_format(data_format)
 
     def call(self, x):
         axis = -1 if self.data_format == "channels_last" else -3

@@ -301,14 +301,14 @@ def register_preset(
         raise ValueError(
             f"Preset {name!r} already has depth {depth}; pass overwrite=True to replace it."
         )
-    defaults = {"cifar": ("A", 10), "imagenet": ("B", 1000)}[spec.family]
+    defaults = specs.DEFAULTS[spec.family]
     preset = presets_lib.Preset(
         name=name,
         depth=depth,
         family=spec.family,
         variant=variant,
-        shortcut=shortcut or defaults[0],
-        classes=classes or defaults[1],
+        shortcut=shortcut or defaults.shortcut,
+        classes=classes or defaults.classes,
         preprocessing=preprocessing,
         source_format=presets_lib.KERAS_RESNET,
         url=path if is_url else None,
@@ -883,11 +883,11 @@ def _constructor(arch):
     arguments = [str(arch["depth"])]
     if arch["plain"]:
         arguments.append("plain=True")
-    elif arch["shortcut"] != ("A" if arch["family"] == "cifar" else "B"):
+    elif arch["shortcut"] != specs.DEFAULTS[arch["family"]].shortcut:
         arguments.append(f"shortcut={arch['shortcut']!r}")
     if arch["variant"] == "v1.5":
         arguments.append("variant='v1.5'")
-    if arch["family"] == "cifar" and arch["depth"] in (50, 152, 200):
+    if arch["family"] == specs.CIFAR and arch["depth"] in specs.IMAGENET_BLOCKS:
         arguments.append("family='cifar'")
     return f"keras_resnet.ResNet({', '.join(arguments)})"
 
