@@ -73,6 +73,7 @@ import h5py
 import keras
 import numpy as np
 
+from keras_resnet import atomic
 from keras_resnet import porting
 from keras_resnet import presets as presets_lib
 from keras_resnet import specs
@@ -652,12 +653,9 @@ def _timed_out(connect_timeout, read_timeout):
 
 def _copy(response, target):
     """Streams a response into `target`, written beside it and renamed into place."""
-    staging = os.path.join(
-        os.path.dirname(target), f".{os.path.basename(target)}.{os.getpid()}-{time.monotonic_ns()}.part")
-    # Mode 0o666 less the umask, as for any file the user creates (mkstemp's is 0o600).
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with response, os.fdopen(fd, "wb") as f:
+
+    def write(staging):
+        with response, open(staging, "wb") as f:
             total = response.headers.get("Content-Length")
             progress = keras.utils.Progbar(int(total) if total and total.isdigit() else None)
             done = 0
@@ -665,10 +663,8 @@ def _copy(response, target):
                 f.write(chunk)
                 done += len(chunk)
                 progress.update(done)
-        os.replace(staging, target)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
+
+    atomic.write_atomically(target, True, write)
 
 
 def pin_hash(name, depth, file_hash):

@@ -183,22 +183,6 @@ def test_empty_directory_is_not_occupied(tmp_path):
     assert (tmp_path / "saved_model.pb").is_file()
 
 
-def test_failed_write_keeps_old_export(tmp_path):
-    old = tmp_path / "export"
-    old.mkdir()
-    (old / "saved_model.pb").write_bytes(b"old export")
-
-    def failing_write(target):
-        os.makedirs(target)
-        pathlib.Path(target, "half").write_text("half-written")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError, match="disk full"):
-        export_lib._write_atomically(old, True, failing_write)
-    assert (old / "saved_model.pb").read_bytes() == b"old export"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
-
-
 @pytest.mark.parametrize(
     "kwargs, message",
     [
