@@ -7,6 +7,7 @@
 """
 
 from keras_resnet import convert
+from keras_resnet.architecture import Architecture, architecture_of
 from keras_resnet.flops import count_flops
 from keras_resnet.fold import fold_batchnorm
 from keras_resnet.layers import FusedBatchNormalization, NaNPropagatingMaxPooling2D, ZeroPadShortcut

@@ -37,7 +37,8 @@ import numpy as np
 from keras_resnet import porting
 from keras_resnet import specs
 from keras_resnet import torch_checkpoint
-from keras_resnet.models import ResNet, check_graph_model
+from keras_resnet.architecture import STEM_CONV, check_graph_model
+from keras_resnet.models import ResNet
 
 # The array maps live in `porting`; these names are kept here as well.
 from keras_resnet.porting import (  # noqa: F401
@@ -74,7 +75,7 @@ def from_keras_applications(model, **kwargs):
             "the v1 nets ResNet50/101/152 port to keras_resnet."
         )
     depth, block = _depth_from_names(names, r"conv(\d)_block(\d+)_1_conv", source=model.name)
-    conv1 = model.get_layer("conv1_conv")
+    conv1 = model.get_layer(STEM_CONV)  # keras.applications names its layers as we do
     if conv1.data_format != "channels_last":
         raise ValueError("Only channels_last keras.applications models are supported.")
     ours = _build_like(model, depth, "v1", kwargs)

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from keras_resnet import architecture
 from keras_resnet import blocks
 from keras_resnet import fast_build
 from keras_resnet import preprocessing
@@ -14,6 +15,8 @@ from keras_resnet import specs
 from keras_resnet import weights as weights_lib
 from keras_resnet.layers import NaNPropagatingMaxPooling2D
 
+# Its home is keras_resnet.architecture; the name stays importable from here.
+check_graph_model = architecture.check_graph_model
 POOLINGS = (None, "avg", "max")
 # Keras builds a functional graph with one recursive Python call per layer on
 # the longest path (keras/src/ops/function.py, `_build_map_helper`), and a
@@ -184,7 +187,7 @@ def ResNet(
                 kernel_regularizer=regularizer,
                 # Logits and probabilities stay float32 under mixed precision.
                 dtype=keras.config.dtype_policy().variable_dtype,
-                name="predictions",
+                name=architecture.CLASSIFIER,
             )(x)
         elif pooling is not None:
             x = _global_pool(pooling, data_format)(x)
@@ -400,33 +403,6 @@ def _default_name(spec, shortcut, plain, variant, default_shortcut):
     return name
 
 
-def check_graph_model(model, argument="model"):
-    """Raises unless `model` is a keras.Model with a graph of layers.
-
-    What reads a model's layers and their shapes (FLOP counts, BN folding,
-    export, conversions, feature maps) needs a functional model, or a
-    Sequential built with an input shape; a subclassed model's layers have
-    no graph to read, and an unbuilt one has no shapes yet.
-    """
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            f"`{argument}` must be a keras.Model. Received {argument}={model!r:.200} "
-            f"(a {type(model).__name__})."
-        )
-    try:
-        inputs = model.inputs
-    except AttributeError:  # a Sequential not built yet; subclassed models have none
-        inputs = None
-    if not inputs:
-        kind = "a Sequential" if isinstance(model, keras.Sequential) else "a subclassed model"
-        raise ValueError(
-            f"`{argument}` must be a built functional keras.Model, but {model.name!r} "
-            f"({kind}) has no inputs yet, so its layers have no graph or shapes to read. Build "
-            "it from keras.Input, or give a Sequential its input (keras.Input first, or "
-            "model.build((None, H, W, C))); a subclassed model has no graph of layers."
-        )
-
-
 def stage_output_names(model):
     """Names of the layers that output each stage, e.g. `conv2_block3_out`.
 
@@ -435,18 +411,13 @@ def stage_output_names(model):
         network order. These are the feature maps a detection backbone uses
         (the paper's Sec. 7 puts Faster R-CNN on conv2_x..conv5_x).
     """
-    check_graph_model(model)
-    last = {}
-    for layer in model.layers:
-        parts = layer.name.split("_")
-        if len(parts) == 3 and parts[2] == "out" and parts[1].startswith("block"):
-            last[parts[0]] = layer.name
-    if not last:
+    arch = architecture.architecture_of(model)
+    if arch.net is not model:
         raise ValueError(
-            f"Model {model.name!r} has no layers named "
-            "'<stage>_block<i>_out'; it was not built by keras_resnet.ResNet."
+            f"Model {model.name!r} holds the keras_resnet net {arch.net.name!r} as a nested "
+            "model, so its stage outputs are not layers of the model; pass that net."
         )
-    return last
+    return arch.stage_outputs()
 
 
 def feature_extractor(model, stages=None):

@@ -67,12 +67,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 
 import h5py
 import keras
 import numpy as np
 
+from keras_resnet import architecture as architecture_lib
 from keras_resnet import atomic
 from keras_resnet import porting
 from keras_resnet import presets as presets_lib
@@ -84,7 +86,7 @@ PRESETS = {name: dict(entries) for name, entries in presets_lib.BUILTIN.items()}
 # alias -> {depth: name}.
 ALIASES = {alias: dict(table) for alias, table in presets_lib.ALIASES.items()}
 FILE_SUFFIXES = (".weights.h5", ".keras")
-_CLASSIFIER = "predictions"
+_CLASSIFIER = architecture_lib.CLASSIFIER
 # Downloads: seconds to wait for a connection and for each read (any bytes
 # at all), how many times to try, and the wait before the second try
 # (doubling after). Module settings, for slow links and for tests:
@@ -413,8 +415,9 @@ def load_into(model, path):
 
 
 def _load_preset(model, preset):
-    include_top = _CLASSIFIER in {layer.name for layer in model.layers}
-    _check_model_fits(model, preset, include_top)
+    arch = architecture_lib.architecture_of(model)
+    include_top = arch.include_top
+    _check_model_fits(model, preset, arch)
     if preset.source_format == presets_lib.KERAS_RESNET:
         path = fetch(preset) if preset.url else _checked_local_file(preset)
         _load_file(model, path, skip_foreign=True)
@@ -457,11 +460,12 @@ def _checked_local_file(preset):
     return path
 
 
-def _check_model_fits(model, preset, include_top):
-    """The checks that need the built model, made before any download."""
+def _check_model_fits(model, preset, arch):
+    """The checks that need the built model (`arch` is its `Architecture`),
+    made before any download."""
     described = f"Preset {preset.name!r} (depth {preset.depth})"
-    if include_top:
-        classes = model.get_layer(_CLASSIFIER).units
+    if arch.include_top:
+        classes = arch.classes
         if classes != preset.classes:
             raise ValueError(
                 f"{described} has a {preset.classes}-class classifier, but the "
@@ -469,22 +473,13 @@ def _check_model_fits(model, preset, include_top):
                 f"include_top=False (and add your own head) to use its "
                 f"backbone, or classes={preset.classes}."
             )
-    conv1 = model.get_layer("conv1_conv")
-    channels = conv1.kernel.shape[2]
+    channels = model.get_layer(architecture_lib.STEM_CONV).kernel.shape[2]
     if channels != 3:
         raise ValueError(
             f"{described} was trained on 3-channel RGB images, but the model "
             f"takes {channels} channels."
         )
-    names = {layer.name for layer in model.layers}
-    if "conv2_block1_add" not in names:
-        shortcut = None
-    elif "conv2_block2_0_conv" in names:
-        shortcut = "C"
-    elif "conv3_block1_0_pad" in names:
-        shortcut = "A"
-    else:
-        shortcut = "B"
+    shortcut = arch.shortcut
     if shortcut != preset.shortcut:
         got = "plain=True" if shortcut is None else f"shortcut={shortcut!r}"
         raise ValueError(
@@ -732,7 +727,6 @@ def _load_file(model, path, skip_foreign=False):
         layer.set_weights(arrays)
 
 
-
 def _read_file(path, reader):
     """`reader(path)`, with a damaged file reported by name, not by h5py or zipfile."""
     try:
@@ -788,11 +782,10 @@ def _check_residual_layers(path, arrays, recorded, model):
     saved, built = counts(recorded), counts(positional_keys(model, weighted_only=False))
     if saved == built:
         return
-    arch = architecture([(layer.name, getattr(layer, "strides", None)) for layer in model.layers])
-    fix = ""
-    if arch is not None:
-        arch = dict(arch, plain=not saved["add"], shortcut="A" if saved["zero_pad_shortcut"] else "B")
-        fix = f" Build the model as the file's was, e.g. {_constructor(arch)}."
+    arch = dataclasses.replace(
+        architecture_lib.architecture_of(model),
+        plain=not saved["add"], shortcut="A" if saved["zero_pad_shortcut"] else "B")
+    fix = f" Build the model as the file's was, e.g. {arch.constructor()}."
     model_is = "is a plain net" if not built["add"] else f"has {described(built)}"
     raise ValueError(
         f"Weights file {path!r} was saved from {'a ResNet with ' if saved['add'] else ''}"
@@ -801,69 +794,45 @@ def _check_residual_layers(path, arrays, recorded, model):
     )
 
 
-# The fields `architecture` returns, in the order messages list them.
-_ARCHITECTURE_FIELDS = ("family", "depth", "plain", "shortcut", "variant", "strides")
+# The fields compared before the strides, in the order messages list them.
+_ARCHITECTURE_FIELDS = ("family", "depth", "plain", "shortcut", "variant")
 
 
 def architecture(layers):
-    """How a keras_resnet net was built, read from its layer names and strides.
+    """Deprecated: use `keras_resnet.architecture_of(model)` (a built model)
+    or `keras_resnet.architecture.from_layers(layers)` (a saved config).
 
-    Args:
-        layers: (name, strides) of every layer, from a built model or from
-            the config of a `.keras` file (nested models flattened).
-
-    Returns:
-        A dict with "family", "depth", "plain", "shortcut", "variant" and
-        "strides" (conv name -> strides), or None if the layers are not a
-        keras_resnet net (no `conv1_conv`).
+    How a keras_resnet net was built, from (name, strides) of its layers, as
+    a dict with "family", "depth", "plain", "shortcut", "variant" and
+    "strides", or None if the layers are not a keras_resnet net.
     """
-    names = {name for name, _ in layers}
-    if "conv1_conv" not in names:
+    warnings.warn(
+        "keras_resnet.weights.architecture is deprecated; use keras_resnet.architecture_of(model) "
+        "or keras_resnet.architecture.from_layers(layers).", DeprecationWarning, stacklevel=2)
+    arch = architecture_lib.from_layers(layers)
+    if arch is None:
         return None
-    strides = {
-        name: tuple(value) for name, value in layers
-        if value is not None and name.endswith("_conv")
-    }
-    main_convs = [n for n in names if re.fullmatch(r"conv\d(_block\d+_[123])?_conv", n)]
-    plain = not any(name.endswith("_add") for name in names)
-    if plain:
-        shortcut = None
-    elif "conv2_block2_0_conv" in names:
-        shortcut = "C"
-    elif any(name.endswith("_0_pad") for name in names):
-        shortcut = "A"
-    else:
-        shortcut = "B"
-    variant = None
-    if any(name.endswith("_3_conv") for name in names):  # bottleneck blocks
-        variant = "v1.5" if strides.get("conv3_block1_2_conv") == (2, 2) else "v1"
-    return {
-        "family": "imagenet" if "pool1_pool" in names else "cifar",
-        "depth": len(main_convs) + 1,  # + the classifier, as the paper counts
-        "plain": plain,
-        "shortcut": shortcut,
-        "variant": variant,
-        "strides": strides,
-    }
+    fields = ("family", "depth", "plain", "shortcut", "variant", "strides")
+    return {field: getattr(arch, field) for field in fields}
 
 
 def _check_architecture(path, saved_layers, model):
-    saved = architecture(saved_layers)
-    built = architecture([(layer.name, getattr(layer, "strides", None)) for layer in model.layers])
-    if saved is None or built is None:
-        return  # Not keras_resnet nets: the per-layer checks below still apply.
+    saved = architecture_lib.from_layers(saved_layers)
+    if saved is None:
+        return  # Not a keras_resnet net: the per-layer checks still apply.
+    built = architecture_lib.architecture_of(model)
     differences = []
-    for field in _ARCHITECTURE_FIELDS[:-1]:
-        if saved[field] != built[field]:
-            differences.append(f"{field}: file {saved[field]!r}, model {built[field]!r}")
+    for field in _ARCHITECTURE_FIELDS:
+        if getattr(saved, field) != getattr(built, field):
+            differences.append(f"{field}: file {getattr(saved, field)!r}, model {getattr(built, field)!r}")
     strides = sorted(
-        name for name in set(saved["strides"]) & set(built["strides"])
-        if saved["strides"][name] != built["strides"][name]
+        name for name in set(saved.strides) & set(built.strides)
+        if saved.strides[name] != built.strides[name]
     )
     if strides and not differences:
         differences.append(
             "strides of " + ", ".join(
-                f"{n} (file {saved['strides'][n]}, model {built['strides'][n]})" for n in strides[:3]
+                f"{n} (file {saved.strides[n]}, model {built.strides[n]})" for n in strides[:3]
             )
         )
     if differences:
@@ -871,36 +840,23 @@ def _check_architecture(path, saved_layers, model):
             f"Weights file {path!r} was saved from a different network than model "
             f"{model.name!r} ({'; '.join(differences)}). Its weights would load but compute "
             "something else. Build the model as the file's was, e.g. "
-            f"{_constructor(saved)}."
+            f"{saved.constructor()}."
         )
 
 
-def _constructor(arch):
-    arguments = [str(arch["depth"])]
-    if arch["plain"]:
-        arguments.append("plain=True")
-    elif arch["shortcut"] != specs.DEFAULTS[arch["family"]].shortcut:
-        arguments.append(f"shortcut={arch['shortcut']!r}")
-    if arch["variant"] == "v1.5":
-        arguments.append("variant='v1.5'")
-    if arch["family"] == specs.CIFAR and arch["depth"] in specs.IMAGENET_BLOCKS:
-        arguments.append("family='cifar'")
-    return f"keras_resnet.ResNet({', '.join(arguments)})"
-
-
 def _is_resnet_layer(name):
-    return name == _CLASSIFIER or re.fullmatch(r"conv\d(_block\d+_\d)?_(conv|bn)", name) is not None
+    return name == architecture_lib.CLASSIFIER or re.fullmatch(r"conv\d(_block\d+_\d)?_(conv|bn)", name) is not None
 
 
 def _mismatch_message(path, model, layer, expected, found):
-    if layer.name == "conv1_conv":
+    if layer.name == architecture_lib.STEM_CONV:
         return (
             f"Weights file {path!r} was saved for {found[0][2]} input "
             f"channels (stem kernel {found[0]}), but model {model.name!r} "
             f"takes {expected[0][2]} channels (stem kernel {expected[0]}). "
             "Build the model with the file's channel count in `input_shape`."
         )
-    if layer.name == _CLASSIFIER:
+    if layer.name == architecture_lib.CLASSIFIER:
         return (
             f"Weights file {path!r} has a classifier for {found[0][-1]} "
             f"classes, but model {model.name!r} has classes={expected[0][-1]}. "
