@@ -32,7 +32,7 @@ from keras import ops
 
 from keras_resnet import presets
 from keras_resnet import specs
-from keras_resnet import weights as weights_lib
+from keras_resnet import registry
 
 # The modes, {name: (mean, std, bgr)}; each preset declares its own.
 MODES = presets.MODES
@@ -52,9 +52,9 @@ def mode_of(weights, depth=None):
         units) for presets registered with their own statistics.
     """
     if depth is not None:
-        return weights_lib.get_preset(weights, depth=depth).preprocessing
+        return registry.get_preset(weights, depth=depth).preprocessing
     modes = {}
-    for preset in weights_lib.presets_of(weights).values():
+    for preset in registry.presets_of(weights).values():
         modes.setdefault(repr(preset.preprocessing), []).append(preset)
     if len(modes) > 1:
         by_depth = {p.depth: p.preprocessing for presets_ in modes.values() for p in presets_}

@@ -18,6 +18,7 @@ import pytest
 
 import keras_resnet
 from keras_resnet import convert
+from keras_resnet import downloads
 from keras_resnet import preprocessing
 from keras_resnet import presets
 from keras_resnet import weights as weights_lib
@@ -166,7 +167,7 @@ def test_errors_before_any_download(kwargs, message, monkeypatch):
     def no_download(*args, **kw):
         raise AssertionError("tried to download")
 
-    monkeypatch.setattr(weights_lib, "_download", no_download)
+    monkeypatch.setattr(downloads, "_download", no_download)
     depth = kwargs.pop("depth")
     with pytest.raises(ValueError, match=message):
         keras_resnet.ResNet(depth, **kwargs)
