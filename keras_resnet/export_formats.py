@@ -52,7 +52,7 @@ import keras
 from keras_resnet import atomic
 from keras_resnet import quantization as quantization_lib
 from keras_resnet import serving
-from keras_resnet.models import recursion_headroom
+from keras_resnet.model_classes import recursion_headroom
 
 SAVED_MODEL = "tf_saved_model"
 ONNX = "onnx"

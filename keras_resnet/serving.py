@@ -53,7 +53,7 @@ from keras_resnet import atomic
 from keras_resnet import specs
 from keras_resnet.fold import fold_batchnorm as fold_batchnorm_fn
 from keras_resnet.architecture import check_graph_model
-from keras_resnet.models import recursion_headroom
+from keras_resnet.model_classes import recursion_headroom
 
 DEFAULT_TOP_K = 5
 ENDPOINTS = ("serve", "serve_uint8", "serve_bytes")
