@@ -2,9 +2,11 @@
 (`isolated`, autouse where imported), and a loopback HTTP server to download from."""
 
 import functools
+import hashlib
 import http.server
 import threading
 
+import numpy as np
 import pytest
 
 from keras_resnet import weights as weights_lib
@@ -60,3 +62,11 @@ def server(tmp_path):
     s = Server(root)
     yield s
     s.close()
+
+
+def sha256(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def same_weights(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
