@@ -41,7 +41,7 @@ from keras_resnet.architecture import STEM_CONV, check_graph_model
 from keras_resnet.models import ResNet
 
 # The array maps live in `porting`; these names are kept here as well.
-from keras_resnet.porting import (  # noqa: F401
+from keras_resnet.porting import (
     TORCH_BN_EPSILON as TORCHVISION_BN_EPSILON,
     assign,
     fold_batch_norm,
@@ -50,6 +50,12 @@ from keras_resnet.porting import (  # noqa: F401
     option_a_channel_orders,
     torchvision_arrays,
 )
+
+__all__ = [
+    "TORCHVISION_BN_EPSILON", "assign", "fold_batch_norm", "from_cifar_option_a", "from_keras_applications",
+    "from_keras_cv", "from_torchvision", "keras_applications_arrays", "load_safetensors",
+    "option_a_channel_orders", "torchvision_arrays",
+]
 
 
 def from_keras_applications(model, **kwargs):
