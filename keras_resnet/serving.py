@@ -173,9 +173,7 @@ class _Plan:
         if image_size is None:
             return fixed if None not in fixed else None
         if isinstance(image_size, (tuple, list)):  # numpy ints are ints too.
-            image_size = type(image_size)(
-                d if specs.integer(d) is None else specs.integer(d) for d in image_size
-            )
+            image_size = type(image_size)(specs.integer_or_same(d) for d in image_size)
         if (
             not isinstance(image_size, (tuple, list))
             or len(image_size) != 2
@@ -226,7 +224,7 @@ class _Plan:
             return None
         if top_k is None:
             return min(DEFAULT_TOP_K, self.classes)
-        top_k = top_k if specs.integer(top_k) is None else specs.integer(top_k)
+        top_k = specs.integer_or_same(top_k)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.classes:
             raise ValueError(
                 f"`top_k` must be an int in [1, {self.classes}] (the model's classes). "
