@@ -15,7 +15,6 @@ A plain net has the same names less the shortcut and `_add` layers.
 
 import dataclasses
 
-import keras
 from keras import layers
 
 from keras_resnet import fast_build
@@ -174,8 +173,9 @@ def apply_bottleneck_block(x, filters, strides, shortcut, name, options, variant
     stride_1x1, stride_3x3 = (strides, 1) if variant == "v1" else (1, strides)
     residual = conv_bn_relu(x, filters, 1, stride_1x1, f"{name}_1", options)
     residual = conv_bn_relu(residual, filters, 3, stride_3x3, f"{name}_2", options)
-    residual = conv_bn(residual, 4 * filters, 1, 1, f"{name}_3", options)
-    return _merge(x, residual, 4 * filters, strides, shortcut, name, options)
+    out_channels = specs.EXPANSION[specs.BOTTLENECK] * filters
+    residual = conv_bn(residual, out_channels, 1, 1, f"{name}_3", options)
+    return _merge(x, residual, out_channels, strides, shortcut, name, options)
 
 
 def _merge(x, residual, out_channels, strides, shortcut, name, options):

@@ -37,10 +37,11 @@ import numpy as np
 from keras_resnet import porting
 from keras_resnet import specs
 from keras_resnet import torch_checkpoint
-from keras_resnet.models import ResNet, check_graph_model
+from keras_resnet.architecture import STEM_CONV, check_graph_model
+from keras_resnet.models import ResNet
 
 # The array maps live in `porting`; these names are kept here as well.
-from keras_resnet.porting import (  # noqa: F401
+from keras_resnet.porting import (
     TORCH_BN_EPSILON as TORCHVISION_BN_EPSILON,
     assign,
     fold_batch_norm,
@@ -49,6 +50,12 @@ from keras_resnet.porting import (  # noqa: F401
     option_a_channel_orders,
     torchvision_arrays,
 )
+
+__all__ = [
+    "TORCHVISION_BN_EPSILON", "assign", "fold_batch_norm", "from_cifar_option_a", "from_keras_applications",
+    "from_keras_cv", "from_torchvision", "keras_applications_arrays", "load_safetensors",
+    "option_a_channel_orders", "torchvision_arrays",
+]
 
 
 def from_keras_applications(model, **kwargs):
@@ -74,7 +81,7 @@ def from_keras_applications(model, **kwargs):
             "the v1 nets ResNet50/101/152 port to keras_resnet."
         )
     depth, block = _depth_from_names(names, r"conv(\d)_block(\d+)_1_conv", source=model.name)
-    conv1 = model.get_layer("conv1_conv")
+    conv1 = model.get_layer(STEM_CONV)  # keras.applications names its layers as we do
     if conv1.data_format != "channels_last":
         raise ValueError("Only channels_last keras.applications models are supported.")
     ours = _build_like(model, depth, "v1", kwargs)

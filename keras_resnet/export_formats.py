@@ -35,7 +35,7 @@ The files are written by Keras's own exporters (`keras.Model.export`, which
 call tf2onnx, the TFLite converter and OpenVINO's `convert_model`) on a
 small Keras model that wraps the serving graph. What they leave to us:
 the graph itself (Keras exports `call()` alone), atomic writes (a temporary
-path renamed into place, `serving._write_atomically`), the ONNX batch
+path renamed into place, `keras_resnet.atomic`), the ONNX batch
 dimension's name, LiteRT restricted to its builtin ops (so the file runs
 in the plain `ai-edge-litert` interpreter, without TensorFlow's Flex ops),
 the int8 calibration checks, and errors that name what was received.
@@ -44,15 +44,15 @@ ONNX and OpenVINO need the `deploy` extra: pip install "keras-resnet[deploy]".
 `keras_resnet.runtimes.load(path)` runs each file in its own runtime.
 """
 
-import os
 import pathlib
 import warnings
 
 import keras
 
+from keras_resnet import atomic
 from keras_resnet import quantization as quantization_lib
 from keras_resnet import serving
-from keras_resnet.models import recursion_headroom
+from keras_resnet.model_classes import recursion_headroom
 
 SAVED_MODEL = "tf_saved_model"
 ONNX = "onnx"
@@ -209,17 +209,15 @@ def _export_file(model, path, format, preprocessing, fold_batchnorm, overwrite,
                 xml = str(pathlib.Path(target) / OPENVINO_XML)
                 wrapper.export(xml, format=OPENVINO, input_signature=[spec], verbose=False)
             else:
-                # Keras's LiteRT exporter wants a name ending with .tflite.
-                staged = target + ".tflite"
                 wrapper.export(
-                    staged, format=LITERT, input_signature=[spec], verbose=False,
+                    target, format=LITERT, input_signature=[spec], verbose=False,
                     **quantization_lib.converter_options(tf, quantization, calibration, io_dtype),
                 )
                 if io_dtype == "uint8":
-                    quantization_lib.check_uint8_input(staged, calibration)
-                os.replace(staged, target)
+                    quantization_lib.check_uint8_input(target, calibration)
 
-    serving._write_atomically(path, overwrite, write)
+    # Keras's LiteRT exporter wants a name ending with .tflite.
+    atomic.write_atomically(path, overwrite, write, suffix=".tflite" if format == LITERT else "")
     return str(path)
 
 

@@ -56,7 +56,7 @@ def count_flops(model):
         ValueError: if a layer's output size is not fixed, or the model has
             a layer or operation the counter does not know (naming it).
     """
-    from keras_resnet.models import check_graph_model
+    from keras_resnet.architecture import check_graph_model
 
     check_graph_model(model)
     return sum(_layer_flops(layer) for layer in _walk(model))

@@ -17,7 +17,8 @@ train.
 import keras
 import numpy as np
 
-from keras_resnet.models import check_graph_model, recursion_headroom
+from keras_resnet.architecture import check_graph_model
+from keras_resnet.model_classes import recursion_headroom
 
 
 def fold_batchnorm(model):

@@ -27,8 +27,8 @@ class ZeroPadShortcut(keras.layers.Layer):
 
     def __init__(self, filters, strides=1, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        filters = _integer(filters)
-        strides = _integer(strides)
+        filters = specs.integer_or_same(filters)
+        strides = specs.integer_or_same(strides)
         if not isinstance(filters, int) or filters < 1:
             raise ValueError(
                 f"`filters` must be a positive int. Received filters={filters!r}."
@@ -39,13 +39,7 @@ class ZeroPadShortcut(keras.layers.Layer):
             )
         self.filters = filters
         self.strides = strides
-        data_format = data_format or keras.config.image_data_format()
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(
-                "`data_format` must be 'channels_last' or 'channels_first'. "
-                f"Received data_format={data_format!r}."
-            )
-        self.data_format = data_format
+        self.data_format = specs.check_data_format(data_format)
         self._channel_axis = -1 if self.data_format == "channels_last" else 1
 
     def build(self, input_shape):
@@ -88,12 +82,6 @@ class ZeroPadShortcut(keras.layers.Layer):
             data_format=self.data_format,
         )
         return config
-
-
-def _integer(value):
-    """numpy ints as Python ints; anything else unchanged (and checked later)."""
-    as_int = specs.integer(value)
-    return value if as_int is None else as_int
 
 
 _FUSED_DTYPES = ("float32", "float16", "bfloat16")

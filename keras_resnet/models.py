@@ -1,30 +1,30 @@
 """`ResNet(...)`: the model factory, its argument checks, named constructors."""
 
-import contextlib
-import sys
-
 import keras
-import numpy as np
 from keras import layers
 
+from keras_resnet import architecture
 from keras_resnet import blocks
 from keras_resnet import fast_build
+from keras_resnet import features
+from keras_resnet import model_classes
 from keras_resnet import preprocessing
 from keras_resnet import specs
 from keras_resnet import weights as weights_lib
 from keras_resnet.layers import NaNPropagatingMaxPooling2D
+from keras_resnet.model_classes import DeepResNet, ResNetModel
 
+# These live in modules of their own; the names stay importable from here.
+check_graph_model = architecture.check_graph_model
+feature_extractor = features.feature_extractor
+stage_output_names = features.stage_output_names
+recursion_headroom = model_classes.recursion_headroom
 POOLINGS = (None, "avg", "max")
 # Keras builds a functional graph with one recursive Python call per layer on
 # the longest path (keras/src/ops/function.py, `_build_map_helper`), and a
 # ResNet's longest path has about 2 layers per block. Past this many weighted
 # layers that walk would hit Python's default recursion limit of 1000.
 DEEP_GRAPH_DEPTH = 400
-_RECURSION_LIMIT = 50_000
-_DEFAULTS = {
-    specs.CIFAR: {"shortcut": "A", "classes": 10, "size": 32},
-    specs.IMAGENET: {"shortcut": "B", "classes": 1000, "size": 224},
-}
 
 
 def ResNet(
@@ -124,8 +124,8 @@ def ResNet(
             and what is valid.
     """
     spec = specs.get_spec(depth, family)
-    defaults = _DEFAULTS[spec.family]
-    shortcut = _check_shortcut(shortcut, plain, defaults["shortcut"])
+    defaults = specs.DEFAULTS[spec.family]
+    shortcut = _check_shortcut(shortcut, plain, defaults.shortcut)
     if variant not in blocks.VARIANTS:
         raise ValueError(
             f"`variant` must be one of {blocks.VARIANTS}. Received variant={variant!r}."
@@ -136,8 +136,7 @@ def ResNet(
         raise ValueError(
             f"`pooling` must be one of {POOLINGS}. Received pooling={pooling!r}."
         )
-    classes = defaults["classes"] if classes is None else classes
-    classes = specs.integer(classes) if specs.integer(classes) is not None else classes
+    classes = specs.integer_or_same(defaults.classes if classes is None else classes)
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(
             f"`classes` must be a positive int. Received classes={classes!r}."
@@ -150,7 +149,7 @@ def ResNet(
                 "`classifier_activation` must be None or a Keras activation. "
                 f"Received classifier_activation={classifier_activation!r}."
             ) from error
-    data_format = _check_data_format(data_format)
+    data_format = specs.check_data_format(data_format)
     regularizer = _regularizer(weight_decay)
     options = blocks.LayerOptions(data_format=data_format, kernel_regularizer=regularizer)
 
@@ -158,10 +157,10 @@ def ResNet(
     preprocessing_mode = (
         weights_lib.preprocessing_of(weights_path, weights) if include_preprocessing else None)
     if name is None:
-        name = _default_name(spec, shortcut, plain, variant, defaults["shortcut"])
+        name = _default_name(spec, shortcut, plain, variant, defaults.shortcut)
     # fast_build explains this scope and the initializer swap after it.
     with fast_build.gc_paused(), fast_build.variable_scope():
-        inputs, x = _inputs(input_tensor, input_shape, spec, defaults["size"], data_format)
+        inputs, x = _inputs(input_tensor, input_shape, spec, defaults.size, data_format)
         if include_preprocessing:
             x = preprocessing.Preprocessing(
                 preprocessing_mode, data_format=data_format, name="preprocessing"
@@ -189,7 +188,7 @@ def ResNet(
                 kernel_regularizer=regularizer,
                 # Logits and probabilities stay float32 under mixed precision.
                 dtype=keras.config.dtype_policy().variable_dtype,
-                name="predictions",
+                name=architecture.CLASSIFIER,
             )(x)
         elif pooling is not None:
             x = _global_pool(pooling, data_format)(x)
@@ -200,103 +199,6 @@ def ResNet(
     if weights_path is not None:
         weights_lib.load_into(model, weights_path)
     return model
-
-
-@contextlib.contextmanager
-def recursion_headroom(limit=_RECURSION_LIMIT):
-    """Raises Python's recursion limit to at least `limit` inside the block.
-
-    Python 3.11+ keeps pure-Python frames off the C stack, so a deep but
-    finite recursion such as Keras's graph walk is safe with a higher limit.
-    The old limit is restored on exit.
-    """
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, limit))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(old)
-
-
-@keras.saving.register_keras_serializable(package="keras_resnet")
-class ResNetModel(keras.Model):
-    """The functional model `ResNet` returns; its `predict` checks arrays first.
-
-    Identical to `keras.Model(inputs, outputs)` (same layers, config,
-    weights, saving), except that `predict` on an array or tensor checks it
-    before Keras sees it:
-
-    - no images (a batch of 0) give no predictions, an empty array of the
-      output's shape (Keras's predict loop raises UnboundLocalError);
-    - one image without its batch axis, or images of another size than the
-      model's fixed `input_shape`, are refused by name. (Once `predict` has
-      run on two sizes, Keras's traced function relaxes its input shape:
-      after that it ran a 32x32 model on 64x64 images without a word.)
-    - with `include_preprocessing=True`, pixels outside 0..255 are refused
-      as in an eager call (`keras_resnet.preprocessing.check_pixels`).
-
-    Datasets and generators go to Keras unchecked. Wrap your own functional
-    model in it (`ResNetModel(inputs, outputs)`) for the same checks.
-    """
-
-    def predict(self, x, *args, **kwargs):
-        empty = _check_images(self, x)
-        if empty is not None:
-            return empty
-        return super().predict(x, *args, **kwargs)
-
-
-def _check_images(model, x):
-    """Checks images given to `predict`; returns the empty result for 0 images."""
-    shape = getattr(x, "shape", None)
-    if shape is None or len(model.inputs) != 1 or isinstance(x, keras.KerasTensor):
-        return None  # a dataset, a generator, several inputs: Keras's to handle
-    shape, expected = tuple(shape), tuple(model.inputs[0].shape)
-    described = "x".join(str(d) for d in expected[1:])
-    if len(shape) != len(expected):
-        single = len(shape) == len(expected) - 1 and all(
-            want is None or got == want for got, want in zip(shape, expected[1:]))
-        hint = " One image without its batch axis? Pass x[None]." if single else ""
-        raise ValueError(
-            f"predict takes a batch of images, shape {expected} for model {model.name!r}; "
-            f"received an array of shape {shape}.{hint}"
-        )
-    if any(want is not None and got != want for got, want in zip(shape[1:], expected[1:])):
-        raise ValueError(
-            f"Model {model.name!r} takes {described} images (batch, {', '.join(map(str, expected[1:]))}); "
-            f"received shape {shape}. Resize them, or build the model with input_shape=(None, None, 3) "
-            "(channels_last) to take any size."
-        )
-    if any(isinstance(layer, preprocessing.Preprocessing) for layer in model.layers):
-        preprocessing.check_pixels(x, f"Model {model.name!r} (with its preprocessing inside)")
-    if shape[0] != 0:
-        return None
-    with recursion_headroom():
-        spec = model.compute_output_spec(keras.KerasTensor((1,) + shape[1:], dtype=model.inputs[0].dtype))
-    return np.zeros((0,) + tuple(spec.shape[1:]), keras.backend.standardize_dtype(spec.dtype))
-
-
-@keras.saving.register_keras_serializable(package="keras_resnet")
-class DeepResNet(ResNetModel):
-    """A functional model whose graph is too deep for Keras's default walk.
-
-    Identical to `ResNetModel(inputs, outputs)` (same layers, config and
-    weights), except that building it, which `keras.saving.load_model` also
-    does, runs under `recursion_headroom()`. `ResNet` returns one for depths
-    above `DEEP_GRAPH_DEPTH` (e.g. ResNet-1202), and a `ResNetModel`
-    otherwise.
-
-    New functional models made from one of its tensors, e.g.
-    `keras.Model(model.input, model.get_layer(...).output)`, walk the same
-    deep graph: make them inside `with keras_resnet.recursion_headroom():`
-    (`feature_extractor` does).
-    """
-
-    # The signature must be Functional's, (inputs, outputs, name), for Keras
-    # to save the graph's config rather than a subclassed model's.
-    def __init__(self, inputs, outputs, name=None, **kwargs):
-        with recursion_headroom():
-            super().__init__(inputs, outputs, name=name, **kwargs)
 
 
 def _check_shortcut(shortcut, plain, default):
@@ -321,17 +223,6 @@ def _check_shortcut(shortcut, plain, default):
     return shortcut
 
 
-def _check_data_format(data_format):
-    if data_format is None:
-        return keras.config.image_data_format()
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "`data_format` must be None, 'channels_last' or 'channels_first'. "
-            f"Received data_format={data_format!r}."
-        )
-    return data_format
-
-
 def _regularizer(weight_decay):
     if weight_decay is None:
         return None
@@ -353,7 +244,7 @@ def check_input_shape(input_shape, spec, data_format):
             f"Received input_shape={input_shape!r}."
         )
     # numpy ints are ints too.
-    input_shape = tuple(d if specs.integer(d) is None else specs.integer(d) for d in input_shape)
+    input_shape = tuple(specs.integer_or_same(d) for d in input_shape)
     if data_format == "channels_last":
         height, width, channels = input_shape
     else:
@@ -414,94 +305,6 @@ def _default_name(spec, shortcut, plain, variant, default_shortcut):
     if spec.family == specs.CIFAR and spec.depth in specs.IMAGENET_BLOCKS:
         name += "_cifar"
     return name
-
-
-def check_graph_model(model, argument="model"):
-    """Raises unless `model` is a keras.Model with a graph of layers.
-
-    What reads a model's layers and their shapes (FLOP counts, BN folding,
-    export, conversions, feature maps) needs a functional model, or a
-    Sequential built with an input shape; a subclassed model's layers have
-    no graph to read, and an unbuilt one has no shapes yet.
-    """
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            f"`{argument}` must be a keras.Model. Received {argument}={model!r:.200} "
-            f"(a {type(model).__name__})."
-        )
-    try:
-        inputs = model.inputs
-    except AttributeError:  # a Sequential not built yet; subclassed models have none
-        inputs = None
-    if not inputs:
-        kind = "a Sequential" if isinstance(model, keras.Sequential) else "a subclassed model"
-        raise ValueError(
-            f"`{argument}` must be a built functional keras.Model, but {model.name!r} "
-            f"({kind}) has no inputs yet, so its layers have no graph or shapes to read. Build "
-            "it from keras.Input, or give a Sequential its input (keras.Input first, or "
-            "model.build((None, H, W, C))); a subclassed model has no graph of layers."
-        )
-
-
-def stage_output_names(model):
-    """Names of the layers that output each stage, e.g. `conv2_block3_out`.
-
-    Returns:
-        A dict from stage name ("conv2", ..., "conv5") to layer name, in
-        network order. These are the feature maps a detection backbone uses
-        (the paper's Sec. 7 puts Faster R-CNN on conv2_x..conv5_x).
-    """
-    check_graph_model(model)
-    last = {}
-    for layer in model.layers:
-        parts = layer.name.split("_")
-        if len(parts) == 3 and parts[2] == "out" and parts[1].startswith("block"):
-            last[parts[0]] = layer.name
-    if not last:
-        raise ValueError(
-            f"Model {model.name!r} has no layers named "
-            "'<stage>_block<i>_out'; it was not built by keras_resnet.ResNet."
-        )
-    return last
-
-
-def feature_extractor(model, stages=None):
-    """A model from `model`'s inputs to a dict of stage feature maps.
-
-    Args:
-        model: a model built by `ResNet(...)`.
-        stages: a list of stage names to return, in the order given
-            ("conv2" .. "conv5" for ImageNet, "conv2" .. "conv4" for CIFAR);
-            all by default. One stage is a list of one, `["conv3"]`.
-
-    Returns:
-        A functional `keras.Model` sharing `model`'s layers and weights,
-        whose output is `{stage: feature map}`.
-    """
-    names = stage_output_names(model)
-    if stages is None:
-        stages = list(names)
-    elif isinstance(stages, (str, bytes)) or not isinstance(stages, (list, tuple)):
-        # A string is a sequence too: "conv3" would be five stage names.
-        raise ValueError(
-            f"`stages` must be a list of stage names among {list(names)}. Received "
-            f"stages={stages!r:.100}; for one stage, pass [{stages!r:.100}]."
-        )
-    stages = list(stages)
-    if not stages:
-        raise ValueError(
-            f"`stages` must name at least one stage among {list(names)}. Received stages=[]."
-        )
-    unknown = [s for s in stages if not isinstance(s, str) or s not in names]
-    if unknown:
-        raise ValueError(
-            f"`stages` must be among {list(names)}. Received stages={stages!r}."
-        )
-    if len(set(stages)) != len(stages):
-        raise ValueError(f"`stages` must name each stage once. Received stages={stages!r}.")
-    outputs = {s: model.get_layer(names[s]).output for s in stages}
-    with recursion_headroom():
-        return keras.Model(model.input, outputs, name=f"{model.name}_features")
 
 
 # Named constructors: every network the paper reports. Each takes the

@@ -31,7 +31,8 @@ import numpy as np
 from keras import ops
 
 from keras_resnet import presets
-from keras_resnet import weights as weights_lib
+from keras_resnet import specs
+from keras_resnet import registry
 
 # The modes, {name: (mean, std, bgr)}; each preset declares its own.
 MODES = presets.MODES
@@ -51,9 +52,9 @@ def mode_of(weights, depth=None):
         units) for presets registered with their own statistics.
     """
     if depth is not None:
-        return weights_lib.get_preset(weights, depth=depth).preprocessing
+        return registry.get_preset(weights, depth=depth).preprocessing
     modes = {}
-    for preset in weights_lib.presets_of(weights).values():
+    for preset in registry.presets_of(weights).values():
         modes.setdefault(repr(preset.preprocessing), []).append(preset)
     if len(modes) > 1:
         by_depth = {p.depth: p.preprocessing for presets_ in modes.values() for p in presets_}
@@ -193,12 +194,7 @@ class Preprocessing(keras.layers.Layer):
         if isinstance(mode, dict):  # self-contained: a mean file is read once, here
             mode = {"mean": np.asarray(self.mean).tolist(), "std": list(self.std), "bgr": self.bgr}
         self.mode = mode
-        self.data_format = data_format or keras.config.image_data_format()
-        if self.data_format not in ("channels_last", "channels_first"):
-            raise ValueError(
-                "`data_format` must be 'channels_last' or 'channels_first'. "
-                f"Received data_format={data_format!r}."
-            )
+        self.data_format = specs.check_data_format(data_format)
 
     def call(self, x):
         axis = -1 if self.data_format == "channels_last" else -3

@@ -43,19 +43,17 @@ called, so `import keras_resnet` works without TensorFlow.
 
 import collections
 import collections.abc
-import glob
 import os
 import pathlib
-import shutil
-import socket
-import tempfile
 
 import keras
 import numpy as np
 
+from keras_resnet import atomic
 from keras_resnet import specs
 from keras_resnet.fold import fold_batchnorm as fold_batchnorm_fn
-from keras_resnet.models import check_graph_model, recursion_headroom
+from keras_resnet.architecture import check_graph_model
+from keras_resnet.model_classes import recursion_headroom
 
 DEFAULT_TOP_K = 5
 ENDPOINTS = ("serve", "serve_uint8", "serve_bytes")
@@ -130,7 +128,7 @@ def export(
         archive = _archive(tf, plan, endpoints=endpoints)
         archive.write_out(tmp, verbose=verbose)
 
-    _write_atomically(path, overwrite, write)
+    atomic.write_atomically(path, overwrite, write)
     return str(path)
 
 
@@ -175,9 +173,7 @@ class _Plan:
         if image_size is None:
             return fixed if None not in fixed else None
         if isinstance(image_size, (tuple, list)):  # numpy ints are ints too.
-            image_size = type(image_size)(
-                d if specs.integer(d) is None else specs.integer(d) for d in image_size
-            )
+            image_size = type(image_size)(specs.integer_or_same(d) for d in image_size)
         if (
             not isinstance(image_size, (tuple, list))
             or len(image_size) != 2
@@ -228,7 +224,7 @@ class _Plan:
             return None
         if top_k is None:
             return min(DEFAULT_TOP_K, self.classes)
-        top_k = top_k if specs.integer(top_k) is None else specs.integer(top_k)
+        top_k = specs.integer_or_same(top_k)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.classes:
             raise ValueError(
                 f"`top_k` must be an int in [1, {self.classes}] (the model's classes). "
@@ -243,21 +239,22 @@ def _kind(value):
         "a set" if isinstance(value, collections.abc.Set) else f"a {type(value).__name__}")
 
 
+def nonfinite_weights(model):
+    """The paths of `model`'s weight tensors that hold NaN or infinite values
+    (e.g. ["conv1_conv/kernel"]); empty if all are finite."""
+    return [w.path for w in model.weights if not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
+
+
 def _check_finite_weights(model):
     """Refuses a model with no weights, or NaN or infinite ones: its answers
     would be noise."""
-    import numpy as np
-
     if not model.weights:
         raise ValueError(
             f"`model` {model.name!r} has no weights (no layer with parameters, or never "
             "built), so there is nothing trained to export. Export the trained model, "
             "e.g. a zoo run's model.keras."
         )
-    bad = [
-        w.path for w in model.weights
-        if not np.isfinite(keras.ops.convert_to_numpy(w)).all()
-    ]
+    bad = nonfinite_weights(model)
     if bad:
         raise ValueError(
             f"`model` has {len(bad)} weight tensors with NaN or infinite values "
@@ -432,7 +429,7 @@ def _check_path(path, overwrite):
         raise ValueError(f"`path` must be a str or os.PathLike. Received path={path!r}.")
     path = pathlib.Path(path).expanduser()
     overwrite = specs.check_bool("overwrite", overwrite)
-    if _occupied(path) and not overwrite:
+    if atomic.occupied(path) and not overwrite:
         raise FileExistsError(
             f"{str(path)!r} exists and is not an empty directory; pass "
             "overwrite=True to replace it. Nothing was written."
@@ -440,70 +437,7 @@ def _check_path(path, overwrite):
     return path
 
 
-def _occupied(path):
-    if path.is_dir():
-        return any(path.iterdir())
-    return path.exists() or path.is_symlink()
-
-
-def _write_atomically(path, overwrite, write):
-    """Calls `write(tmp_dir)` and renames tmp_dir to `path`.
-
-    The export goes to a temporary directory in `path`'s parent (same file
-    system, so the rename is atomic). An existing `path` is moved aside only
-    once the new export is complete, and removed after the rename.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(path)
-    staging = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=_staging_prefix(path)))
-    target = staging / "export"
-    old = None
-    try:
-        write(str(target))
-        if _occupied(path):
-            if not overwrite:  # Appeared while we wrote.
-                raise FileExistsError(
-                    f"{str(path)!r} appeared during the export; pass overwrite=True."
-                )
-            old = staging / "old"
-            os.replace(path, old)
-        elif path.is_dir():
-            path.rmdir()
-        try:
-            os.replace(target, path)
-        except BaseException:
-            if old is not None:
-                os.replace(old, path)
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _staging_prefix(path):
-    """Hidden staging directories name their host and process, so a later
-    export can tell one left by a killed export from one still in use."""
-    return f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}-"
-
-
-def _remove_stale_staging(path):
-    """Removes staging directories of `path` left behind by killed exports.
-
-    A `kill -9` during an export leaves its hidden staging directory (the
-    half-written export) next to `path`. One made on this host by a process
-    that no longer exists is removed; others are left alone.
-    """
-    prefix = f".{path.name}.tmp-{socket.gethostname()}-"
-    for staging in path.parent.glob(f"{glob.escape(prefix)}*"):
-        pid = staging.name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and staging.is_dir() and not _alive(int(pid)):
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # Another user's live process.
-    return True
+# Their home is keras_resnet.atomic; the old private names stay for callers of old.
+_occupied = atomic.occupied
+_write_atomically = atomic.write_atomically
+_staging_prefix = atomic.staging_prefix

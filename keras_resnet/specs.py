@@ -9,7 +9,9 @@ import dataclasses
 import math
 import numbers
 import operator
+import warnings
 
+import keras
 import numpy as np
 
 CIFAR = "cifar"
@@ -18,6 +20,24 @@ FAMILIES = (CIFAR, IMAGENET)
 
 BASIC = "basic"
 BOTTLENECK = "bottleneck"
+# Output channels of a block divided by its `filters` (Fig. 5: a bottleneck
+# expands its 1x1 reduction 4x).
+EXPANSION = {BASIC: 1, BOTTLENECK: 4}
+
+
+@dataclasses.dataclass(frozen=True)
+class Defaults:
+    """What a family's nets are built with unless told otherwise (the paper's).
+
+    Attributes:
+        shortcut: "A" for CIFAR (Sec. 4.2), "B" for ImageNet (Table 3's).
+        classes: 10 (CIFAR-10) or 1000 (ImageNet).
+        size: height and width of the input images.
+    """
+
+    shortcut: str
+    classes: int
+    size: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,8 +46,8 @@ class Stage:
 
     Attributes:
         name: layer-name prefix, e.g. "conv3" (the paper's conv3_x).
-        filters: filters of the block's 3x3 convolutions; a bottleneck
-            block outputs `4 * filters` channels.
+        filters: filters of the block's 3x3 convolutions; a block outputs
+            `EXPANSION[block] * filters` channels (4x for a bottleneck).
         blocks: number of blocks in the stage.
         stride: stride of the first block (1 or 2).
     """
@@ -57,7 +77,7 @@ class Spec:
     @property
     def expansion(self):
         """Output channels of a block divided by its `filters`."""
-        return 4 if self.block == BOTTLENECK else 1
+        return EXPANSION[self.block]
 
     @property
     def total_stride(self):
@@ -86,9 +106,8 @@ IMAGENET_FILTERS = (64, 128, 256, 512)
 # 8 pixel maps with 16, 32 and 64 filters.
 CIFAR_FILTERS = (16, 32, 64)
 
-# Depths the paper reports; the factory accepts any 6n+2 for CIFAR.
-PAPER_CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
-PAPER_IMAGENET_DEPTHS = (18, 34, 50, 101, 152)
+DEFAULTS = {CIFAR: Defaults("A", 10, 32), IMAGENET: Defaults("B", 1000, 224)}
+DATA_FORMATS = ("channels_last", "channels_first")
 
 
 def integer(value):
@@ -99,6 +118,29 @@ def integer(value):
         return operator.index(value)
     except TypeError:
         return None
+
+
+def integer_or_same(value):
+    """`value` as an int if it is one (numpy ints too), else `value` unchanged
+    (for a check after it to refuse by name)."""
+    as_int = integer(value)
+    return value if as_int is None else as_int
+
+
+def check_data_format(data_format):
+    """`data_format`, or Keras's `image_data_format()` for None.
+
+    Raises:
+        ValueError: for anything but None, "channels_last" or "channels_first".
+    """
+    if data_format is None:
+        return keras.config.image_data_format()
+    if data_format not in DATA_FORMATS:
+        raise ValueError(
+            "`data_format` must be None, 'channels_last' or 'channels_first'. "
+            f"Received data_format={data_format!r}."
+        )
+    return data_format
 
 
 def boolean(value):
@@ -207,3 +249,18 @@ def get_spec(depth, family=None):
     family = resolve_family(depth, family)
     depth = integer(depth)
     return imagenet_spec(depth) if family == IMAGENET else cifar_spec(depth)
+
+
+# Unused in the package; kept a while for anyone who imported them.
+_DEPRECATED = {
+    "PAPER_CIFAR_DEPTHS": (20, 32, 44, 56, 110, 1202),
+    "PAPER_IMAGENET_DEPTHS": (18, 34, 50, 101, 152),
+}
+
+
+def __getattr__(name):
+    if name in _DEPRECATED:
+        warnings.warn(f"keras_resnet.specs.{name} is deprecated and will be removed: it was never "
+                      "used by the package.", DeprecationWarning, stacklevel=2)
+        return _DEPRECATED[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

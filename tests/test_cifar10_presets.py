@@ -27,8 +27,8 @@ from keras_resnet import preprocessing
 from keras_resnet import weights as weights_lib
 
 from conftest import CIFAR_ORIGINAL_HEAD, akamaster_checkpoint
-from test_convert import akamaster_logits, akamaster_reference
-from test_weights_presets import Server, isolated, server  # noqa: F401 (fixtures)
+from helpers_presets import isolated, server  # noqa: F401 (fixtures; isolated is autouse)
+from helpers_torch import akamaster_logits, akamaster_reference
 
 SHIPPED = (20, 32, 44, 56)
 ZOO = (20,)  # zoo_cifar10: trained here (RESULTS.md)

@@ -15,26 +15,10 @@ from keras_resnet import serving as export_lib
 from keras_resnet.fold import fold_batchnorm
 
 from conftest import deploy_runtime
+from helpers_export import pixels, randomize_batchnorm, tiny_model
 
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck"]
-
-
-def randomize_batchnorm(model, seed=0):
-    """Gives every BN non-trivial statistics, so folding has work to do."""
-    rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, n), rng.normal(0.0, 0.2, n),
-                rng.normal(0.0, 0.2, n), rng.uniform(0.5, 2.0, n),
-            ])
-    return model
-
-
-def pixels(shape, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, shape).astype("uint8")
 
 
 @pytest.fixture(scope="module")
@@ -168,13 +152,6 @@ def test_saved_model_cli_lists_signatures(exported):
         assert expected in result.stdout, expected
 
 
-def tiny_model():
-    inputs = keras.Input((8, 8, 3))
-    x = keras.layers.Conv2D(4, 3, use_bias=False)(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
-
-
 def test_existing_path_needs_overwrite_and_stays_intact(tmp_path):
     old = tmp_path / "export"
     old.mkdir()
@@ -204,22 +181,6 @@ def test_chosen_endpoints(tmp_path):
 def test_empty_directory_is_not_occupied(tmp_path):
     export_lib.export(tiny_model(), tmp_path)
     assert (tmp_path / "saved_model.pb").is_file()
-
-
-def test_failed_write_keeps_old_export(tmp_path):
-    old = tmp_path / "export"
-    old.mkdir()
-    (old / "saved_model.pb").write_bytes(b"old export")
-
-    def failing_write(target):
-        os.makedirs(target)
-        pathlib.Path(target, "half").write_text("half-written")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError, match="disk full"):
-        export_lib._write_atomically(old, True, failing_write)
-    assert (old / "saved_model.pb").read_bytes() == b"old export"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from keras_resnet import export_formats
 from keras_resnet import runtimes
 
 from conftest import deploy_runtime
-from test_export import pixels, randomize_batchnorm, tiny_model
+from helpers_export import pixels, randomize_batchnorm, tiny_model
 
 FLOAT_FORMATS = {"onnx": "m.onnx", "litert": "m.tflite", "openvino": "m_openvino"}
 RUNTIME_MODULES = {"onnx": "onnxruntime", "litert": "ai_edge_litert.interpreter", "openvino": "openvino"}

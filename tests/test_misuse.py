@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import keras_resnet
+from keras_resnet import architecture
 from keras_resnet import weights as weights_lib
 
 
@@ -60,10 +61,10 @@ def test_keras_file_of_the_same_architecture_loads(saved):
 
 def test_architecture_reads_the_same_from_a_model_and_its_file(saved):
     model = keras_resnet.ResNet(50, input_shape=(64, 64, 3), classes=10, variant="v1.5")
-    built = weights_lib.architecture([(l.name, getattr(l, "strides", None)) for l in model.layers])
-    assert {k: built[k] for k in ("family", "depth", "plain", "shortcut", "variant")} == {
+    built = architecture.from_layers([(l.name, getattr(l, "strides", None)) for l in model.layers])
+    assert {k: getattr(built, k) for k in ("family", "depth", "plain", "shortcut", "variant")} == {
         "family": "imagenet", "depth": 50, "plain": False, "shortcut": "B", "variant": "v1.5"}
-    assert weights_lib.architecture([(l.name, None) for l in model.layers])["depth"] == 50
+    assert architecture.from_layers([(l.name, None) for l in model.layers]).depth == 50
 
 
 def damaged(path, tmp_path, how):

@@ -56,15 +56,14 @@ def response_layers(net):
 
 
 def find_net(model):
-    """The keras_resnet net inside `model` (itself, or a nested model)."""
-    import keras
+    """The keras_resnet net inside `model` (itself, or a nested model).
 
-    if any(layer.name == "conv1_conv" for layer in model.layers):
-        return model
-    for layer in model.layers:
-        if isinstance(layer, keras.Model) and any(l.name == "conv1_conv" for l in layer.layers):
-            return layer
-    raise ValueError(f"Model {model.name!r} holds no keras_resnet net (no layer conv1_conv).")
+    Raises:
+        ValueError: naming the model, if it holds no keras_resnet net.
+    """
+    import keras_resnet
+
+    return keras_resnet.architecture_of(model).net
 
 
 def probe(model):

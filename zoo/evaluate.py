@@ -198,8 +198,9 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
         checkpoint: use the last checkpoint rather than model.keras.
         limit: evaluate only the first `limit` test images.
     """
-    from zoo import history  # Imports Keras: not at start-up (see cli.run).
+    import keras_resnet
 
+    from zoo import history  # Imports Keras: not at start-up (see cli.run).
     from zoo import model as model_lib
 
     workdir = pathlib.Path(cli.expand(workdir))
@@ -232,7 +233,8 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
     if "multiscale" in modes:
         mean = np.asarray(model.get_layer(model_lib.MEAN_LAYER).mean).reshape(-1, 3).mean(0)
         full_conv = model_lib.build(recipe, mean, input_shape=(None, None, 3))
-        full_conv.layers[-1].set_weights(model.layers[-1].get_weights())
+        net = keras_resnet.architecture_of(model).net
+        keras_resnet.architecture_of(full_conv).net.set_weights(net.get_weights())
 
     correct = {mode: 0 for mode in modes}
     total = 0

@@ -101,7 +101,7 @@ def check_outputs(workdir, outputs, overwrite=False):
     Returns:
         {flag: absolute path, `~` expanded} of the outputs given.
     """
-    from keras_resnet import serving
+    from keras_resnet import atomic
 
     run = pathlib.Path(cli.expand(workdir)).resolve()
     checked = {}
@@ -131,7 +131,7 @@ def check_outputs(workdir, outputs, overwrite=False):
                     f"{name} and --{other_flag}={str(other)!r} overlap; "
                     "give each export a path of its own, outside the others."
                 )
-        if serving._occupied(path) and not overwrite:
+        if atomic.occupied(path) and not overwrite:
             what = "is not an empty directory" if path.is_dir() else "exists"
             raise FileExistsError(
                 f"{name} {what}; pass --overwrite to replace it. "

@@ -1,0 +1,110 @@
+"""The functional models `ResNet` returns: `ResNetModel` (whose `predict`
+checks its images first) and `DeepResNet` (a graph too deep for Keras's
+default recursion limit), and `recursion_headroom`, the limit raised."""
+
+import contextlib
+import sys
+
+import keras
+import numpy as np
+
+from keras_resnet import preprocessing
+
+_RECURSION_LIMIT = 50_000
+
+
+@contextlib.contextmanager
+def recursion_headroom(limit=_RECURSION_LIMIT):
+    """Raises Python's recursion limit to at least `limit` inside the block.
+
+    Python 3.11+ keeps pure-Python frames off the C stack, so a deep but
+    finite recursion such as Keras's graph walk is safe with a higher limit.
+    The old limit is restored on exit.
+    """
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class ResNetModel(keras.Model):
+    """The functional model `ResNet` returns; its `predict` checks arrays first.
+
+    Identical to `keras.Model(inputs, outputs)` (same layers, config,
+    weights, saving), except that `predict` on an array or tensor checks it
+    before Keras sees it:
+
+    - no images (a batch of 0) give no predictions, an empty array of the
+      output's shape (Keras's predict loop raises UnboundLocalError);
+    - one image without its batch axis, or images of another size than the
+      model's fixed `input_shape`, are refused by name. (Once `predict` has
+      run on two sizes, Keras's traced function relaxes its input shape:
+      after that it ran a 32x32 model on 64x64 images without a word.)
+    - with `include_preprocessing=True`, pixels outside 0..255 are refused
+      as in an eager call (`keras_resnet.preprocessing.check_pixels`).
+
+    Datasets and generators go to Keras unchecked. Wrap your own functional
+    model in it (`ResNetModel(inputs, outputs)`) for the same checks.
+    """
+
+    def predict(self, x, *args, **kwargs):
+        empty = _check_images(self, x)
+        if empty is not None:
+            return empty
+        return super().predict(x, *args, **kwargs)
+
+
+def _check_images(model, x):
+    """Checks images given to `predict`; returns the empty result for 0 images."""
+    shape = getattr(x, "shape", None)
+    if shape is None or len(model.inputs) != 1 or isinstance(x, keras.KerasTensor):
+        return None  # a dataset, a generator, several inputs: Keras's to handle
+    shape, expected = tuple(shape), tuple(model.inputs[0].shape)
+    described = "x".join(str(d) for d in expected[1:])
+    if len(shape) != len(expected):
+        single = len(shape) == len(expected) - 1 and all(
+            want is None or got == want for got, want in zip(shape, expected[1:]))
+        hint = " One image without its batch axis? Pass x[None]." if single else ""
+        raise ValueError(
+            f"predict takes a batch of images, shape {expected} for model {model.name!r}; "
+            f"received an array of shape {shape}.{hint}"
+        )
+    if any(want is not None and got != want for got, want in zip(shape[1:], expected[1:])):
+        raise ValueError(
+            f"Model {model.name!r} takes {described} images (batch, {', '.join(map(str, expected[1:]))}); "
+            f"received shape {shape}. Resize them, or build the model with input_shape=(None, None, 3) "
+            "(channels_last) to take any size."
+        )
+    if any(isinstance(layer, preprocessing.Preprocessing) for layer in model.layers):
+        preprocessing.check_pixels(x, f"Model {model.name!r} (with its preprocessing inside)")
+    if shape[0] != 0:
+        return None
+    with recursion_headroom():
+        spec = model.compute_output_spec(keras.KerasTensor((1,) + shape[1:], dtype=model.inputs[0].dtype))
+    return np.zeros((0,) + tuple(spec.shape[1:]), keras.backend.standardize_dtype(spec.dtype))
+
+
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class DeepResNet(ResNetModel):
+    """A functional model whose graph is too deep for Keras's default walk.
+
+    Identical to `ResNetModel(inputs, outputs)` (same layers, config and
+    weights), except that building it, which `keras.saving.load_model` also
+    does, runs under `recursion_headroom()`. `ResNet` returns one for depths
+    above `DEEP_GRAPH_DEPTH` (e.g. ResNet-1202), and a `ResNetModel`
+    otherwise.
+
+    New functional models made from one of its tensors, e.g.
+    `keras.Model(model.input, model.get_layer(...).output)`, walk the same
+    deep graph: make them inside `with keras_resnet.recursion_headroom():`
+    (`feature_extractor` does).
+    """
+
+    # The signature must be Functional's, (inputs, outputs, name), for Keras
+    # to save the graph's config rather than a subclassed model's.
+    def __init__(self, inputs, outputs, name=None, **kwargs):
+        with recursion_headroom():
+            super().__init__(inputs, outputs, name=name, **kwargs)
