@@ -285,6 +285,10 @@ def digits_run(tmp_path_factory):
 
     recipe = dataclasses.replace(train.resolve("cifar10_resnet20"), depth=8, val_size=100)
     workdir = tmp_path_factory.mktemp("run")
+    # The same net whatever ran before in this worker: int8's error depends
+    # on the weights (0.004-0.009 over seeds 0-7; one unseeded draw, after
+    # other tests, gave 0.137 against the test's 0.1).
+    keras.utils.set_random_seed(0)
     model = model_lib.build(recipe, np.full((32, 32, 3), 40.0, np.float32))
     runs.save_model(randomize_batchnorm(model), workdir / "model.keras")
     history.write_json(workdir / "config.json", {
