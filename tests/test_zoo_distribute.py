@@ -74,7 +74,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import dataclasses, json, keras, numpy as np
-    from zoo import model as model_lib, recipes, runs
+    from zoo import model as model_lib, recipes
 
     dtype = sys.argv[1]
     recipe = dataclasses.replace(recipes.get("cifar10_resnet20"), batch_size=16, steps=2, epoch_steps=2)
@@ -95,7 +95,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
         keras.utils.set_random_seed(1)
         with strategy.scope():
             model = model_lib.build(recipe, mean)
-            runs.compile_model(model, recipe)
+            model_lib.compile_model(model, recipe)
         if initial is not None:
             model.set_weights(initial)
         start = [w.numpy() for w in model.weights]

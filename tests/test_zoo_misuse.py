@@ -29,7 +29,10 @@ from zoo import export
 from zoo import history
 from zoo import model as model_lib
 from zoo import recipes
-from zoo import runs
+from zoo import callbacks as zoo_callbacks
+from zoo import checkpoint
+from zoo import nonfinite
+from zoo import run as zoo_run
 from zoo import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -110,7 +113,7 @@ def tiny_data(n=8):
 def fit(model, workdir, epochs, x=None, y=None, extra=()):
     if x is None:
         x, y = tiny_data()
-    callbacks = runs.callbacks(workdir, lambda step: 0.1, tensorboard=False) + list(extra)
+    callbacks = zoo_callbacks.callbacks(workdir, lambda step: 0.1, tensorboard=False) + list(extra)
     return model.fit(x, y, batch_size=2, epochs=epochs, callbacks=callbacks, shuffle=False, verbose=0)
 
 
@@ -119,7 +122,7 @@ def test_nan_loss_stops_training_with_a_clear_error(tmp_path):
     fit(tiny_model(), tmp_path, 1, x, y)  # one good epoch: a checkpoint at step 4
     x[5] = np.nan
     model = tiny_model()
-    with pytest.raises(runs.NonFiniteError, match=r"Training diverged at step 7: the training loss is nan") as info:
+    with pytest.raises(nonfinite.NonFiniteError, match=r"Training diverged at step 7: the training loss is nan") as info:
         fit(model, tmp_path, 3, x, y)
     assert "keeps the last finite state" in str(info.value)
     # The bad epoch reached neither the history nor the checkpoint.
@@ -140,7 +143,7 @@ def test_non_finite_weights_stop_training(tmp_path):
     # Inf weights with a zero input give a finite loss; only the weight
     # check at the epoch's end sees them.
     x = np.zeros((8, 3), "float32")
-    with pytest.raises(runs.NonFiniteError, match=r"weights \S*dense\w*/kernel hold NaN or infinite"):
+    with pytest.raises(nonfinite.NonFiniteError, match=r"weights \S*dense\w*/kernel hold NaN or infinite"):
         fit(tiny_model(), tmp_path, 2, x, np.zeros(8, "int32"), extra=[Poison()])
     assert not (tmp_path / "checkpoints" / "latest.weights.h5").exists()
 
@@ -150,7 +153,7 @@ def test_non_finite_validation_loss_warns_but_training_goes_on(tmp_path, capsys)
     # BN moving statistics have barely moved overflow this way).
     x, y = tiny_data()
     model = tiny_model()
-    callbacks = runs.callbacks(tmp_path, lambda step: 0.1, tensorboard=False)
+    callbacks = zoo_callbacks.callbacks(tmp_path, lambda step: 0.1, tensorboard=False)
     val = np.full((2, 3), np.nan, "float32"), np.zeros(2, "int32")
     model.fit(x, y, batch_size=2, epochs=2, validation_data=val, callbacks=callbacks, verbose=0)
     assert capsys.readouterr().out.count("zoo: warning: the validation loss after epoch") == 2
@@ -159,7 +162,7 @@ def test_non_finite_validation_loss_warns_but_training_goes_on(tmp_path, capsys)
 
 def test_diverging_zoo_run_is_not_recorded_as_finished(tmp_path):
     recipe = dataclasses.replace(DIGITS8, lr=1e30, warmup_lr=None, warmup_steps=0)
-    with pytest.raises(runs.NonFiniteError, match="Training diverged at step"):
+    with pytest.raises(nonfinite.NonFiniteError, match="Training diverged at step"):
         train.train_and_evaluate(recipe, tmp_path, verbose=0)
     assert not (tmp_path / "results.json").exists() and not (tmp_path / "model.keras").exists()
 
@@ -245,11 +248,11 @@ def test_damaged_history_is_named(tmp_path):
 # --- The workdir: locked while in use, never locked by a failed start --------
 
 def test_second_process_on_a_workdir_is_refused(tmp_path):
-    with runs.exclusive(tmp_path / ".lock"):
-        with pytest.raises(runs.WorkdirBusy, match=rf"Another process \(pid {os.getpid()}\) is training in"):
-            with runs.exclusive(tmp_path / ".lock"):
+    with zoo_run.exclusive(tmp_path / ".lock"):
+        with pytest.raises(zoo_run.WorkdirBusy, match=rf"Another process \(pid {os.getpid()}\) is training in"):
+            with zoo_run.exclusive(tmp_path / ".lock"):
                 pass
-    with runs.exclusive(tmp_path / ".lock"):  # released on exit
+    with zoo_run.exclusive(tmp_path / ".lock"):  # released on exit
         pass
 
 
@@ -258,18 +261,18 @@ def test_lock_is_released_when_its_process_is_killed(tmp_path):
     lock = tmp_path / ".lock"
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from zoo import runs\n"
-         f"with runs.exclusive({str(lock)!r}):\n    print('held', flush=True); time.sleep(60)"],
+         "import sys, time; from zoo import run as zoo_run\n"
+         f"with zoo_run.exclusive({str(lock)!r}):\n    print('held', flush=True); time.sleep(60)"],
         cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(runs.WorkdirBusy, match=f"pid {holder.pid}"):
-            with runs.exclusive(lock):
+        with pytest.raises(zoo_run.WorkdirBusy, match=f"pid {holder.pid}"):
+            with zoo_run.exclusive(lock):
                 pass
     finally:
         holder.kill()
         holder.wait()
-    with runs.exclusive(lock):
+    with zoo_run.exclusive(lock):
         pass
 
 
@@ -356,7 +359,7 @@ def finished_run(tmp_path_factory):
     """A workdir as zoo.train leaves it (untrained weights: only files matter)."""
     workdir = tmp_path_factory.mktemp("run")
     model = model_lib.build(DIGITS8, np.zeros((32, 32, 3), np.float32))
-    runs.save_model(model, workdir / "model.keras")
+    zoo_run.save_model(model, workdir / "model.keras")
     history.write_json(workdir / "config.json", {
         "recipe": DIGITS8.to_dict(), "dataset": "digits", "data_dir": None, "mixed_precision": "float32"})
     history.write_json(workdir / "classes.json", [str(i) for i in range(10)])
@@ -585,7 +588,7 @@ def test_full_disk_during_a_checkpoint_is_one_sentence_and_keeps_the_last_one(tm
     files = checkpoint_files(tmp_path)
     before = {name: path.read_bytes() for name, path in files.items()}
     usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda path: usage._replace(free=1000))
     # Was: ~20 h5py tracebacks from a half-written file, then SIGSEGV.
     with pytest.raises(RuntimeError, match=rf"^Cannot write the checkpoint of epoch 3 in {tmp_path / 'checkpoints'}: No space left on device \(it needs about .* MiB, 0.0 MiB are free\)\. The checkpoint before it is kept"):
         resume(tmp_path)
@@ -607,14 +610,14 @@ def test_a_real_full_disk_ends_with_one_sentence_not_a_crash(tmp_path):
     try:
         script = (
             "import sys, keras, numpy as np\n"
-            "from zoo import runs\n"
+            "from zoo import callbacks as zoo_callbacks, checkpoint\n"
             "model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(40000), keras.layers.Dense(2)])\n"
             "model.compile(keras.optimizers.SGD(0.1), 'sparse_categorical_crossentropy')\n"
             "x, y = np.zeros((8, 3), 'float32'), np.zeros(8, 'int32')\n"
-            "callbacks = runs.callbacks(sys.argv[1], lambda step: 0.1, tensorboard=False)\n"
+            "callbacks = zoo_callbacks.callbacks(sys.argv[1], lambda step: 0.1, tensorboard=False)\n"
             "try:\n"
             "    model.fit(x, y, batch_size=2, epochs=3, verbose=0, callbacks=callbacks)\n"
-            "except runs.CheckpointNotWritten as error:\n"
+            "except checkpoint.CheckpointNotWritten as error:\n"
             "    sys.exit(f'Error: {error}')\n"
         )
         result = subprocess.run([sys.executable, "-c", script, str(disk)], cwd=REPO, env=ENV,
@@ -651,7 +654,7 @@ def test_stale_staging_files_are_removed_and_a_finished_run_leaves_no_lock(finis
 
 def test_lock_file_is_deleted_by_its_holder_and_a_late_opener_retries(tmp_path):
     lock = tmp_path / ".lock"
-    with runs.exclusive(lock):
+    with zoo_run.exclusive(lock):
         assert lock.read_text() == f"{os.getpid()}\n"
     assert not lock.exists()
     # A process that opened the old file just before its holder deleted it
@@ -676,8 +679,8 @@ def test_lock_file_is_deleted_by_its_holder_and_a_late_opener_retries(tmp_path):
     builtins_open = builtins.open
     builtins.open = open_then_lose_the_race
     try:
-        with pytest.raises(runs.WorkdirBusy):
-            with runs.exclusive(lock):
+        with pytest.raises(zoo_run.WorkdirBusy):
+            with zoo_run.exclusive(lock):
                 pass
     finally:
         builtins.open = builtins_open
@@ -700,7 +703,7 @@ def test_checkpoint_is_evaluated_with_the_runs_own_mean(trained_run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(workdir, copy)
     images = datasets.load_test("digits", 32, seed=DIGITS8.seed)[0][:40].astype(np.float32)
-    saved = runs.load_model_file(copy / "model.keras")
+    saved = zoo_run.load_model_file(copy / "model.keras")
     restored = evaluate.load_model(copy, DIGITS8, checkpoint=True)
     # Was: the model rebuilt from the checkpoint subtracted a zero mean.
     np.testing.assert_allclose(restored(images), saved(images), atol=1e-5)
@@ -709,7 +712,7 @@ def test_checkpoint_is_evaluated_with_the_runs_own_mean(trained_run, tmp_path):
     from_checkpoint = analysis.analyse([str(copy)], limit=40, checkpoint=True)[0]["std"]
     np.testing.assert_allclose(from_checkpoint, analysis.analyse([str(copy)], limit=40)[0]["std"], rtol=1e-4)
     # A checkpoint an older zoo wrote, without its mean: refused, naming the file.
-    (copy / "checkpoints" / runs.MEAN_FILE).unlink()
+    (copy / "checkpoints" / zoo_run.MEAN_FILE).unlink()
     with pytest.raises(ValueError, match=rf"{copy / 'checkpoints' / 'mean.npy'} does not exist: .*would subtract a wrong mean"):
         evaluate.evaluate(copy, ["center"], checkpoint=True)
 

@@ -19,7 +19,7 @@ from zoo import evaluate
 from zoo import history
 from zoo import plot
 from zoo import recipes
-from zoo import runs
+from zoo import callbacks as zoo_callbacks
 from zoo import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -130,14 +130,14 @@ class Interrupt(keras.callbacks.Callback):
 @pytest.mark.slow
 def test_interrupted_run_resumes_and_ends_at_the_same_step(tmp_path, monkeypatch):
     recipe = train.resolve("cifar10_resnet20", assignments=TINY_DIGITS)
-    real_callbacks = runs.callbacks
-    monkeypatch.setattr(runs, "callbacks", lambda *a, **k: real_callbacks(*a, **k) + [Interrupt()])
+    real_callbacks = zoo_callbacks.callbacks
+    monkeypatch.setattr(zoo_callbacks, "callbacks", lambda *a, **k: real_callbacks(*a, **k) + [Interrupt()])
     with pytest.raises(KeyboardInterrupt):
         train.train_and_evaluate(recipe, tmp_path, verbose=0)
     before = history.read(tmp_path / "history.csv")
     assert [int(r["step"]) for r in before] == [4, 8]
     assert not (tmp_path / "results.json").exists()
-    monkeypatch.setattr(runs, "callbacks", real_callbacks)
+    monkeypatch.setattr(zoo_callbacks, "callbacks", real_callbacks)
     train.train_and_evaluate(recipe, tmp_path, verbose=0)
     _, rows = check_run_files(tmp_path, 12)
     assert rows[:2] == before  # epochs 0-1 were not run again
@@ -191,17 +191,17 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, monkeypatch,
     recipe = dataclasses.replace(
         train.resolve("cifar10_resnet20"), depth=8, batch_size=8, steps=6, epoch_steps=2, val_size=16)
     uninterrupted = train.train_and_evaluate(recipe, tmp_path / "a", verbose=0)
-    real_callbacks = runs.callbacks
+    real_callbacks = zoo_callbacks.callbacks
 
     class Crash(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 1:
                 raise KeyboardInterrupt("simulated crash after the first checkpoint")
 
-    monkeypatch.setattr(runs, "callbacks", lambda *a, **k: real_callbacks(*a, **k) + [Crash()])
+    monkeypatch.setattr(zoo_callbacks, "callbacks", lambda *a, **k: real_callbacks(*a, **k) + [Crash()])
     with pytest.raises(KeyboardInterrupt):
         train.train_and_evaluate(recipe, tmp_path / "b", verbose=0)
-    monkeypatch.setattr(runs, "callbacks", real_callbacks)
+    monkeypatch.setattr(zoo_callbacks, "callbacks", real_callbacks)
     resumed = train.train_and_evaluate(recipe, tmp_path / "b", verbose=0)
     # Was: the data order (and the augmentation's seeds) started over on resume.
     a = keras.saving.load_model(tmp_path / "a" / "model.keras").get_weights()

@@ -175,11 +175,48 @@ class Recipe:
         return self.steps // self.epoch_steps
 
     def to_dict(self):
+        """The recipe as JSON data (config.json's "recipe"), derived values included.
+
+        `from_dict` reads it back; `lr_boundaries` and `epochs` are recorded
+        for readers of the file, and recomputed, never read.
+        """
         config = dataclasses.asdict(self)
         config["lr_decay_at"] = list(self.lr_decay_at)
         config["lr_boundaries"] = list(self.lr_boundaries)
         config["epochs"] = self.epochs
         return config
+
+    @classmethod
+    def from_dict(cls, config):
+        """The `Recipe` that `to_dict` wrote (a run's config.json "recipe").
+
+        A field an older zoo did not record takes its default.
+
+        Raises:
+            ValueError: `config` is not a dict, holds a key that is neither a
+                field nor a derived value, or a value the field refuses.
+        """
+        if not isinstance(config, dict):
+            raise ValueError(f"A recipe dict is expected. Received {config!r}.")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - fields - set(DERIVED))
+        if unknown:
+            raise ValueError(
+                f"Unknown recipe keys {unknown}: not fields of Recipe ({', '.join(sorted(fields))}) "
+                f"nor derived values ({', '.join(DERIVED)})."
+            )
+        values = {k: v for k, v in config.items() if k in fields}
+        if isinstance(values.get("lr_decay_at"), list):
+            values["lr_decay_at"] = tuple(values["lr_decay_at"])
+        missing = sorted(f.name for f in dataclasses.fields(cls)
+                         if f.name not in values and f.default is dataclasses.MISSING)
+        if missing:
+            raise ValueError(f"The recipe dict lacks {', '.join(missing)}. Received {config!r}.")
+        return cls(**values)
+
+
+# What `Recipe.to_dict` adds to the fields: computed from them, so not read back.
+DERIVED = ("lr_boundaries", "epochs")
 
 
 # The smallest value of each int field.
