@@ -29,19 +29,6 @@ from zoo import cli
 from zoo import run as run_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, f"A zoo run's directory (holds {run_lib.MODEL}).")
-flags.DEFINE_string("output", None, "SavedModel directory to write.")
-flags.DEFINE_bool("overwrite", False, "Replace existing exports.")
-flags.DEFINE_bool("fold_batchnorm", False, "Fold every BN into its conv.")
-flags.DEFINE_integer("top_k", None, "Class ids to return; default min(5, classes). SavedModel only.")
-flags.DEFINE_string("onnx", None, "Write a .onnx file here (needs the deploy extra).")
-flags.DEFINE_string("tflite", None, "Write a LiteRT .tflite file here.")
-flags.DEFINE_enum("quantization", None, ["dynamic", "int8"], "LiteRT quantisation (with --tflite).")
-flags.DEFINE_integer("calibration_images", None,
-                     "int8: how many training images to calibrate on (default 300).")
-flags.DEFINE_enum("io_dtype", "float32", ["float32", "uint8"],
-                  "int8: float32 in and out, or uint8 pixels in and uint8 probabilities out.")
-flags.DEFINE_string("openvino", None, "Write an OpenVINO IR directory (model.xml, model.bin) here.")
 
 COMMAND = "zoo.export"
 # Kept for older callers: the run's files are `zoo.run`'s.
@@ -224,6 +211,24 @@ def main(argv):
         print(f"Wrote {path}")
 
 
-if __name__ == "__main__":
+def define_flags():
+    """Defines the command-line flags (only when run as a program)."""
+    flags.DEFINE_string("workdir", None, f"A zoo run's directory (holds {run_lib.MODEL}).")
+    flags.DEFINE_string("output", None, "SavedModel directory to write.")
+    flags.DEFINE_bool("overwrite", False, "Replace existing exports.")
+    flags.DEFINE_bool("fold_batchnorm", False, "Fold every BN into its conv.")
+    flags.DEFINE_integer("top_k", None, "Class ids to return; default min(5, classes). SavedModel only.")
+    flags.DEFINE_string("onnx", None, "Write a .onnx file here (needs the deploy extra).")
+    flags.DEFINE_string("tflite", None, "Write a LiteRT .tflite file here.")
+    flags.DEFINE_enum("quantization", None, ["dynamic", "int8"], "LiteRT quantisation (with --tflite).")
+    flags.DEFINE_integer("calibration_images", None,
+                         "int8: how many training images to calibrate on (default 300).")
+    flags.DEFINE_enum("io_dtype", "float32", ["float32", "uint8"],
+                      "int8: float32 in and out, or uint8 pixels in and uint8 probabilities out.")
+    flags.DEFINE_string("openvino", None, "Write an OpenVINO IR directory (model.xml, model.bin) here.")
     flags.mark_flags_as_required(["workdir"])
+
+
+if __name__ == "__main__":
+    define_flags()
     cli.run(main)
