@@ -125,10 +125,10 @@ def _tfds_streamed(spec, recipe, count, data_dir):
     from zoo import augment
     from zoo import pipeline
 
-    train, _, _, decode, _, _ = pipeline._sources(spec, recipe, data_dir)
+    src = pipeline.sources(spec, recipe, data_dir)
     images = []
-    for record, _ in train.take(count):
-        image = augment.imagenet_eval(decode(record), recipe.image_size, recipe.eval_resize)
+    for record, _ in src.train.take(count):
+        image = augment.imagenet_eval(src.decode(record), recipe.image_size, recipe.eval_resize)
         images.append(np.clip(np.round(image.numpy()), 0, 255).astype(np.uint8))
     _check_count(count, len(images))
     return np.stack(images)

@@ -75,8 +75,8 @@ def test_images(spec, recipe, data_dir=None, limit=None):
         return
     from zoo import pipeline
 
-    _, _, test, decode, _, _, _ = pipeline._sources(spec, recipe, data_dir)
-    test = test.map(lambda record, label: (decode(record), label))
+    src = pipeline.sources(spec, recipe, data_dir)
+    test = src.test.map(lambda record, label: (src.decode(record), label))
     if limit is not None:
         test = test.take(limit)
     for image, label in test.as_numpy_iterator():
