@@ -17,6 +17,7 @@ import pathlib
 
 import numpy as np
 
+from zoo import checks
 from zoo import datasets
 from zoo import recipes
 
@@ -39,11 +40,13 @@ def draw(recipe, config, count=DEFAULT_COUNT, data_dir=None):
     Raises:
         ValueError: a bad count, or a dataset with fewer training images.
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    number = checks.as_int(count)
+    if number is None or number < 1:
         raise ValueError(
             f"The number of calibration images must be an int >= 1 (a few hundred is "
             f"typical). Received {count!r}."
         )
+    count = number
     spec = config["dataset"]
     data_dir = data_dir or config.get("data_dir")
     kind, arg = datasets.parse(spec)

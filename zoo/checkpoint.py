@@ -13,6 +13,7 @@ import shutil
 import keras
 import numpy as np
 
+from zoo import checks
 from zoo import files
 from zoo import model as model_lib
 from zoo import run
@@ -109,7 +110,7 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
             epoch = files.read_json(metadata, "checkpoint metadata", "")["epoch"]
         except (ValueError, TypeError, KeyError):
             return None
-        return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else None
+        return _epoch_count(epoch)
 
     def restore_epoch(self, epoch):
         """Restores the pair of `epoch` (latest or backup) now; 0 restores nothing.
@@ -151,7 +152,7 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
             return f"{metadata} is missing"
         try:
             epoch = files.read_json(metadata, "checkpoint metadata", "")["epoch"]
-            if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            if _epoch_count(epoch) is None:
                 raise ValueError(f"epoch={epoch!r} is not an epoch count")
         except (ValueError, TypeError, KeyError) as error:
             return f"{metadata} is not valid checkpoint metadata ({str(error).strip()})"
@@ -235,6 +236,12 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
                 f"{os.strerror(errno.ENOSPC)} (it needs about {needed / 2**20:.1f} MiB, "
                 f"{free / 2**20:.1f} MiB are free)",
             )
+
+
+def _epoch_count(value):
+    """The metadata's epoch as an int >= 0, or None."""
+    epoch = checks.as_int(value)
+    return epoch if epoch is not None and epoch >= 0 else None
 
 
 class _NoSpace(OSError):

@@ -21,12 +21,12 @@ paper's fully-convolutional scores averaged over positions (before the
 softmax). Scales are evaluated without flips.
 """
 
-import operator
 import pathlib
 
 import numpy as np
 from absl import flags
 
+from zoo import checks
 from zoo import cli
 from zoo import datasets
 from zoo import files
@@ -137,10 +137,7 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}. Valid modes: {', '.join(MODES)}.")
     if limit is not None:
-        try:
-            count = None if isinstance(limit, bool) else operator.index(limit)
-        except TypeError:
-            count = None
+        count = checks.as_int(limit)
         if count is None or count < 1:
             raise ValueError(
                 f"`limit` must be None (the whole test split) or an int >= 1. Received limit={limit!r}."

@@ -12,9 +12,9 @@ boundaries, epochs, steps per epoch) are computed, never typed in.
 
 import dataclasses
 import math
-import operator
 import typing
 
+from zoo import checks
 from zoo import datasets
 
 CIFAR = "cifar"
@@ -238,11 +238,8 @@ _OPEN_LOW = ("lr", "warmup_lr", "lr_decay_at")
 
 def _integer(key, value, minimum):
     """`value` as an int >= minimum (numpy ints welcome); raises otherwise."""
-    try:
-        number = operator.index(value)
-    except TypeError:
-        number = None
-    if number is None or isinstance(value, bool) or number < minimum:
+    number = checks.as_int(value)
+    if number is None or number < minimum:
         raise ValueError(f"`{key}` must be an int >= {minimum}. Received {key}={value!r}.")
     return number
 
