@@ -26,6 +26,7 @@ import pathlib
 import numpy as np
 from absl import flags
 
+from zoo import augment_ops
 from zoo import checks
 from zoo import cli
 from zoo import datasets
@@ -84,20 +85,23 @@ def test_images(spec, recipe, data_dir=None, limit=None):
 
 
 def _resize_shorter(image, size):
-    from keras import ops
+    """`zoo.augment.resize_shorter` (the pipeline's) of one image, as float32 numpy.
 
-    h, w = image.shape[:2]
-    scale = size / min(h, w)
-    new = (max(size, round(h * scale)), max(size, round(w * scale)))
-    if new == (h, w):
+    An image whose shorter side is `size` already is returned as it is,
+    without TensorFlow (CIFAR-sized runs evaluate without it).
+    """
+    if min(image.shape[:2]) == size:
         return image.astype(np.float32)
-    return np.asarray(ops.image.resize(image.astype(np.float32), new))
+    from zoo import augment
+
+    return augment.resize_shorter(image.astype(np.float32), size).numpy()
 
 
 def _crops(image, size):
     """Four corners and centre of (H, W, 3), then their mirrors: (10, s, s, 3)."""
     h, w = image.shape[:2]
-    corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
+    center = augment_ops.center_offsets(h, w, size)
+    corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), center]
     views = [image[t : t + size, l : l + size] for t, l in corners]
     return np.stack(views + [v[:, ::-1] for v in views])
 
