@@ -19,6 +19,10 @@ from zoo import datasets
 
 CIFAR = "cifar"
 IMAGENET = "imagenet"
+# keras_resnet.blocks.SHORTCUTS, restated because importing keras_resnet
+# imports Keras and TensorFlow, which the commands import only after their
+# flags are parsed (zoo.cli.run); tests/test_zoo_recipes.py keeps the two equal.
+SHORTCUTS = ("A", "B", "C")
 
 _REGISTRY = {}
 
@@ -119,10 +123,10 @@ class Recipe:
                 "dataset spec: 'digits', 'tfds:NAME' or 'folder:PATH'. "
                 f"Received dataset={self.dataset!r}."
             ) from None
-        if self.shortcut not in (None, "A", "B", "C"):
+        if self.shortcut is not None and self.shortcut not in SHORTCUTS:
             raise ValueError(
-                "`shortcut` must be None, 'A', 'B' or 'C'. "
-                f"Received shortcut={self.shortcut!r}."
+                f"`shortcut` must be None, {', '.join(repr(s) for s in SHORTCUTS[:-1])} or "
+                f"{SHORTCUTS[-1]!r}. Received shortcut={self.shortcut!r}."
             )
         if self.steps % self.epoch_steps:
             raise ValueError(
@@ -271,6 +275,19 @@ def register(function):
         raise ValueError(f"Recipe {recipe.name!r} is registered twice.")
     _REGISTRY[recipe.name] = (recipe, function.__doc__)
     return function
+
+
+def alias(name, of, note):
+    """Registers `name` as another name of recipe `of`: the same fields, one definition.
+
+    `get(name)` is `of`'s recipe under the name `name` (the name a run's
+    config.json records, so runs made under either name keep resuming).
+    """
+    if name in _REGISTRY:
+        raise ValueError(f"Recipe {name!r} is registered twice.")
+    recipe, doc = _REGISTRY[of]
+    doc = doc.strip().replace(f"--recipe={of} ", f"--recipe={name} ")
+    _REGISTRY[name] = (dataclasses.replace(recipe, name=name), f"{note}\n\n    {doc}\n")
 
 
 def names():
@@ -477,6 +494,9 @@ for _depth in (18, 34, 50, 101, 152):
     register(_imagenet(_depth))
 for _depth in (18, 34):
     register(_imagenet(_depth, plain=True))
-# Table 3: ResNet-34 with shortcut options A, B and C.
-for _option in ("A", "B", "C"):
+# Table 3: ResNet-34 with shortcut options A, B and C. Option A is the
+# ResNet-34 of Tables 1 and 2, field for field.
+alias("imagenet_resnet34_a", "imagenet_resnet34",
+      "ImageNet ResNet-34 with option-A shortcuts (Table 3): imagenet_resnet34 under another name.")
+for _option in ("B", "C"):
     register(_imagenet(34, shortcut=_option, suffix=f"_{_option.lower()}", table="3"))
