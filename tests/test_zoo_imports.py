@@ -1,14 +1,15 @@
 """The zoo's layout, checked from its source: one direction of imports, one owner per idea.
 
-Walks every import statement, those inside functions included: a cycle
-through an import inside a function still means two modules can only be
-understood together. Run as a script (`python tests/test_zoo_imports.py`)
+Walks every import statement, those inside functions included
+(tests/import_graph.py). Run as a script (`python tests/test_zoo_imports.py`)
 it prints the figures issue 20 measures.
 """
 
 import ast
 import pathlib
 import re
+
+import import_graph
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ZOO = REPO / "zoo"
@@ -27,37 +28,11 @@ RUN_FILES = ("config.json", "results.json", "history.csv", "model.keras", "class
 
 def zoo_imports(path):
     """The zoo modules `path` imports anywhere in it (module level or in a function)."""
-    modules = {p.stem for p in ZOO.glob("*.py")}
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module == "zoo":
-            found |= {alias.name for alias in node.names if alias.name in modules}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("zoo."):
-            found.add(node.module.split(".")[1])
-        elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("zoo.")}
-    found.discard(path.stem)
-    return found
+    return import_graph.imports(path, "zoo", {p.stem for p in ZOO.glob("*.py")})
 
 
 def graph():
-    return {path.stem: zoo_imports(path) for path in ZOO.glob("*.py")}
-
-
-def cycles(edges):
-    """Every elementary import cycle, each once, as a tuple of module names."""
-    found = set()
-
-    def visit(start, name, path):
-        for dependency in edges.get(name, ()):
-            if dependency == start:
-                found.add(tuple(path))
-            elif dependency not in path and dependency > start:
-                visit(start, dependency, path + [dependency])
-
-    for start in edges:
-        visit(start, start, [start])
-    return sorted(found)
+    return import_graph.graph(ZOO)
 
 
 def code_strings(path):
@@ -101,11 +76,11 @@ def test_the_walk_sees_the_imports():
 
 
 def test_no_import_cycle_in_zoo():
-    assert cycles(graph()) == []
+    assert import_graph.cycles(graph()) == []
 
 
 def test_cycles_are_found_where_they_are():
-    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [("a", "b", "c")]
+    assert import_graph.cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [("a", "b", "c")]
 
 
 def test_no_module_imports_a_command_to_reach_a_helper():
@@ -151,7 +126,7 @@ def test_the_old_zoo_runs_names_still_work():
 if __name__ == "__main__":
     sizes = sorted((len(p.read_text().splitlines()), p.name) for p in ZOO.glob("*.py"))
     print(f"largest file in zoo/: {sizes[-1][1]}, {sizes[-1][0]} lines")
-    print(f"import cycles in zoo: {len(cycles(graph()))} {cycles(graph())}")
+    print(f"import cycles in zoo: {len(import_graph.cycles(graph()))} {import_graph.cycles(graph())}")
     for name in RUN_FILES:
         print(f"{name!r}: in {len(modules_holding(name))} modules {modules_holding(name)}")
     print(f"write-then-rename implementations: {write_then_rename()}")

@@ -53,7 +53,6 @@ KIND = run.GROUP_KIND
 replica_dir = run.replica_dir
 group_config = run.make_group_config
 is_group = run.is_group
-_check_same_group = run.check_same_group
 
 
 def parse(text):
