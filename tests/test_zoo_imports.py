@@ -112,6 +112,14 @@ def test_one_write_then_rename():
     assert write_then_rename() == ["files.staged"]
 
 
+def test_where_things_live_lists_every_module():
+    import zoo
+
+    listed = set(re.findall(r"^    ([a-z_]+(?:, [a-z_]+)*) ", zoo.__doc__, re.M))
+    names = {name for entry in listed for name in entry.split(", ")}
+    assert {p.stem for p in ZOO.glob("*.py")} - {"__init__", "__main__"} <= names
+
+
 def test_the_old_zoo_runs_names_still_work():
     from zoo import callbacks, checkpoint, model, nonfinite, run, runs
 

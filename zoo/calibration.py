@@ -28,7 +28,7 @@ def draw(recipe, config, count=DEFAULT_COUNT, data_dir=None):
     """The run's calibration images and the record of which they are.
 
     Args:
-        recipe: the run's `Recipe` (zoo.evaluate.load_recipe).
+        recipe: the run's `Recipe` (`zoo.run.load_recipe`).
         config: the run's config.json as a dict (its `dataset`, `data_dir`).
         count: how many images; at most the training part's size.
         data_dir: tfds data directory; default the run's.
