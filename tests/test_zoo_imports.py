@@ -112,6 +112,17 @@ def test_one_write_then_rename():
     assert write_then_rename() == ["files.staged"]
 
 
+def test_no_zoo_test_module_imports_another_test_module():
+    # Shared helpers live in helper modules (zoo_helpers, reference, import_graph)
+    # or conftest.py. (The library's tests are the library side's, issue 20.)
+    tests = REPO / "tests"
+    for path in sorted(tests.glob("test_zoo_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not [n for n in names if n.split(".")[0].startswith("test_")], (path.name, names)
+
+
 def test_where_things_live_lists_every_module():
     import zoo
 
