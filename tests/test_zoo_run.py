@@ -88,3 +88,14 @@ def test_a_group_is_not_one_run(tmp_path):
     (tmp_path / run.CONFIG).write_text("[]")
     with pytest.raises(ValueError, match="does not hold a zoo.train config"):
         run.load_recipe(tmp_path)
+
+
+def test_plot_without_a_history_is_the_same_missing_file_error(tmp_path):
+    from zoo import plot
+
+    with pytest.raises(run.MissingRunFile, match="has no history.csv with rows"):
+        plot.load_run(tmp_path)
+    (tmp_path / run.HISTORY).write_text("epoch,step,lr,train_time_s,epoch_time_s\n")
+    with pytest.raises(ValueError, match="has no history.csv with rows") as info:
+        plot.load_run(tmp_path)
+    assert not isinstance(info.value, FileNotFoundError)

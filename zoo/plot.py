@@ -28,8 +28,8 @@ def load_run(workdir):
     seeds the bands: train_band and val_band, (lowest, highest) per point.
 
     Raises:
-        ValueError: if the directory holds no history.csv (nor a group of
-            runs that do).
+        zoo.run.MissingRunFile: the directory holds no history.csv (nor a
+            group of runs that do); a ValueError, as an empty one raises.
     """
     workdir = pathlib.Path(cli.expand(workdir))
     if run_lib.is_group(workdir):
@@ -44,7 +44,9 @@ def _load_single(workdir):
 
     rows = history.read(workdir / run_lib.HISTORY)
     if not rows:
-        raise ValueError(f"{workdir} has no {run_lib.HISTORY} with rows: is it a zoo.train workdir?")
+        # A missing file is the run module's one exception type (a ValueError too).
+        error = ValueError if (workdir / run_lib.HISTORY).exists() else run_lib.MissingRunFile
+        raise error(f"{workdir} has no {run_lib.HISTORY} with rows: is it a zoo.train workdir?")
     config_path = workdir / run_lib.CONFIG
     recipe = {}
     if config_path.exists():
