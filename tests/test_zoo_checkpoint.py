@@ -140,3 +140,10 @@ def test_a_real_full_disk_ends_with_one_sentence_not_a_crash(tmp_path):
         assert json.loads((disk / "checkpoints" / "training_metadata.json").read_text())["epoch"] == 1
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_the_keras_internals_it_builds_on_are_checked_when_it_is_made(tmp_path, monkeypatch):
+    assert checkpoint.Checkpoint(tmp_path).KERAS_INTERNALS
+    monkeypatch.setattr(checkpoint.Checkpoint, "KERAS_INTERNALS", ("_weights_path", "_renamed_by_keras"))
+    with pytest.raises(RuntimeError, match=r"BackupAndRestore's \['_renamed_by_keras'\], which Keras 3"):
+        checkpoint.Checkpoint(tmp_path)

@@ -46,14 +46,34 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
     `on_epoch_end`), so any loop that calls them gets it. Steps per epoch
     come from `self.params["steps"]`, which `fit` sets.
 
+    It builds on BackupAndRestore's private members, listed in
+    `KERAS_INTERNALS` and checked when it is made, so that a Keras that
+    renames one fails at once, naming it, rather than mid-run. (Plus
+    `model._initial_epoch`, the epoch `fit` starts from, which a restore sets
+    as BackupAndRestore's own restore does.)
+
     Args:
         backup_dir: the checkpoint directory.
     """
+
+    # The private members of keras.callbacks.BackupAndRestore used here: its
+    # four file paths, the epoch and batch it saves, and the save it does.
+    KERAS_INTERNALS = (
+        "_weights_path", "_training_metadata_path", "_prev_weights_path",
+        "_prev_training_metadata_path", "_current_epoch", "_last_batch_seen", "_save_model",
+    )
 
     def __init__(self, backup_dir):
         super().__init__(
             str(backup_dir), save_freq="epoch", double_checkpoint=True, delete_checkpoint=False
         )
+        missing = [name for name in self.KERAS_INTERNALS if not hasattr(self, name)]
+        if missing:
+            raise RuntimeError(
+                f"zoo.checkpoint.Checkpoint needs keras.callbacks.BackupAndRestore's {missing}, "
+                f"which Keras {keras.__version__} does not have: install the Keras version "
+                "setup.py names."
+            )
         self._restored = False
 
     def _pairs(self):
