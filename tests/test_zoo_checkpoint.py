@@ -16,10 +16,7 @@ import pytest
 
 from zoo import checkpoint
 from zoo import history
-from zoo_helpers import fit, tiny_model
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+from zoo_helpers import ENV, REPO, fit, tiny_model
 
 
 def checkpoint_files(workdir):

@@ -1,8 +1,6 @@
 """The strategy factory, MirroredStrategy equivalence and a 2-worker run."""
 
 import json
-import os
-import pathlib
 import socket
 import subprocess
 import sys
@@ -14,9 +12,7 @@ import pytest
 
 import keras_resnet  # noqa: F401  (registers the option-A layer for loading)
 from zoo import distribute
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+from zoo_helpers import ENV, REPO
 
 
 def test_unknown_strategy_lists_valid_ones():

@@ -4,16 +4,13 @@ Moved from tests/test_zoo_misuse.py (issue 20).
 """
 
 import os
-import pathlib
 import subprocess
 import sys
 
 import pytest
 
 from zoo import run as zoo_run
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+from zoo_helpers import ENV, REPO
 
 
 def test_second_process_on_a_workdir_is_refused(tmp_path):

@@ -28,10 +28,7 @@ from zoo import model as model_lib
 from zoo import recipes
 from zoo import run as zoo_run
 from zoo import train
-from zoo_helpers import DIGITS8
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+from zoo_helpers import DIGITS8, ENV, REPO
 
 
 # --- Recipes: every number checked before any data is read -----------------

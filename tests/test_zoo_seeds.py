@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import pathlib
 import shutil
 import subprocess
@@ -15,9 +14,7 @@ from zoo import run as zoo_run
 from zoo import seeds
 from zoo import sweep
 from zoo import train
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+from zoo_helpers import ENV, REPO
 
 
 @pytest.mark.parametrize("text, message", [

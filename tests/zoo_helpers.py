@@ -4,12 +4,18 @@ A test helper module, not a test module: tests import it, it imports no test.
 """
 
 import dataclasses
+import os
+import pathlib
 
 import keras
 import numpy as np
 
 from zoo import callbacks as zoo_callbacks
 from zoo import train
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# For the zoo commands and scripts the tests start: quiet TF, this checkout first.
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
 
 
 DIGITS8 = dataclasses.replace(
