@@ -1,11 +1,9 @@
 """End-to-end training: every recipe for 2 steps, the run's files, resume."""
 
 import json
-import os
 import pathlib
 import signal
 import subprocess
-import sys
 import time
 
 import keras
@@ -21,8 +19,8 @@ from zoo import plot
 from zoo import recipes
 from zoo import callbacks as zoo_callbacks
 from zoo import train
+from zoo_helpers import ENV, REPO, train_command
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 # Small enough for CPU CI; only sizes change, never the recipe's method.
 # ImageNet recipes run at 32x32 crops (the smallest input the ImageNet nets
 # take) from images resized to 36..40, on tfds mock data.
@@ -147,19 +145,9 @@ def test_interrupted_run_resumes_and_ends_at_the_same_step(tmp_path, monkeypatch
 @pytest.mark.multiprocess
 def test_kill_9_then_same_command_resumes(tmp_path):
     """kill -9 after the first checkpoint; rerunning the command finishes the run."""
-    command = [
-        sys.executable,
-        "-m",
-        "zoo.train",
-        "--recipe=cifar10_resnet20",
-        f"--workdir={tmp_path}",
-        "--set=batch_size=16",
-        "--set=epoch_steps=5",
-        "--set=val_size=64",
-        "--steps=30",
-    ]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = train_command(tmp_path, "--set=batch_size=16", "--set=epoch_steps=5", "--set=val_size=64",
+                            "--steps=30")
+    process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     metadata = tmp_path / "checkpoints" / "training_metadata.json"
     deadline = time.time() + 240
     try:
@@ -176,7 +164,7 @@ def test_kill_9_then_same_command_resumes(tmp_path):
     assert not (tmp_path / "results.json").exists()
     done = json.loads(metadata.read_text())["epoch"]
     assert done < 6, "the run finished before it could be killed"
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+    result = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test_accuracy=" in result.stdout
     _, rows = check_run_files(tmp_path, 30)

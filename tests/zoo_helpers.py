@@ -6,6 +6,7 @@ A test helper module, not a test module: tests import it, it imports no test.
 import dataclasses
 import os
 import pathlib
+import sys
 
 import keras
 import numpy as np
@@ -40,3 +41,8 @@ def fit(model, workdir, epochs, x=None, y=None, extra=()):
         x, y = tiny_data()
     callbacks = zoo_callbacks.callbacks(workdir, lambda step: 0.1, tensorboard=False) + list(extra)
     return model.fit(x, y, batch_size=2, epochs=epochs, callbacks=callbacks, shuffle=False, verbose=0)
+
+
+def train_command(workdir, *flags, recipe="cifar10_resnet20"):
+    """The command line of `python -m zoo.train --recipe=RECIPE --workdir=WORKDIR FLAGS...`."""
+    return [sys.executable, "-m", "zoo.train", f"--recipe={recipe}", f"--workdir={workdir}", *flags]
