@@ -279,13 +279,13 @@ def run(args):
         report["models"][f"cifar10 preset ResNet-{depth}"] = benchmark_model(
             f"ResNet-{depth}", model, args, sets, calibration, jpeg_x)
     if args.zoo_run:
-        from zoo import export
+        from zoo import run
 
-        model, _ = export.load_run(args.zoo_run)
+        model, _ = run.load_run(args.zoo_run)
         calibration_record = pathlib.Path(args.zoo_run)
         label = f"zoo run {calibration_record.name}"
         report["models"][label] = benchmark_model(label, model, args, sets, None, jpeg_x, zoo_run=args.zoo_run)
-        results = json.loads((calibration_record / "results.json").read_text())
+        results = json.loads((calibration_record / run.RESULTS).read_text())
         report["models"][label]["zoo_results"] = {k: results.get(k) for k in ("test_accuracy", "steps")}
         report["models"][label]["calibration"] = CALIBRATION_RECORDS.get(str(args.zoo_run))
     if args.resnet50:

@@ -99,10 +99,9 @@ def main():
     import keras
 
     from zoo import model as model_lib
-    from zoo import runs
 
     net = model_lib.build(recipe, data.mean)
-    runs.compile_model(net, recipe)
+    model_lib.compile_model(net, recipe)
     steps = 10
     net.fit(data.train, steps_per_epoch=2, epochs=1, verbose=0)  # trace
     rates = []

@@ -69,7 +69,7 @@ def fit_reports_nan():
 
 
 def diverging_run_stops_at_its_step(loop):
-    from zoo import runs
+    from zoo import nonfinite
     from zoo import train
 
     # lr 1e30: step 1's loss is that of the initial weights, finite; its
@@ -82,7 +82,7 @@ def diverging_run_stops_at_its_step(loop):
     with tempfile.TemporaryDirectory() as workdir:
         try:
             train.train_and_evaluate(recipe, workdir, verbose=0, loop=loop)
-        except runs.NonFiniteError as error:
+        except nonfinite.NonFiniteError as error:
             message = str(error)
         else:
             raise AssertionError(f"loop={loop}: a diverging run finished")

@@ -49,7 +49,7 @@ import h5py
 import keras
 import numpy as np
 
-from zoo import runs
+from zoo import callbacks as zoo_callbacks
 from zoo import seeds as seeds_lib
 from zoo import train
 
@@ -137,20 +137,20 @@ class CrashInReplica0(keras.callbacks.Callback):
 
 
 def resumed_group(root):
-    real_callbacks = runs.callbacks
+    real_callbacks = zoo_callbacks.callbacks
 
     def with_crash(workdir, *args, **kwargs):
         extra = [CrashInReplica0()] if pathlib.Path(workdir).name == "seed_0" else []
         return real_callbacks(workdir, *args, **kwargs) + extra
 
-    runs.callbacks = with_crash
+    zoo_callbacks.callbacks = with_crash
     try:
         train.train_and_evaluate(recipe(), root / "resumed", DATASET, verbose=0, seeds=SEEDS)
         raise AssertionError("the crash did not stop the group")
     except KeyboardInterrupt:
         pass
     finally:
-        runs.callbacks = real_callbacks
+        zoo_callbacks.callbacks = real_callbacks
     epochs = [json.loads((root / "resumed" / f"seed_{s}" / "checkpoints" / "training_metadata.json").read_text())["epoch"]
               for s in SEEDS]
     check(epochs == [2, 1, 1], f"the crash left the replicas at epochs {epochs}, not [2, 1, 1]")

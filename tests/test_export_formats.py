@@ -280,7 +280,7 @@ def digits_run(tmp_path_factory):
     """A finished digits run as zoo.train leaves it (untrained weights)."""
     import dataclasses
 
-    from zoo import history, runs, train
+    from zoo import files, run, train
     from zoo import model as model_lib
 
     recipe = dataclasses.replace(train.resolve("cifar10_resnet20"), depth=8, val_size=100)
@@ -290,10 +290,10 @@ def digits_run(tmp_path_factory):
     # other tests, gave 0.137 against the test's 0.1).
     keras.utils.set_random_seed(0)
     model = model_lib.build(recipe, np.full((32, 32, 3), 40.0, np.float32))
-    runs.save_model(randomize_batchnorm(model), workdir / "model.keras")
-    history.write_json(workdir / "config.json", {
+    run.save_model(randomize_batchnorm(model), workdir / run.MODEL)
+    files.write_json(workdir / run.CONFIG, {
         "recipe": recipe.to_dict(), "dataset": "digits", "data_dir": None, "mixed_precision": "float32"})
-    history.write_json(workdir / "classes.json", [str(i) for i in range(10)])
+    files.write_json(workdir / run.CLASSES, [str(i) for i in range(10)])
     return workdir, recipe, model
 
 

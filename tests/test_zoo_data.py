@@ -294,3 +294,19 @@ def test_tfds_file_in_the_manual_folder_needs_no_download(tmp_path, monkeypatch)
     info = checksums.UrlInfo(size=1, checksum="0" * 64, filename="cifar-10-binary.tar.gz")
     monkeypatch.setattr(datasets, "tfds_downloads", lambda builder: {"http://127.0.0.1:9/x": info})
     datasets.check_downloadable(datasets.tfds_builder("cifar10", str(tmp_path / "tfds")))
+
+
+def test_streamed_folder_split_is_the_in_memory_split(tmp_path):
+    # pipeline.sources (ImageNet-style streaming) and datasets.load_arrays
+    # (CIFAR-style, in memory) hold out the same seeded val images.
+    root = make_folder(tmp_path, per_class=7)
+    recipe = dataclasses.replace(recipes.get("imagenet_resnet18"), val_size=5, seed=3)
+    src = pipeline.sources(f"folder:{root}", recipe)
+    paths, labels = datasets.list_folder(root / "train", ["cat", "dog"])
+    train, val = datasets.train_val_indices(len(labels), 5, 3)
+    assert [p.decode() for p, _ in src.train.as_numpy_iterator()] == [paths[i] for i in train]
+    assert [p.decode() for p, _ in src.val.as_numpy_iterator()] == [paths[i] for i in val]
+    assert src.num_train == 9 and src.classes == ["cat", "dog"]
+    assert src.decode is pipeline.read_image_file
+    with pytest.raises(ValueError, match=r"`val_size` must be in \[0, 14\).*Received val_size=14"):
+        pipeline.sources(f"folder:{root}", dataclasses.replace(recipe, val_size=14))

@@ -1,8 +1,6 @@
 """The strategy factory, MirroredStrategy equivalence and a 2-worker run."""
 
 import json
-import os
-import pathlib
 import socket
 import subprocess
 import sys
@@ -14,9 +12,7 @@ import pytest
 
 import keras_resnet  # noqa: F401  (registers the option-A layer for loading)
 from zoo import distribute
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+from zoo_helpers import ENV, REPO
 
 
 def test_unknown_strategy_lists_valid_ones():
@@ -74,7 +70,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import dataclasses, json, keras, numpy as np
-    from zoo import model as model_lib, recipes, runs
+    from zoo import model as model_lib, recipes
 
     dtype = sys.argv[1]
     recipe = dataclasses.replace(recipes.get("cifar10_resnet20"), batch_size=16, steps=2, epoch_steps=2)
@@ -95,7 +91,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
         keras.utils.set_random_seed(1)
         with strategy.scope():
             model = model_lib.build(recipe, mean)
-            runs.compile_model(model, recipe)
+            model_lib.compile_model(model, recipe)
         if initial is not None:
             model.set_weights(initial)
         start = [w.numpy() for w in model.weights]

@@ -1,15 +1,13 @@
 """The zoo refuses bad input early and never loses or mislabels a run (issue 13).
 
-Most tests here are unit-sized: a two-layer model stands in for a ResNet
-where only the callbacks matter, and workdir states are built by hand. One
-test trains ResNet-8 for a few steps.
+Most tests here are unit-sized: workdir states are built by hand. One test
+trains ResNet-8 for a few steps.
 """
 
 import contextlib
 import csv
 import dataclasses
 import json
-import math
 import os
 import pathlib
 import re
@@ -18,7 +16,6 @@ import stat
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 
@@ -29,14 +26,9 @@ from zoo import export
 from zoo import history
 from zoo import model as model_lib
 from zoo import recipes
-from zoo import runs
+from zoo import run as zoo_run
 from zoo import train
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-DIGITS8 = dataclasses.replace(
-    train.resolve("cifar10_resnet20"), depth=8, batch_size=8, steps=4, epoch_steps=2, val_size=16
-)
+from zoo_helpers import DIGITS8, ENV, REPO
 
 
 # --- Recipes: every number checked before any data is read -----------------
@@ -75,202 +67,11 @@ def test_bad_depth_is_refused_before_any_data_is_read(tmp_path, monkeypatch):
         train.train_and_evaluate(dataclasses.replace(DIGITS8, depth=21), tmp_path / "run")
 
 
-def test_results_and_every_zoo_json_are_strict_json(tmp_path):
-    path = tmp_path / "results.json"
-    history.write_json(path, {"test_loss": math.nan, "x": [math.inf, 1.0], "y": {"z": -math.inf}})
-    text = path.read_text()
-    assert "NaN" not in text and "Infinity" not in text
-    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {
-        "test_loss": None, "x": [None, 1.0], "y": {"z": None}}
+# The non-finite guard, the checkpoints, the lock, strict JSON and the history
+# have their own modules: test_zoo_nonfinite, test_zoo_checkpoint,
+# test_zoo_lock, test_zoo_files, test_zoo_history (moved there, issue 20).
 
-
-def test_files_the_zoo_writes_have_normal_permissions(tmp_path):
-    old = os.umask(0o022)
-    try:
-        history.write_json(tmp_path / "a.json", {"a": 1})
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
-
-
-# --- Non-finite loss or weights stop the run, loudly -------------------------
-
-def tiny_model(lr=0.1):
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(2)])
-    model.compile(keras.optimizers.SGD(lr), "sparse_categorical_crossentropy")
-    return model
-
-
-def tiny_data(n=8):
-    rng = np.random.default_rng(0)
-    return rng.normal(size=(n, 3)).astype("float32"), rng.integers(0, 2, n).astype("int32")
-
-
-def fit(model, workdir, epochs, x=None, y=None, extra=()):
-    if x is None:
-        x, y = tiny_data()
-    callbacks = runs.callbacks(workdir, lambda step: 0.1, tensorboard=False) + list(extra)
-    return model.fit(x, y, batch_size=2, epochs=epochs, callbacks=callbacks, shuffle=False, verbose=0)
-
-
-def test_nan_loss_stops_training_with_a_clear_error(tmp_path):
-    x, y = tiny_data()
-    fit(tiny_model(), tmp_path, 1, x, y)  # one good epoch: a checkpoint at step 4
-    x[5] = np.nan
-    model = tiny_model()
-    with pytest.raises(runs.NonFiniteError, match=r"Training diverged at step 7: the training loss is nan") as info:
-        fit(model, tmp_path, 3, x, y)
-    assert "keeps the last finite state" in str(info.value)
-    # The bad epoch reached neither the history nor the checkpoint.
-    assert json.loads((tmp_path / "checkpoints" / "training_metadata.json").read_text())["epoch"] == 1
-    assert [int(r["step"]) for r in history.read(tmp_path / "history.csv")] == [4]
-
-
-def test_non_finite_weights_stop_training(tmp_path):
-    class Poison(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):  # runs after the guard's own check...
-            pass
-
-        def on_train_batch_end(self, batch, logs=None):
-            if batch == 3:
-                kernel = self.model.layers[0].kernel
-                kernel.assign(np.full(kernel.shape, np.inf, "float32"))
-
-    # Inf weights with a zero input give a finite loss; only the weight
-    # check at the epoch's end sees them.
-    x = np.zeros((8, 3), "float32")
-    with pytest.raises(runs.NonFiniteError, match=r"weights \S*dense\w*/kernel hold NaN or infinite"):
-        fit(tiny_model(), tmp_path, 2, x, np.zeros(8, "int32"), extra=[Poison()])
-    assert not (tmp_path / "checkpoints" / "latest.weights.h5").exists()
-
-
-def test_non_finite_validation_loss_warns_but_training_goes_on(tmp_path, capsys):
-    # Finite training, NaN in inference mode: not divergence (tiny runs whose
-    # BN moving statistics have barely moved overflow this way).
-    x, y = tiny_data()
-    model = tiny_model()
-    callbacks = runs.callbacks(tmp_path, lambda step: 0.1, tensorboard=False)
-    val = np.full((2, 3), np.nan, "float32"), np.zeros(2, "int32")
-    model.fit(x, y, batch_size=2, epochs=2, validation_data=val, callbacks=callbacks, verbose=0)
-    assert capsys.readouterr().out.count("zoo: warning: the validation loss after epoch") == 2
-    assert int(model.optimizer.iterations.numpy()) == 8
-
-
-def test_diverging_zoo_run_is_not_recorded_as_finished(tmp_path):
-    recipe = dataclasses.replace(DIGITS8, lr=1e30, warmup_lr=None, warmup_steps=0)
-    with pytest.raises(runs.NonFiniteError, match="Training diverged at step"):
-        train.train_and_evaluate(recipe, tmp_path, verbose=0)
-    assert not (tmp_path / "results.json").exists() and not (tmp_path / "model.keras").exists()
-
-
-# --- Checkpoints: resume only from a consistent state ------------------------
-
-def checkpoint_files(workdir):
-    root = pathlib.Path(workdir) / "checkpoints"
-    return {
-        "weights": root / "latest.weights.h5", "metadata": root / "training_metadata.json",
-        "bkp_weights": root / "latest.weights.h5.bkp", "bkp_metadata": root / "training_metadata.json.bkp",
-    }
-
-
-def interrupted_after(workdir, epochs):
-    """Trains `epochs` epochs of 4 steps, then stops as a kill would."""
-    class Stop(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == epochs:
-                raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit(tiny_model(), workdir, 5, extra=[Stop()])
-    return checkpoint_files(workdir)
-
-
-def resume(workdir, epochs=5):
-    model = tiny_model()
-    history_ = fit(model, workdir, epochs)
-    return int(model.optimizer.iterations.numpy()), len(history_.history["loss"])
-
-
-def test_kill_between_the_weights_and_metadata_writes_falls_back(tmp_path, capsys):
-    files = interrupted_after(tmp_path, 3)  # weights and metadata at epoch 3 (step 12)
-    # The state a kill leaves between the two writes of epoch 3's checkpoint:
-    # new weights (step 12) beside the old metadata (epoch 2).
-    shutil.copy(files["bkp_metadata"], files["metadata"])
-    assert json.loads(files["metadata"].read_text())["epoch"] == 2
-    steps, epochs_run = resume(tmp_path)
-    assert (steps, epochs_run) == (20, 3)  # was 24: one epoch too many
-    assert "resumed from the backup checkpoint" in capsys.readouterr().out
-    rows = history.read(tmp_path / "history.csv")
-    assert [int(r["step"]) for r in rows] == [4, 8, 12, 16, 20]
-
-
-@pytest.mark.parametrize("content", ["", "{\"epo", "[]", "{\"epoch\": -1}"])
-def test_damaged_metadata_falls_back_to_the_backup(tmp_path, content):
-    files = interrupted_after(tmp_path, 3)
-    files["metadata"].write_text(content)
-    assert resume(tmp_path) == (20, 3)
-
-
-def test_truncated_weights_fall_back_to_the_backup(tmp_path):
-    files = interrupted_after(tmp_path, 3)
-    files["weights"].write_bytes(files["weights"].read_bytes()[:100])
-    assert resume(tmp_path) == (20, 3)
-    # The backup became the latest pair: the next save keeps it as a backup.
-    assert json.loads(files["metadata"].read_text())["epoch"] == 5
-
-
-def test_no_consistent_checkpoint_is_refused_naming_the_files(tmp_path):
-    files = interrupted_after(tmp_path, 3)
-    files["metadata"].write_text("")
-    files["bkp_weights"].write_bytes(b"")
-    with pytest.raises(ValueError, match=r"Cannot resume from .*checkpoints.*latest: .*training_metadata.json is not valid.*backup: .*latest.weights.h5.bkp cannot be loaded.*Delete .* to train this run from the start"):
-        resume(tmp_path)
-
-
-def test_a_kill_before_the_first_metadata_write_is_refused(tmp_path):
-    files = interrupted_after(tmp_path, 1)
-    files["metadata"].unlink()
-    with pytest.raises(ValueError, match=r"training_metadata.json is missing"):
-        resume(tmp_path)
-
-
-def test_damaged_history_is_named(tmp_path):
-    path = tmp_path / "history.csv"
-    path.write_text("epoch,step,lr\n0,4,0.1\n1,oops,0.1\n")
-    with pytest.raises(ValueError, match=r"history.csv \(line 3\) is not a readable training history.*delete it"):
-        history.read(path)
-
-
-# --- The workdir: locked while in use, never locked by a failed start --------
-
-def test_second_process_on_a_workdir_is_refused(tmp_path):
-    with runs.exclusive(tmp_path / ".lock"):
-        with pytest.raises(runs.WorkdirBusy, match=rf"Another process \(pid {os.getpid()}\) is training in"):
-            with runs.exclusive(tmp_path / ".lock"):
-                pass
-    with runs.exclusive(tmp_path / ".lock"):  # released on exit
-        pass
-
-
-@pytest.mark.multiprocess
-def test_lock_is_released_when_its_process_is_killed(tmp_path):
-    lock = tmp_path / ".lock"
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from zoo import runs\n"
-         f"with runs.exclusive({str(lock)!r}):\n    print('held', flush=True); time.sleep(60)"],
-        cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(runs.WorkdirBusy, match=f"pid {holder.pid}"):
-            with runs.exclusive(lock):
-                pass
-    finally:
-        holder.kill()
-        holder.wait()
-    with runs.exclusive(lock):
-        pass
+# --- The workdir: never locked by a failed start -----------------------------
 
 
 def test_failed_start_does_not_lock_the_workdir(tmp_path):
@@ -356,7 +157,7 @@ def finished_run(tmp_path_factory):
     """A workdir as zoo.train leaves it (untrained weights: only files matter)."""
     workdir = tmp_path_factory.mktemp("run")
     model = model_lib.build(DIGITS8, np.zeros((32, 32, 3), np.float32))
-    runs.save_model(model, workdir / "model.keras")
+    zoo_run.save_model(model, workdir / "model.keras")
     history.write_json(workdir / "config.json", {
         "recipe": DIGITS8.to_dict(), "dataset": "digits", "data_dir": None, "mixed_precision": "float32"})
     history.write_json(workdir / "classes.json", [str(i) for i in range(10)])
@@ -580,57 +381,6 @@ def test_plot_makes_a_missing_folder_and_names_a_read_only_one(tmp_path):
             plot.plot([run], tmp_path / "ro" / "sub" / "fig6.png")
 
 
-def test_full_disk_during_a_checkpoint_is_one_sentence_and_keeps_the_last_one(tmp_path, monkeypatch):
-    interrupted_after(tmp_path, 2)  # checkpoints of epochs 1 and 2
-    files = checkpoint_files(tmp_path)
-    before = {name: path.read_bytes() for name, path in files.items()}
-    usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: usage._replace(free=1000))
-    # Was: ~20 h5py tracebacks from a half-written file, then SIGSEGV.
-    with pytest.raises(RuntimeError, match=rf"^Cannot write the checkpoint of epoch 3 in {tmp_path / 'checkpoints'}: No space left on device \(it needs about .* MiB, 0.0 MiB are free\)\. The checkpoint before it is kept"):
-        resume(tmp_path)
-    assert {name: path.read_bytes() for name, path in files.items()} == before
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == sorted(
-        [p.name for p in files.values()])
-
-
-@pytest.mark.slow
-@pytest.mark.multiprocess
-def test_a_real_full_disk_ends_with_one_sentence_not_a_crash(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    # 2.5 MB: room for the first checkpoint of a ~1 MB model, not for the
-    # second one beside its backup.
-    if os.geteuid() != 0 or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=2500k", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("needs root with the right to mount a small tmpfs")
-    try:
-        script = (
-            "import sys, keras, numpy as np\n"
-            "from zoo import runs\n"
-            "model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(40000), keras.layers.Dense(2)])\n"
-            "model.compile(keras.optimizers.SGD(0.1), 'sparse_categorical_crossentropy')\n"
-            "x, y = np.zeros((8, 3), 'float32'), np.zeros(8, 'int32')\n"
-            "callbacks = runs.callbacks(sys.argv[1], lambda step: 0.1, tensorboard=False)\n"
-            "try:\n"
-            "    model.fit(x, y, batch_size=2, epochs=3, verbose=0, callbacks=callbacks)\n"
-            "except runs.CheckpointNotWritten as error:\n"
-            "    sys.exit(f'Error: {error}')\n"
-        )
-        result = subprocess.run([sys.executable, "-c", script, str(disk)], cwd=REPO, env=ENV,
-                                capture_output=True, text=True, timeout=120)
-        # Was: ~20 h5py tracebacks, then SIGSEGV (returncode -11).
-        assert result.returncode == 1, result.stderr[-3000:]
-        assert "Traceback" not in result.stderr, result.stderr[-3000:]
-        assert re.search(r"Error: Cannot write the checkpoint of epoch 2 in .*: No space left on device", result.stderr)
-        # Epoch 1's checkpoint, whole, and nothing half-written beside it.
-        assert sorted(p.name for p in (disk / "checkpoints").iterdir()) == [
-            "latest.weights.h5", "training_metadata.json"]
-        assert json.loads((disk / "checkpoints" / "training_metadata.json").read_text())["epoch"] == 1
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
-
-
 def test_stale_staging_files_are_removed_and_a_finished_run_leaves_no_lock(finished_run, tmp_path):
     workdir = hand_made_finished_run(finished_run, tmp_path / "run")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
@@ -649,42 +399,6 @@ def test_stale_staging_files_are_removed_and_a_finished_run_leaves_no_lock(finis
     assert not (workdir / ".lock").exists()
 
 
-def test_lock_file_is_deleted_by_its_holder_and_a_late_opener_retries(tmp_path):
-    lock = tmp_path / ".lock"
-    with runs.exclusive(lock):
-        assert lock.read_text() == f"{os.getpid()}\n"
-    assert not lock.exists()
-    # A process that opened the old file just before its holder deleted it
-    # must not lock that orphan: it takes the new file, and so sees a holder.
-    import fcntl
-
-    real_open = open
-    orphan = []
-
-    def open_then_lose_the_race(path, mode="r", *args, **kwargs):
-        handle = real_open(path, mode, *args, **kwargs)
-        if not orphan:
-            orphan.append(handle)
-            os.unlink(path)  # the holder deletes the file ...
-            holder = real_open(path, "a+")  # ... and the next run creates and locks a new one
-            fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            orphan.append(holder)
-        return handle
-
-    import builtins
-
-    builtins_open = builtins.open
-    builtins.open = open_then_lose_the_race
-    try:
-        with pytest.raises(runs.WorkdirBusy):
-            with runs.exclusive(lock):
-                pass
-    finally:
-        builtins.open = builtins_open
-        for handle in orphan:
-            handle.close()
-
-
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A real 4-step ResNet-8 run on the digits: (workdir, results)."""
@@ -700,7 +414,7 @@ def test_checkpoint_is_evaluated_with_the_runs_own_mean(trained_run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(workdir, copy)
     images = datasets.load_test("digits", 32, seed=DIGITS8.seed)[0][:40].astype(np.float32)
-    saved = runs.load_model_file(copy / "model.keras")
+    saved = zoo_run.load_model_file(copy / "model.keras")
     restored = evaluate.load_model(copy, DIGITS8, checkpoint=True)
     # Was: the model rebuilt from the checkpoint subtracted a zero mean.
     np.testing.assert_allclose(restored(images), saved(images), atol=1e-5)
@@ -709,7 +423,7 @@ def test_checkpoint_is_evaluated_with_the_runs_own_mean(trained_run, tmp_path):
     from_checkpoint = analysis.analyse([str(copy)], limit=40, checkpoint=True)[0]["std"]
     np.testing.assert_allclose(from_checkpoint, analysis.analyse([str(copy)], limit=40)[0]["std"], rtol=1e-4)
     # A checkpoint an older zoo wrote, without its mean: refused, naming the file.
-    (copy / "checkpoints" / runs.MEAN_FILE).unlink()
+    (copy / "checkpoints" / zoo_run.MEAN_FILE).unlink()
     with pytest.raises(ValueError, match=rf"{copy / 'checkpoints' / 'mean.npy'} does not exist: .*would subtract a wrong mean"):
         evaluate.evaluate(copy, ["center"], checkpoint=True)
 

@@ -1,14 +1,12 @@
 """A short ResNet-20 run on the real CIFAR-10 (JPEG q75 copy) learns."""
 
 import json
-import os
-import pathlib
 import subprocess
-import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from zoo_helpers import ENV, REPO, train_command
+
 # Chance is 10%. 300 steps of batch 64 (19,200 images, under half an
 # epoch; ~2 min on 2 cores) are enough to clear 30%, three times chance.
 # Measured: 200 steps gave 34.2% (recorded in the report); with 10k test
@@ -20,18 +18,8 @@ BAR = 0.30
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_resnet20_learns_cifar10_well_above_chance(cifar_root, tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "zoo.train",
-        "--recipe=cifar10_resnet20",
-        f"--workdir={tmp_path}",
-        f"--dataset=folder:{cifar_root}",
-        "--steps=300",
-        "--set=batch_size=64",
-    ]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    command = train_command(tmp_path, f"--dataset=folder:{cifar_root}", "--steps=300", "--set=batch_size=64")
+    result = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     print(results)

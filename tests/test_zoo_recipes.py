@@ -1,5 +1,7 @@
 """Recipes: names, the paper's values, derived values, overrides and their errors."""
 
+import dataclasses
+import json
 import os
 import pathlib
 import subprocess
@@ -113,3 +115,49 @@ def test_cli_usage_error_lists_recipes(tmp_path):
     )
     assert result.returncode != 0
     assert "Unknown recipe 'nope'" in result.stderr and "cifar10_resnet20" in result.stderr
+
+
+def test_imagenet_resnet34_a_is_imagenet_resnet34_under_its_own_name():
+    alias, original = recipes.get("imagenet_resnet34_a"), recipes.get("imagenet_resnet34")
+    assert alias.name == "imagenet_resnet34_a"  # what its runs' config.json records
+    assert dataclasses.replace(alias, name=original.name) == original
+    assert "imagenet_resnet34 under another name" in recipes.describe("imagenet_resnet34_a")
+
+
+def test_recipe_shortcuts_are_the_librarys():
+    from keras_resnet import blocks
+
+    assert recipes.SHORTCUTS == blocks.SHORTCUTS
+    for shortcut in blocks.SHORTCUTS:
+        assert recipes.Recipe(name="x", family="cifar", depth=20, shortcut=shortcut).shortcut == shortcut
+    with pytest.raises(ValueError, match=r"`shortcut` must be None, 'A', 'B' or 'C'. Received shortcut='D'"):
+        recipes.Recipe(name="x", family="cifar", depth=20, shortcut="D")
+
+
+def test_importing_the_recipes_imports_no_keras():
+    # Why recipes.SHORTCUTS restates the library's: the commands import Keras
+    # (and TF) only after their flags are parsed.
+    code = "import sys, zoo.recipes; print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=pathlib.Path(__file__).resolve().parents[1])
+    assert result.stdout.strip() == "[]", result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", CIFAR_NAMES + IMAGENET_NAMES)
+def test_from_dict_reads_back_what_to_dict_wrote(name):
+    recipe = recipes.get(name)
+    assert recipes.Recipe.from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
+
+
+def test_from_dict_reads_older_configs_and_refuses_strange_ones():
+    config = recipes.get("cifar10_resnet20").to_dict()
+    older = {k: v for k, v in config.items() if k not in ("run_eagerly", "dataset")}
+    assert recipes.Recipe.from_dict(older) == recipes.get("cifar10_resnet20")
+    with pytest.raises(ValueError, match=r"Unknown recipe keys \['colour'\]"):
+        recipes.Recipe.from_dict({**config, "colour": "red"})
+    with pytest.raises(ValueError, match="The recipe dict lacks depth"):
+        recipes.Recipe.from_dict({k: v for k, v in config.items() if k != "depth"})
+    with pytest.raises(ValueError, match=r"`lr` must be a finite number"):
+        recipes.Recipe.from_dict({**config, "lr": "fast"})
+    with pytest.raises(ValueError, match="A recipe dict is expected"):
+        recipes.Recipe.from_dict(["cifar10_resnet20"])

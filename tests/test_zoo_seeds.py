@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import pathlib
 import shutil
 import subprocess
@@ -11,12 +10,11 @@ import sys
 import pytest
 
 from zoo import plot
+from zoo import run as zoo_run
 from zoo import seeds
 from zoo import sweep
 from zoo import train
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+from zoo_helpers import ENV, REPO
 
 
 @pytest.mark.parametrize("text, message", [
@@ -131,7 +129,7 @@ def test_a_group_is_not_taken_for_one_run_and_its_seeds_are(tmp_path):
     shutil.copytree(tmp_path / "g" / "seed_0", single)
     with pytest.raises(ValueError, match="holds a single run, not a group of seeds"):
         (single / "config.json").write_text(json.dumps({"recipe": {}}))
-        seeds._check_same_group(single, seeds.group_config(recipe, "digits", None, "float32"))
+        zoo_run.check_same_group(single, zoo_run.make_group_config(recipe, "digits", None, "float32"))
 
 
 def test_sweep_runs_each_spec_as_a_group(tmp_path):

@@ -1,11 +1,9 @@
 """End-to-end training: every recipe for 2 steps, the run's files, resume."""
 
 import json
-import os
 import pathlib
 import signal
 import subprocess
-import sys
 import time
 
 import keras
@@ -19,10 +17,10 @@ from zoo import evaluate
 from zoo import history
 from zoo import plot
 from zoo import recipes
-from zoo import runs
+from zoo import callbacks as zoo_callbacks
 from zoo import train
+from zoo_helpers import ENV, REPO, train_command
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 # Small enough for CPU CI; only sizes change, never the recipe's method.
 # ImageNet recipes run at 32x32 crops (the smallest input the ImageNet nets
 # take) from images resized to 36..40, on tfds mock data.
@@ -130,14 +128,14 @@ class Interrupt(keras.callbacks.Callback):
 @pytest.mark.slow
 def test_interrupted_run_resumes_and_ends_at_the_same_step(tmp_path, monkeypatch):
     recipe = train.resolve("cifar10_resnet20", assignments=TINY_DIGITS)
-    real_callbacks = runs.callbacks
-    monkeypatch.setattr(runs, "callbacks", lambda *a, **k: real_callbacks(*a, **k) + [Interrupt()])
+    real_callbacks = zoo_callbacks.callbacks
+    monkeypatch.setattr(zoo_callbacks, "callbacks", lambda *a, **k: real_callbacks(*a, **k) + [Interrupt()])
     with pytest.raises(KeyboardInterrupt):
         train.train_and_evaluate(recipe, tmp_path, verbose=0)
     before = history.read(tmp_path / "history.csv")
     assert [int(r["step"]) for r in before] == [4, 8]
     assert not (tmp_path / "results.json").exists()
-    monkeypatch.setattr(runs, "callbacks", real_callbacks)
+    monkeypatch.setattr(zoo_callbacks, "callbacks", real_callbacks)
     train.train_and_evaluate(recipe, tmp_path, verbose=0)
     _, rows = check_run_files(tmp_path, 12)
     assert rows[:2] == before  # epochs 0-1 were not run again
@@ -147,19 +145,9 @@ def test_interrupted_run_resumes_and_ends_at_the_same_step(tmp_path, monkeypatch
 @pytest.mark.multiprocess
 def test_kill_9_then_same_command_resumes(tmp_path):
     """kill -9 after the first checkpoint; rerunning the command finishes the run."""
-    command = [
-        sys.executable,
-        "-m",
-        "zoo.train",
-        "--recipe=cifar10_resnet20",
-        f"--workdir={tmp_path}",
-        "--set=batch_size=16",
-        "--set=epoch_steps=5",
-        "--set=val_size=64",
-        "--steps=30",
-    ]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = train_command(tmp_path, "--set=batch_size=16", "--set=epoch_steps=5", "--set=val_size=64",
+                            "--steps=30")
+    process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     metadata = tmp_path / "checkpoints" / "training_metadata.json"
     deadline = time.time() + 240
     try:
@@ -176,7 +164,7 @@ def test_kill_9_then_same_command_resumes(tmp_path):
     assert not (tmp_path / "results.json").exists()
     done = json.loads(metadata.read_text())["epoch"]
     assert done < 6, "the run finished before it could be killed"
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+    result = subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test_accuracy=" in result.stdout
     _, rows = check_run_files(tmp_path, 30)
@@ -191,17 +179,17 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, monkeypatch,
     recipe = dataclasses.replace(
         train.resolve("cifar10_resnet20"), depth=8, batch_size=8, steps=6, epoch_steps=2, val_size=16)
     uninterrupted = train.train_and_evaluate(recipe, tmp_path / "a", verbose=0)
-    real_callbacks = runs.callbacks
+    real_callbacks = zoo_callbacks.callbacks
 
     class Crash(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 1:
                 raise KeyboardInterrupt("simulated crash after the first checkpoint")
 
-    monkeypatch.setattr(runs, "callbacks", lambda *a, **k: real_callbacks(*a, **k) + [Crash()])
+    monkeypatch.setattr(zoo_callbacks, "callbacks", lambda *a, **k: real_callbacks(*a, **k) + [Crash()])
     with pytest.raises(KeyboardInterrupt):
         train.train_and_evaluate(recipe, tmp_path / "b", verbose=0)
-    monkeypatch.setattr(runs, "callbacks", real_callbacks)
+    monkeypatch.setattr(zoo_callbacks, "callbacks", real_callbacks)
     resumed = train.train_and_evaluate(recipe, tmp_path / "b", verbose=0)
     # Was: the data order (and the augmentation's seeds) started over on resume.
     a = keras.saving.load_model(tmp_path / "a" / "model.keras").get_weights()

@@ -22,7 +22,8 @@ import numpy as np
 from zoo import datasets
 from zoo import fit_arrays
 from zoo import history
-from zoo import runs
+from zoo import callbacks as zoo_callbacks
+from zoo import run as zoo_run
 from zoo import scan_loop
 from zoo import train
 
@@ -88,20 +89,20 @@ class Crash(keras.callbacks.Callback):
 
 
 def crash_after_epoch_1(recipe, workdir, loop):
-    real_callbacks = runs.callbacks
-    runs.callbacks = lambda *a, **k: real_callbacks(*a, **k) + [Crash()]
+    real_callbacks = zoo_callbacks.callbacks
+    zoo_callbacks.callbacks = lambda *a, **k: real_callbacks(*a, **k) + [Crash()]
     try:
         train.train_and_evaluate(recipe, workdir, "digits", verbose=0, loop=loop)
         raise AssertionError("the crash callback did not stop the run")
     except KeyboardInterrupt:
         pass
     finally:
-        runs.callbacks = real_callbacks
+        zoo_callbacks.callbacks = real_callbacks
     check(not (workdir / "results.json").exists(), "crashed run has results.json")
 
 
 def weights(workdir):
-    return [w.numpy() for w in runs.load_model_file(workdir / "model.keras").weights]
+    return [w.numpy() for w in zoo_run.load_model_file(workdir / "model.keras").weights]
 
 
 def resume_matches_uninterrupted(root):

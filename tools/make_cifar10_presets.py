@@ -95,19 +95,18 @@ def error(model, x, y):
 
 def export_zoo_run(workdir, out, measure):
     """Writes a finished zoo ResNet run's net (float32) and per-pixel mean as preset files."""
-    from zoo import analysis
-    from zoo import evaluate
     from zoo import model as model_lib
+    from zoo import run
 
-    recipe, _ = evaluate.load_recipe(workdir)
+    recipe, _ = run.load_recipe(workdir)
     if recipe.family != "cifar" or recipe.plain or recipe.classes != 10:
         raise SystemExit(
             f"--zoo-run takes a CIFAR-10 ResNet run; {workdir} holds {recipe.name} "
             f"(family={recipe.family}, plain={recipe.plain}, classes={recipe.classes})."
         )
     depth = recipe.depth
-    model = evaluate.load_model(workdir, recipe)
-    net = analysis.find_net(model)
+    model = run.load_model(workdir, recipe)
+    net = keras_resnet.architecture_of(model).net
     weights_path = out / f"zoo_cifar10_resnet{depth}.weights.h5"
     # float32: nets trained on raw 0..255 pixels minus the mean have BN
     # moving variances beyond float16's range (65504) in their first layers.
@@ -121,7 +120,7 @@ def export_zoo_run(workdir, out, measure):
         return
     head = np.load(DATA / "cifar10_original_test_head.npz")
     jpeg = decode_test_images(DATA / "cifar10_jpeg.tar.gz")
-    print("float16 preset vs the run's float32 model.keras: original 846, JPEG 10k, top-1 changes (JPEG)")
+    print(f"float16 preset vs the run's float32 {run.MODEL}: original 846, JPEG 10k, top-1 changes (JPEG)")
     rows = []
     for candidate in (_shipped_zoo(depth), model):
         e_head, _ = error(candidate, head["x"], head["y"])

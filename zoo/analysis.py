@@ -18,7 +18,6 @@ workdir's test split is its run's dataset unless `--dataset` is given; a
 preset needs `--dataset`.
 """
 
-import json
 import pathlib
 
 import numpy as np
@@ -26,6 +25,7 @@ from absl import flags
 
 from zoo import cli
 from zoo import datasets
+from zoo import run
 
 FLAGS = flags.FLAGS
 
@@ -137,11 +137,9 @@ def load_source(source, checkpoint=False):
     """
     path = pathlib.Path(cli.expand(source))
     if path.is_dir():
-        from zoo import evaluate
-
-        recipe, config = evaluate.load_recipe(path)
+        recipe, config = run.load_recipe(path)
         label = recipe.name + (" (checkpoint)" if checkpoint else "")
-        return label, evaluate.load_model(path, recipe, checkpoint), config["dataset"], config.get("data_dir")
+        return label, run.load_model(path, recipe, checkpoint), config["dataset"], config.get("data_dir")
     name, sep, depth = source.rpartition(":")
     if not sep or not depth.isdigit():
         raise ValueError(
@@ -212,7 +210,7 @@ def plot(results, out):
 
 
 def main(argv):
-    from zoo import history  # Imports Keras: not at start-up (see cli.run).
+    from zoo import files
 
     if len(argv) > 1:
         cli.fail(f"Unexpected arguments: {' '.join(argv[1:])}", "zoo.analysis")
@@ -222,7 +220,7 @@ def main(argv):
     try:
         out = cli.output_file(pathlib.Path(cli.expand(FLAGS.out)).with_suffix(".png"), "--out")
         results = analyse(sources, FLAGS.dataset, FLAGS.data_dir, FLAGS.limit, FLAGS.checkpoint)
-        history.write_json(out.with_suffix(".json"), results)
+        files.write_json(out.with_suffix(".json"), results)
         png = plot(results, out.with_suffix(".png"))
     except (ValueError, ImportError) as error:
         cli.fail(str(error), "zoo.analysis")

@@ -9,6 +9,8 @@ RGB on the 0..255 scale throughout; mean subtraction happens in the model.
 
 import tensorflow as tf
 
+from zoo import augment_ops
+
 # AlexNet's PCA lighting: eigenvalues and eigenvectors of the RGB pixel
 # covariance of ImageNet (on the 0..1 scale), as published with
 # fb.resnet.torch; scaled to 0..255 where applied.
@@ -34,8 +36,7 @@ def resize_shorter(image, size):
 def center_crop(image, size):
     """The central size x size window of (H, W, C)."""
     shape = tf.shape(image)
-    top = (shape[0] - size) // 2
-    left = (shape[1] - size) // 2
+    top, left = augment_ops.center_offsets(shape[0], shape[1], size)
     return image[top : top + size, left : left + size]
 
 

@@ -12,6 +12,15 @@ backend. The same draws give the same pixels on every backend
 from keras import ops
 
 
+def center_offsets(height, width, size):
+    """(top, left) of the central size x size window: ints or tensors alike.
+
+    The one definition of "the centre crop", for the TF pipeline
+    (`zoo.augment.center_crop`) and the evaluation views (`zoo.evaluate`).
+    """
+    return (height - size) // 2, (width - size) // 2
+
+
 def pad_crop_flip(images, offsets, flips, pad):
     """Zero-pads by `pad`, crops each image at its offset, mirrors where flipped.
 

@@ -17,6 +17,7 @@ import pathlib
 
 import numpy as np
 
+from zoo import checks
 from zoo import datasets
 from zoo import recipes
 
@@ -27,7 +28,7 @@ def draw(recipe, config, count=DEFAULT_COUNT, data_dir=None):
     """The run's calibration images and the record of which they are.
 
     Args:
-        recipe: the run's `Recipe` (zoo.evaluate.load_recipe).
+        recipe: the run's `Recipe` (`zoo.run.load_recipe`).
         config: the run's config.json as a dict (its `dataset`, `data_dir`).
         count: how many images; at most the training part's size.
         data_dir: tfds data directory; default the run's.
@@ -39,11 +40,13 @@ def draw(recipe, config, count=DEFAULT_COUNT, data_dir=None):
     Raises:
         ValueError: a bad count, or a dataset with fewer training images.
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    number = checks.as_int(count)
+    if number is None or number < 1:
         raise ValueError(
             f"The number of calibration images must be an int >= 1 (a few hundred is "
             f"typical). Received {count!r}."
         )
+    count = number
     spec = config["dataset"]
     data_dir = data_dir or config.get("data_dir")
     kind, arg = datasets.parse(spec)
@@ -125,10 +128,10 @@ def _tfds_streamed(spec, recipe, count, data_dir):
     from zoo import augment
     from zoo import pipeline
 
-    train, _, _, decode, _, _ = pipeline._sources(spec, recipe, data_dir)
+    src = pipeline.sources(spec, recipe, data_dir)
     images = []
-    for record, _ in train.take(count):
-        image = augment.imagenet_eval(decode(record), recipe.image_size, recipe.eval_resize)
+    for record, _ in src.train.take(count):
+        image = augment.imagenet_eval(src.decode(record), recipe.image_size, recipe.eval_resize)
         images.append(np.clip(np.round(image.numpy()), 0, 255).astype(np.uint8))
     _check_count(count, len(images))
     return np.stack(images)

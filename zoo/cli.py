@@ -7,6 +7,7 @@ entry points' `app.run`: --help exits 0, and TensorFlow's start-up lines
 are printed once.
 """
 
+import importlib
 import os
 import pathlib
 import re
@@ -118,7 +119,7 @@ def import_backend():
     captured = tempfile.TemporaryFile()
     os.dup2(captured.fileno(), 2)
     try:
-        import keras  # noqa: F401
+        importlib.import_module("keras")
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)

@@ -21,15 +21,18 @@ paper's fully-convolutional scores averaged over positions (before the
 softmax). Scales are evaluated without flips.
 """
 
-import operator
 import pathlib
 
 import numpy as np
 from absl import flags
 
+from zoo import augment_ops
+from zoo import checks
 from zoo import cli
 from zoo import datasets
+from zoo import files
 from zoo import recipes
+from zoo import run
 
 MODES = ("center", "ten_crop", "multiscale")
 COMMAND = "zoo.evaluate"
@@ -38,80 +41,10 @@ IMAGENET_SCALES = (224, 256, 384, 480, 640)
 FLAGS = flags.FLAGS
 
 
-def load_recipe(workdir):
-    """(Recipe, config dict) of a zoo.train workdir, from its config.json.
-
-    Raises:
-        ValueError: if the directory has no config.json.
-    """
-    from zoo import history  # Imports Keras: not at start-up (see cli.run).
-
-    config_path = pathlib.Path(workdir) / "config.json"
-    if not config_path.exists():
-        raise ValueError(f"{workdir} has no config.json: is it a zoo.train workdir?")
-    config = history.read_json(
-        config_path, "the run's config", "It is written when the run starts; rerun zoo.train."
-    )
-    if isinstance(config, dict) and config.get("kind") == "seeds":
-        raise ValueError(
-            f"{workdir} is a group of seeds (zoo.train --seeds), not one run: its runs are "
-            f"{pathlib.Path(workdir) / 'seed_<k>'}, and its results.json summarises them."
-        )
-    fields = {k: v for k, v in config["recipe"].items() if k not in ("lr_boundaries", "epochs")}
-    fields["lr_decay_at"] = tuple(fields["lr_decay_at"])
-    return recipes.Recipe(**fields), config
-
-
-def load_model(workdir, recipe, checkpoint=False):
-    """The run's trained model: model.keras, or the last checkpoint."""
-    from zoo import model as model_lib
-    from zoo import runs
-
-    workdir = pathlib.Path(workdir)
-    if not checkpoint:
-        path = workdir / "model.keras"
-        if not path.exists():
-            raise ValueError(f"{path} does not exist: the run has not finished (try --checkpoint).")
-        return runs.load_model_file(path)
-    path = workdir / runs.CHECKPOINTS / "latest.weights.h5"
-    if not path.exists():
-        raise ValueError(f"{path} does not exist: the run has no checkpoint yet.")
-    size = recipe.image_size
-    # The mean is a constant of the model, not a weight: it is saved beside.
-    model = model_lib.build(recipe, runs.load_mean(workdir, (size, size, 3)))
-    # The checkpoint holds the training model's weights and optimizer state
-    # (the same files on every backend).
-    train_model = model_lib.training_model(model)
-    runs.compile_model(train_model, recipe)
-    train_model.optimizer.build(train_model.trainable_variables)
-    try:
-        train_model.load_weights(path)
-    except Exception as error:  # h5py, Keras and OS errors alike: the file is bad.
-        raise ValueError(
-            f"{path} cannot be loaded ({type(error).__name__}: {error}). It may be "
-            f"truncated by a kill during a save: try {path}.bkp (the previous "
-            "checkpoint), or rerun `python -m zoo.train` to continue the run."
-        ) from None
-    return model
-
-
-def run_classes(workdir, config, data_dir=None):
-    """The class names the run was trained on, index = label.
-
-    From classes.json (written when the run finished), else from the run's
-    own dataset (e.g. for --checkpoint before the run has finished).
-    """
-    from zoo import history  # Imports Keras: not at start-up (see cli.run).
-
-    path = pathlib.Path(workdir) / "classes.json"
-    if path.exists():
-        classes = history.read_json(
-            path, "the run's class names", "It is written when the run ends; rerun zoo.train."
-        )
-        if not isinstance(classes, list):
-            raise ValueError(f"{path} must hold a JSON list of class names. Received {classes!r}.")
-        return [str(c) for c in classes]
-    return datasets.class_names(config["dataset"], data_dir or config.get("data_dir"))
+# Kept for older callers: loading a run is `zoo.run`'s.
+load_recipe = run.load_recipe
+load_model = run.load_model
+run_classes = run.class_names
 
 
 def check_classes(trained, evaluated, dataset):
@@ -143,8 +76,8 @@ def test_images(spec, recipe, data_dir=None, limit=None):
         return
     from zoo import pipeline
 
-    _, _, test, decode, _, _, _ = pipeline._sources(spec, recipe, data_dir)
-    test = test.map(lambda record, label: (decode(record), label))
+    src = pipeline.sources(spec, recipe, data_dir)
+    test = src.test.map(lambda record, label: (src.decode(record), label))
     if limit is not None:
         test = test.take(limit)
     for image, label in test.as_numpy_iterator():
@@ -152,20 +85,23 @@ def test_images(spec, recipe, data_dir=None, limit=None):
 
 
 def _resize_shorter(image, size):
-    from keras import ops
+    """`zoo.augment.resize_shorter` (the pipeline's) of one image, as float32 numpy.
 
-    h, w = image.shape[:2]
-    scale = size / min(h, w)
-    new = (max(size, round(h * scale)), max(size, round(w * scale)))
-    if new == (h, w):
+    An image whose shorter side is `size` already is returned as it is,
+    without TensorFlow (CIFAR-sized runs evaluate without it).
+    """
+    if min(image.shape[:2]) == size:
         return image.astype(np.float32)
-    return np.asarray(ops.image.resize(image.astype(np.float32), new))
+    from zoo import augment
+
+    return augment.resize_shorter(image.astype(np.float32), size).numpy()
 
 
 def _crops(image, size):
     """Four corners and centre of (H, W, 3), then their mirrors: (10, s, s, 3)."""
     h, w = image.shape[:2]
-    corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
+    center = augment_ops.center_offsets(h, w, size)
+    corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), center]
     views = [image[t : t + size, l : l + size] for t, l in corners]
     return np.stack(views + [v[:, ::-1] for v in views])
 
@@ -198,9 +134,8 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
         checkpoint: use the last checkpoint rather than model.keras.
         limit: evaluate only the first `limit` test images.
     """
-    import keras_resnet
+    import keras_resnet  # Imports Keras: not at start-up (see cli.run).
 
-    from zoo import history  # Imports Keras: not at start-up (see cli.run).
     from zoo import model as model_lib
 
     workdir = pathlib.Path(cli.expand(workdir))
@@ -208,10 +143,7 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}. Valid modes: {', '.join(MODES)}.")
     if limit is not None:
-        try:
-            count = None if isinstance(limit, bool) else operator.index(limit)
-        except TypeError:
-            count = None
+        count = checks.as_int(limit)
         if count is None or count < 1:
             raise ValueError(
                 f"`limit` must be None (the whole test split) or an int >= 1. Received limit={limit!r}."
@@ -220,13 +152,13 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
         scales = [_scale(s) for s in scales]
         if not scales:
             raise ValueError("`scales` must list at least one shorter side, e.g. 224,256.")
-    recipe, config = load_recipe(workdir)
+    recipe, config = run.load_recipe(workdir)
     # Before the evaluation, which may take hours, rather than after it.
-    cli.check_writable(workdir, ", ".join(f"eval_{mode}.json" for mode in modes))
+    cli.check_writable(workdir, ", ".join(run.eval_path(workdir, mode).name for mode in modes))
     dataset = datasets.canonical(datasets.of_recipe(dataset or config["dataset"], recipe))
     data_dir = cli.expand(data_dir) or config.get("data_dir")
-    check_classes(run_classes(workdir, config), datasets.class_names(dataset, data_dir), dataset)
-    model = load_model(workdir, recipe, checkpoint)
+    check_classes(run.class_names(workdir, config), datasets.class_names(dataset, data_dir), dataset)
+    model = run.load_model(workdir, recipe, checkpoint)
     if scales is None:
         scales = IMAGENET_SCALES if recipe.family == recipes.IMAGENET else (recipe.image_size,)
     full_conv = None
@@ -259,7 +191,7 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
         record = {"mode": mode, "accuracy": results[mode], "images": total}
         if mode == "multiscale":
             record["scales"] = scales
-        history.write_json(workdir / f"eval_{mode}.json", record)
+        files.write_json(run.eval_path(workdir, mode), record)
     return results
 
 
@@ -310,7 +242,7 @@ def define_flags():
     flags.DEFINE_string("dataset", None, "Dataset spec; defaults to the run's.")
     flags.DEFINE_string("data_dir", None, "tfds data directory; defaults to the run's.")
     flags.DEFINE_list("scales", None, "Shorter sides for multiscale mode.")
-    flags.DEFINE_bool("checkpoint", False, "Evaluate the last checkpoint instead of model.keras.")
+    flags.DEFINE_bool("checkpoint", False, f"Evaluate the last checkpoint instead of {run.MODEL}.")
     flags.DEFINE_integer("limit", None, "Evaluate only the first N test images.")
 
 

@@ -26,57 +26,20 @@ import pathlib
 from absl import flags
 
 from zoo import cli
+from zoo import run as run_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A zoo run's directory (holds model.keras).")
-flags.DEFINE_string("output", None, "SavedModel directory to write.")
-flags.DEFINE_bool("overwrite", False, "Replace existing exports.")
-flags.DEFINE_bool("fold_batchnorm", False, "Fold every BN into its conv.")
-flags.DEFINE_integer("top_k", None, "Class ids to return; default min(5, classes). SavedModel only.")
-flags.DEFINE_string("onnx", None, "Write a .onnx file here (needs the deploy extra).")
-flags.DEFINE_string("tflite", None, "Write a LiteRT .tflite file here.")
-flags.DEFINE_enum("quantization", None, ["dynamic", "int8"], "LiteRT quantisation (with --tflite).")
-flags.DEFINE_integer("calibration_images", None,
-                     "int8: how many training images to calibrate on (default 300).")
-flags.DEFINE_enum("io_dtype", "float32", ["float32", "uint8"],
-                  "int8: float32 in and out, or uint8 pixels in and uint8 probabilities out.")
-flags.DEFINE_string("openvino", None, "Write an OpenVINO IR directory (model.xml, model.bin) here.")
 
-MODEL_FILE = "model.keras"
-CLASSES_FILE = "classes.json"
 COMMAND = "zoo.export"
-# What zoo.train writes into a workdir (eval_<mode>.json aside).
-RUN_ENTRIES = (
-    "config.json", "checkpoints", "logs", "history.csv", "results.json",
-    CLASSES_FILE, MODEL_FILE, ".workers",
-)
+# Kept for older callers: the run's files are `zoo.run`'s.
+MODEL_FILE = run_lib.MODEL
+CLASSES_FILE = run_lib.CLASSES
+RUN_ENTRIES = run_lib.RUN_ENTRIES
 
 
 def load_run(workdir):
-    """Returns (model, class names or None) of the run in `workdir`."""
-    from zoo import history
-    from zoo import runs
-
-    workdir = pathlib.Path(cli.expand(workdir))
-    model_path = workdir / MODEL_FILE
-    if not model_path.is_file():
-        raise FileNotFoundError(
-            f"No {MODEL_FILE} in --workdir={str(workdir)!r}: run "
-            "`python -m zoo.train` to the end first (it writes the model last)."
-        )
-    model = runs.load_model_file(model_path)
-    classes_path = workdir / CLASSES_FILE
-    class_names = None
-    if classes_path.is_file():
-        class_names = history.read_json(
-            classes_path, "the run's class names", "It is written when the run ends; rerun zoo.train."
-        )
-        if not isinstance(class_names, list):
-            raise ValueError(
-                f"{classes_path} must hold a JSON list of class names. "
-                f"Received {type(class_names).__name__}."
-            )
-    return model, class_names
+    """Returns (model, class names or None) of the run in `workdir` (`zoo.run.load_run`)."""
+    return run_lib.load_run(workdir)
 
 
 # flag -> the suffix its path must have (None: a directory).
@@ -149,8 +112,7 @@ def check_outputs(workdir, outputs, overwrite=False):
 def _part_of_run(path, run):
     if not path.is_relative_to(run) or path == run:
         return False
-    entry = path.relative_to(run).parts[0]
-    return entry in RUN_ENTRIES or entry.startswith("eval_")
+    return run_lib.is_run_entry(path.relative_to(run).parts[0])
 
 
 def export_run(workdir, output=None, *, overwrite=False, fold_batchnorm=False, top_k=None,
@@ -213,19 +175,18 @@ def export_run(workdir, output=None, *, overwrite=False, fold_batchnorm=False, t
             overwrite=overwrite, calibration_images=images, io_dtype=io_dtype,
         ))
         if record is not None:
-            from zoo import history
+            from zoo import files
 
             record["tflite"] = str(paths["tflite"])
-            history.write_json(paths["calibration"], record)
+            files.write_json(paths["calibration"], record)
             written.append(str(paths["calibration"]))
     return written
 
 
 def _calibration(workdir, count):
     from zoo import calibration
-    from zoo import evaluate
 
-    recipe, config = evaluate.load_recipe(pathlib.Path(cli.expand(workdir)))
+    recipe, config = run_lib.load_recipe(pathlib.Path(cli.expand(workdir)))
     return calibration.draw(recipe, config, calibration.DEFAULT_COUNT if count is None else count)
 
 
@@ -250,6 +211,24 @@ def main(argv):
         print(f"Wrote {path}")
 
 
-if __name__ == "__main__":
+def define_flags():
+    """Defines the command-line flags (only when run as a program)."""
+    flags.DEFINE_string("workdir", None, f"A zoo run's directory (holds {run_lib.MODEL}).")
+    flags.DEFINE_string("output", None, "SavedModel directory to write.")
+    flags.DEFINE_bool("overwrite", False, "Replace existing exports.")
+    flags.DEFINE_bool("fold_batchnorm", False, "Fold every BN into its conv.")
+    flags.DEFINE_integer("top_k", None, "Class ids to return; default min(5, classes). SavedModel only.")
+    flags.DEFINE_string("onnx", None, "Write a .onnx file here (needs the deploy extra).")
+    flags.DEFINE_string("tflite", None, "Write a LiteRT .tflite file here.")
+    flags.DEFINE_enum("quantization", None, ["dynamic", "int8"], "LiteRT quantisation (with --tflite).")
+    flags.DEFINE_integer("calibration_images", None,
+                         "int8: how many training images to calibrate on (default 300).")
+    flags.DEFINE_enum("io_dtype", "float32", ["float32", "uint8"],
+                      "int8: float32 in and out, or uint8 pixels in and uint8 probabilities out.")
+    flags.DEFINE_string("openvino", None, "Write an OpenVINO IR directory (model.xml, model.bin) here.")
     flags.mark_flags_as_required(["workdir"])
+
+
+if __name__ == "__main__":
+    define_flags()
     cli.run(main)

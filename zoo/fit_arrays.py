@@ -15,10 +15,11 @@ import keras
 import numpy as np
 
 from zoo import augment_ops
+from zoo import callbacks as callbacks_lib
 from zoo import datasets
 from zoo import model as model_lib
 from zoo import recipes
-from zoo import runs
+from zoo import run as run_lib
 from zoo import stream
 
 
@@ -81,7 +82,7 @@ def run(recipe, workdir, dataset, data_dir, verbose, loop="auto"):
     splits = datasets.load_arrays(dataset, recipe, data_dir)
     x, y = splits.train
     model, train_model, schedule = build_train_model(recipe, x)
-    callbacks = runs.callbacks(workdir, schedule, tensorboard=False)
+    callbacks = callbacks_lib.callbacks(workdir, schedule, tensorboard=False)
     val = _float(splits.val) if recipe.val_size else None
     if use_scan_loop(loop, recipe, devices):
         from zoo import scan_loop
@@ -114,7 +115,7 @@ def run(recipe, workdir, dataset, data_dir, verbose, loop="auto"):
             verbose=verbose,
         )
     xt, yt = _float(splits.test)
-    return runs.finish(
+    return run_lib.finish(
         workdir,
         recipe,
         model,

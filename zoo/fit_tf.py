@@ -1,13 +1,13 @@
 """Training on the TensorFlow backend: tf.data pipelines under tf.distribute."""
 
-import pathlib
-
 import tensorflow as tf
 
+from zoo import callbacks as callbacks_lib
+from zoo import checkpoint
 from zoo import distribute
 from zoo import model as model_lib
 from zoo import pipeline
-from zoo import runs
+from zoo import run as run_lib
 
 
 def run(recipe, workdir, dataset, data_dir, strategy, verbose):
@@ -21,7 +21,7 @@ def run(recipe, workdir, dataset, data_dir, strategy, verbose):
     distribute.check_batch(recipe.batch_size, strategy.num_replicas_in_sync)
     if not distribute.is_chief(strategy):
         task_id = strategy.cluster_resolver.task_id
-        workdir = pathlib.Path(workdir) / ".workers" / f"worker-{task_id}"
+        workdir = run_lib.worker_dir(workdir, task_id)
         workdir.mkdir(parents=True, exist_ok=True)
     data = pipeline.build(dataset, recipe, data_dir)
     with strategy.scope():
@@ -33,12 +33,12 @@ def run(recipe, workdir, dataset, data_dir, strategy, verbose):
         # the strategy from the enclosing scope and builds while tracing.
         train_model._distribute_strategy = None
         _patch_scalar_mean_reduction()
-    callbacks = runs.callbacks(workdir, schedule)
+    callbacks = callbacks_lib.callbacks(workdir, schedule)
     with strategy.scope():
         # Restored before the stream is made, so that it starts at the
         # checkpoint's step: a resumed run sees the batches an uninterrupted
         # one would (pipeline.Data.train_from).
-        step = runs.resume(train_model, callbacks, recipe.epoch_steps)
+        step = checkpoint.resume(train_model, callbacks, recipe.epoch_steps)
         train_model.fit(
             data.train_from(step),
             epochs=recipe.epochs,
@@ -48,7 +48,7 @@ def run(recipe, workdir, dataset, data_dir, strategy, verbose):
             verbose=verbose,
             shuffle=False,  # The stream is shuffled already (and Keras would warn).
         )
-        return runs.finish(workdir, recipe, model, train_model, data.test, data.classes)
+        return run_lib.finish(workdir, recipe, model, train_model, data.test, data.classes)
 
 
 def _patch_scalar_mean_reduction():

@@ -2,85 +2,20 @@
 
 import csv
 import io
-import json
-import math
-import os
 import pathlib
-import re
-import tempfile
 import time
 
 import keras
 
+from zoo import files
+# Kept here for older callers: the write-then-rename and the strict JSON of
+# every run file are `zoo.files`'s.
+from zoo.files import STAGING, read_json, staging_name, write_atomic, write_json
+
+__all__ = ["FIELDS", "HistoryCSV", "read",
+           "STAGING", "read_json", "staging_name", "write_atomic", "write_json"]
 FIELDS = ("epoch", "step", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "train_time_s", "epoch_time_s")
 
-
-# Every file of a run is written under a temporary name holding ".tmp-<pid>"
-# and renamed into place; a kill leaves such a name behind, which the next
-# run deletes (`zoo.runs.remove_stale_staging`) once that pid has ended.
-STAGING = re.compile(r"\.tmp-(\d+)(?:[-.]|$)")
-
-
-def staging_name(path, suffix=""):
-    """This process's temporary name beside `path`: `path.tmp-<pid><suffix>`."""
-    return f"{path}.tmp-{os.getpid()}{suffix}"
-
-
-def write_atomic(path, text):
-    """Writes `text` to `path` via a temporary file and a rename.
-
-    The file gets the permissions a plain `open(path, "w")` would (0666 less
-    the umask), not the 0600 of the temporary file.
-    """
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{staging_name(path.name)}-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _umask():
-    mask = os.umask(0o022)  # Reading the umask means setting it; put it back.
-    os.umask(mask)
-    return mask
-
-
-def write_json(path, data):
-    """Writes strict JSON: NaN and infinities become null (JSON has neither)."""
-    text = json.dumps(_finite(data), indent=2, sort_keys=True, allow_nan=False)
-    write_atomic(path, text + "\n")
-
-
-def _finite(data):
-    if isinstance(data, float) and not math.isfinite(data):
-        return None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_finite(v) for v in data]
-    return data
-
-
-def read_json(path, what, fix):
-    """Reads a JSON file the zoo wrote; a clear error if it is not valid JSON.
-
-    Args:
-        path: the file.
-        what: what the file is, for the message (e.g. "the run's config").
-        fix: what the user can do about a broken file.
-    """
-    path = pathlib.Path(path)
-    try:
-        text = path.read_text()
-        return json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        state = "is empty" if path.exists() and not path.stat().st_size else "cannot be read"
-        raise ValueError(f"{path} ({what}) {state}: {error}. {fix}") from None
 
 
 def read(path):
@@ -108,7 +43,7 @@ def read(path):
         raise ValueError(
             f"{path}{line} is not a readable training history: {error}. It is "
             "rewritten every epoch; restore it from a copy, or delete it (the run then "
-            "resumes, but results.json lacks the time and accuracy of earlier epochs)."
+            "resumes, but its results lack the time and accuracy of earlier epochs)."
         ) from None
     return rows
 
@@ -167,4 +102,4 @@ class HistoryCSV(keras.callbacks.Callback):
         writer.writeheader()
         for row in self.rows:
             writer.writerow({k: (int(v) if k in ("epoch", "step") else v) for k, v in row.items()})
-        write_atomic(self.path, out.getvalue())
+        files.write_atomic(self.path, out.getvalue())

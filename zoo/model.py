@@ -18,7 +18,7 @@ import numpy as np
 from keras import ops
 
 import keras_resnet
-from zoo import runs
+from zoo import schedules
 
 MEAN_LAYER = "per_pixel_mean"
 CLASSIFIER = "predictions"
@@ -61,14 +61,31 @@ def build_training(recipe, mean):
     """(model, train_model, lr schedule): what every training loop trains.
 
     `model` is `build(recipe, mean)`, the one that is saved; `train_model`
-    its `training_model`, compiled by `zoo.runs.compile_model` (SGD on the
+    its `training_model`, compiled by `compile_model` (SGD on the
     recipe's schedule, the loss on the logits). Under a tf.distribute
     strategy, call it inside `strategy.scope()`.
     """
     model = build(recipe, mean)
     train_model = training_model(model)
-    schedule = runs.compile_model(train_model, recipe)
+    schedule = compile_model(train_model, recipe)
     return model, train_model, schedule
+
+
+def compile_model(model, recipe):
+    """SGD with momentum on the recipe's step schedule; returns the schedule.
+
+    `model` outputs logits (`zoo.model.training_model`): the loss is the
+    log-softmax crossentropy on every backend. Weight decay is in the model
+    (coupled L2 on kernels), not the optimizer.
+    """
+    schedule = schedules.from_recipe(recipe)
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=schedule, momentum=recipe.momentum),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        run_eagerly=recipe.run_eagerly,
+    )
+    return schedule
 
 
 def training_model(model):
@@ -76,12 +93,12 @@ def training_model(model):
 
     Raw pixels -> the mean layer -> the net up to its classifier -> the
     classifier's matmul and bias without the softmax. Train it with
-    `from_logits=True` (`zoo.runs.compile_model`); `model` (softmax out)
+    `from_logits=True` (`compile_model`); `model` (softmax out)
     is what gets saved. Every backend trains this same model, so its
     checkpoints are the same files on each.
     """
     mean_layer = model.get_layer(MEAN_LAYER)
-    net = model.layers[-1]
+    net = keras_resnet.architecture_of(model).net
     classifier = net.get_layer(CLASSIFIER)
     with keras_resnet.recursion_headroom():  # ResNet-1202's graph is deep.
         body = keras.Model(net.inputs, classifier.input, name=f"{net.name}_body")

@@ -157,9 +157,8 @@ def _streamed(spec, recipe, data_dir, batch):
     before decoding: file paths by `example_order`, tfds records through a
     shuffle buffer, which then holds small records, not images.
     """
-    train_src, val_src, test_src, decode, classes, num_train, records_from = _sources(
-        spec, recipe, data_dir
-    )
+    src = sources(spec, recipe, data_dir)
+    decode = src.decode
     size = recipe.image_size
 
     def eval_map(record, label):
@@ -171,7 +170,7 @@ def _streamed(spec, recipe, data_dir, batch):
     # The per-pixel mean of centre crops of the first `mean_examples` images.
     total = np.zeros((size, size, 3), np.float64)
     count = 0
-    for images, _ in evaluated(train_src.take(recipe.mean_examples)):
+    for images, _ in evaluated(src.train.take(recipe.mean_examples)):
         total += images.numpy().sum(axis=0)
         count += images.shape[0]
     mean = (total / max(count, 1)).astype(np.float32)
@@ -190,41 +189,63 @@ def _streamed(spec, recipe, data_dir, batch):
 
     def train_from(step):
         first = step * batch  # the stream's position, in images
-        train = tf.data.Dataset.zip((_seeds(recipe.seed, first), records_from(first)))
+        train = tf.data.Dataset.zip((_seeds(recipe.seed, first), src.records_from(first)))
         train = train.map(train_map, num_parallel_calls=AUTOTUNE)
         return train.batch(batch, drop_remainder=True).prefetch(AUTOTUNE)
 
     return Data(
         train_from=train_from,
-        val=evaluated(val_src),
-        test=evaluated(test_src),
+        val=evaluated(src.val),
+        test=evaluated(src.test),
         mean=mean,
-        classes=classes,
-        num_train=num_train,
+        classes=src.classes,
+        num_train=src.num_train,
     )
 
 
-def _sources(spec, recipe, data_dir):
-    """Undecoded (record, label) datasets for train, val, test, and `decode`.
+@dataclasses.dataclass
+class Sources:
+    """A streamed dataset's undecoded (record, label) splits, and how to decode them.
 
-    Returns (train, val, test, decode, classes, num_train, records_from):
-    `train` in its stored order (for the mean), `records_from(position)` the
-    endless training stream of records from that position on.
+    What `build` streams ImageNet-style data from, and what evaluation
+    (`zoo.evaluate.test_images`) and int8 calibration (`zoo.calibration`)
+    read at full size. A record is a file path (image folders) or the
+    encoded image bytes (tfds).
+
+    Attributes:
+        train: the training split less val, in its stored order (the
+            per-pixel mean is taken over its first images).
+        val: the held-out val split.
+        test: the test split (ImageNet's tfds "validation").
+        decode: record -> (H, W, 3) uint8 image tensor.
+        classes: class names, index = label.
+        num_train: images in `train` (None where tfds does not say).
+        records_from: position -> the endless training stream of records
+            from that position (in images) on.
     """
+
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    test: tf.data.Dataset
+    decode: typing.Callable
+    classes: list
+    num_train: typing.Optional[int]
+    records_from: typing.Callable[[int], tf.data.Dataset]
+
+
+def sources(spec, recipe, data_dir=None):
+    """The `Sources` of dataset `spec` (folder: or tfds:) for `recipe`'s split and seed."""
     kind, arg = datasets.parse(spec)
     if kind == "folder":
         classes = datasets.check_folder(arg)
         paths, labels = datasets.list_folder(f"{arg}/train", classes)
-        if not 0 <= recipe.val_size < len(labels):
-            raise ValueError(
-                f"`val_size` must be in [0, {len(labels)}). Received val_size={recipe.val_size}."
-            )
-        order = np.random.default_rng(recipe.seed).permutation(len(labels))
-        cut = len(labels) - recipe.val_size
+        # The seeded split every in-memory path makes too.
+        train_index, val_index = datasets.train_val_indices(len(labels), recipe.val_size, recipe.seed)
+        cut = len(train_index)
         paths = np.asarray(paths)
-        train_paths, train_labels = paths[order[:cut]], labels[order[:cut]]
+        train_paths, train_labels = paths[train_index], labels[train_index]
         train = _records(train_paths, train_labels)
-        val = _records(paths[order[cut:]], labels[order[cut:]])
+        val = _records(paths[val_index], labels[val_index])
         test = _records(*datasets.list_folder(f"{arg}/test", classes))
         path_tensor = tf.constant(list(train_paths))
         label_tensor = tf.constant(np.asarray(train_labels, np.int32))
@@ -234,7 +255,7 @@ def _sources(spec, recipe, data_dir):
                 lambda i: (tf.gather(path_tensor, i), tf.gather(label_tensor, i))
             )
 
-        return train, val, test, read_image_file, classes, cut, records_from
+        return Sources(train, val, test, read_image_file, classes, cut, records_from)
     import tensorflow_datasets as tfds
 
     # The paper reports ImageNet's validation set (tfds "validation"): it is
@@ -264,7 +285,7 @@ def _sources(spec, recipe, data_dir):
         # resume, but a fresh shuffle rather than the first images again.
         return train.shuffle(STREAM_SHUFFLE, seed=recipe.seed + int(position)).repeat()
 
-    return train, val, test, decode_image_bytes, classes, num_train, records_from
+    return Sources(train, val, test, decode_image_bytes, classes, num_train, records_from)
 
 
 def _records(paths, labels):

@@ -16,6 +16,8 @@ from absl import flags
 
 from zoo import cli
 from zoo import datasets
+from zoo import files
+from zoo import run as run_lib
 
 FLAGS = flags.FLAGS
 
@@ -26,14 +28,12 @@ def load_run(workdir):
     seeds the bands: train_band and val_band, (lowest, highest) per point.
 
     Raises:
-        ValueError: if the directory holds no history.csv (nor a group of
-            runs that do).
+        zoo.run.MissingRunFile: the directory holds no history.csv (nor a
+            group of runs that do); a ValueError, as an empty one raises.
     """
-    from zoo import seeds as seeds_lib
-
     workdir = pathlib.Path(cli.expand(workdir))
-    if seeds_lib.is_group(workdir):
-        return _load_group(workdir, seeds_lib)
+    if run_lib.is_group(workdir):
+        return _load_group(workdir)
     label, plain, steps, train_error, val_error = _load_single(workdir)
     return {"label": label, "plain": plain, "steps": steps, "train_error": train_error,
             "val_error": val_error, "train_band": None, "val_band": None}
@@ -42,13 +42,15 @@ def load_run(workdir):
 def _load_single(workdir):
     from zoo import history  # Imports Keras: not at start-up (see cli.run).
 
-    rows = history.read(workdir / "history.csv")
+    rows = history.read(workdir / run_lib.HISTORY)
     if not rows:
-        raise ValueError(f"{workdir} has no history.csv with rows: is it a zoo.train workdir?")
-    config_path = workdir / "config.json"
+        # A missing file is the run module's one exception type (a ValueError too).
+        error = ValueError if (workdir / run_lib.HISTORY).exists() else run_lib.MissingRunFile
+        raise error(f"{workdir} has no {run_lib.HISTORY} with rows: is it a zoo.train workdir?")
+    config_path = workdir / run_lib.CONFIG
     recipe = {}
     if config_path.exists():
-        config = history.read_json(config_path, "the run's config", "It is written when the run starts.")
+        config = files.read_json(config_path, "the run's config", "It is written when the run starts.")
         recipe = config.get("recipe", {}) if isinstance(config, dict) else {}
     label = recipe.get("name", workdir.name)
     steps = [r["step"] for r in rows]
@@ -57,9 +59,9 @@ def _load_single(workdir):
     return label, bool(recipe.get("plain", False)), steps, train_error, val_error
 
 
-def _load_group(workdir, seeds_lib):
+def _load_group(workdir):
     members = sorted(
-        (p for p in workdir.glob(f"{seeds_lib.REPLICA_PREFIX}*") if (p / "history.csv").exists()),
+        (p for p in workdir.glob(f"{run_lib.REPLICA_PREFIX}*") if (p / run_lib.HISTORY).exists()),
         key=lambda p: p.name,
     )
     curves = []
@@ -69,7 +71,9 @@ def _load_group(workdir, seeds_lib):
         except ValueError:
             continue  # A replica with no epoch yet.
     if not curves:
-        raise ValueError(f"{workdir} is a group of seeds, but none of its seed_k runs has a history yet.")
+        raise ValueError(
+            f"{workdir} is a group of seeds, but none of its {run_lib.REPLICA_PREFIX}k runs has a history yet."
+        )
     points = min(len(c[2]) for c in curves)  # Replicas of one group share their steps.
     label, plain, steps = curves[0][0], curves[0][1], curves[0][2][:points]
     band = {}

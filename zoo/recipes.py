@@ -12,13 +12,17 @@ boundaries, epochs, steps per epoch) are computed, never typed in.
 
 import dataclasses
 import math
-import operator
 import typing
 
+from zoo import checks
 from zoo import datasets
 
 CIFAR = "cifar"
 IMAGENET = "imagenet"
+# keras_resnet.blocks.SHORTCUTS, restated because importing keras_resnet
+# imports Keras and TensorFlow, which the commands import only after their
+# flags are parsed (zoo.cli.run); tests/test_zoo_recipes.py keeps the two equal.
+SHORTCUTS = ("A", "B", "C")
 
 _REGISTRY = {}
 
@@ -119,10 +123,10 @@ class Recipe:
                 "dataset spec: 'digits', 'tfds:NAME' or 'folder:PATH'. "
                 f"Received dataset={self.dataset!r}."
             ) from None
-        if self.shortcut not in (None, "A", "B", "C"):
+        if self.shortcut is not None and self.shortcut not in SHORTCUTS:
             raise ValueError(
-                "`shortcut` must be None, 'A', 'B' or 'C'. "
-                f"Received shortcut={self.shortcut!r}."
+                f"`shortcut` must be None, {', '.join(repr(s) for s in SHORTCUTS[:-1])} or "
+                f"{SHORTCUTS[-1]!r}. Received shortcut={self.shortcut!r}."
             )
         if self.steps % self.epoch_steps:
             raise ValueError(
@@ -175,11 +179,48 @@ class Recipe:
         return self.steps // self.epoch_steps
 
     def to_dict(self):
+        """The recipe as JSON data (config.json's "recipe"), derived values included.
+
+        `from_dict` reads it back; `lr_boundaries` and `epochs` are recorded
+        for readers of the file, and recomputed, never read.
+        """
         config = dataclasses.asdict(self)
         config["lr_decay_at"] = list(self.lr_decay_at)
         config["lr_boundaries"] = list(self.lr_boundaries)
         config["epochs"] = self.epochs
         return config
+
+    @classmethod
+    def from_dict(cls, config):
+        """The `Recipe` that `to_dict` wrote (a run's config.json "recipe").
+
+        A field an older zoo did not record takes its default.
+
+        Raises:
+            ValueError: `config` is not a dict, holds a key that is neither a
+                field nor a derived value, or a value the field refuses.
+        """
+        if not isinstance(config, dict):
+            raise ValueError(f"A recipe dict is expected. Received {config!r}.")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - fields - set(DERIVED))
+        if unknown:
+            raise ValueError(
+                f"Unknown recipe keys {unknown}: not fields of Recipe ({', '.join(sorted(fields))}) "
+                f"nor derived values ({', '.join(DERIVED)})."
+            )
+        values = {k: v for k, v in config.items() if k in fields}
+        if isinstance(values.get("lr_decay_at"), list):
+            values["lr_decay_at"] = tuple(values["lr_decay_at"])
+        missing = sorted(f.name for f in dataclasses.fields(cls)
+                         if f.name not in values and f.default is dataclasses.MISSING)
+        if missing:
+            raise ValueError(f"The recipe dict lacks {', '.join(missing)}. Received {config!r}.")
+        return cls(**values)
+
+
+# What `Recipe.to_dict` adds to the fields: computed from them, so not read back.
+DERIVED = ("lr_boundaries", "epochs")
 
 
 # The smallest value of each int field.
@@ -201,11 +242,8 @@ _OPEN_LOW = ("lr", "warmup_lr", "lr_decay_at")
 
 def _integer(key, value, minimum):
     """`value` as an int >= minimum (numpy ints welcome); raises otherwise."""
-    try:
-        number = operator.index(value)
-    except TypeError:
-        number = None
-    if number is None or isinstance(value, bool) or number < minimum:
+    number = checks.as_int(value)
+    if number is None or number < minimum:
         raise ValueError(f"`{key}` must be an int >= {minimum}. Received {key}={value!r}.")
     return number
 
@@ -237,6 +275,19 @@ def register(function):
         raise ValueError(f"Recipe {recipe.name!r} is registered twice.")
     _REGISTRY[recipe.name] = (recipe, function.__doc__)
     return function
+
+
+def alias(name, of, note):
+    """Registers `name` as another name of recipe `of`: the same fields, one definition.
+
+    `get(name)` is `of`'s recipe under the name `name` (the name a run's
+    config.json records, so runs made under either name keep resuming).
+    """
+    if name in _REGISTRY:
+        raise ValueError(f"Recipe {name!r} is registered twice.")
+    recipe, doc = _REGISTRY[of]
+    doc = doc.strip().replace(f"--recipe={of} ", f"--recipe={name} ")
+    _REGISTRY[name] = (dataclasses.replace(recipe, name=name), f"{note}\n\n    {doc}\n")
 
 
 def names():
@@ -443,6 +494,9 @@ for _depth in (18, 34, 50, 101, 152):
     register(_imagenet(_depth))
 for _depth in (18, 34):
     register(_imagenet(_depth, plain=True))
-# Table 3: ResNet-34 with shortcut options A, B and C.
-for _option in ("A", "B", "C"):
+# Table 3: ResNet-34 with shortcut options A, B and C. Option A is the
+# ResNet-34 of Tables 1 and 2, field for field.
+alias("imagenet_resnet34_a", "imagenet_resnet34",
+      "ImageNet ResNet-34 with option-A shortcuts (Table 3): imagenet_resnet34 under another name.")
+for _option in ("B", "C"):
     register(_imagenet(34, shortcut=_option, suffix=f"_{_option.lower()}", table="3"))

@@ -20,7 +20,7 @@ of validation), which is what the zoo's callbacks use: the history CSV,
 the checkpoint (`BackupAndRestore`, whose restored epoch is honoured) and
 the non-finite guard. Per-batch hooks are called only for the first step
 whose loss is NaN or infinite, if one is (the epoch program returns every
-step's loss), so that `zoo.runs.StopOnNonFinite` names that step and the
+step's loss), so that `zoo.nonfinite.StopOnNonFinite` names that step and the
 epoch's state is never assigned to the model.
 """
 

@@ -45,10 +45,14 @@ import numpy as np
 from zoo import cli
 from zoo import datasets
 from zoo import recipes
+from zoo import run
 
-REPLICA_PREFIX = "seed_"
-# In DIR/config.json and DIR/results.json: this directory is a group.
-KIND = "seeds"
+# The group's directory layout is `zoo.run`'s; kept here for older callers.
+REPLICA_PREFIX = run.REPLICA_PREFIX
+KIND = run.GROUP_KIND
+replica_dir = run.replica_dir
+group_config = run.make_group_config
+is_group = run.is_group
 
 
 def parse(text):
@@ -66,11 +70,6 @@ def parse(text):
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds names a seed twice: the replicas would be the same run. Received {text!r}.")
     return seeds
-
-
-def replica_dir(workdir, seed):
-    """Where replica `seed` of the group in `workdir` lives: a normal run directory."""
-    return pathlib.Path(workdir) / f"{REPLICA_PREFIX}{seed}"
 
 
 def check_possible(recipe, loop, backend, devices):
@@ -111,28 +110,6 @@ def check_possible(recipe, loop, backend, devices):
         raise ValueError(f"--seeds compiles the replicas' step; run_eagerly=True cannot: {instead}.")
 
 
-def group_config(recipe, dataset, data_dir, mixed_precision):
-    """DIR/config.json of a group: the run config of every replica, less its seed."""
-    base = recipe.to_dict()
-    base.pop("seed")
-    return {"kind": KIND, "recipe": base, "dataset": dataset, "data_dir": data_dir,
-            "mixed_precision": mixed_precision}
-
-
-def is_group(workdir):
-    """Whether `workdir` holds a group of seeds (its config.json says so)."""
-    from zoo import history
-
-    path = pathlib.Path(workdir) / "config.json"
-    if not path.is_file():
-        return False
-    try:
-        config = history.read_json(path, "the run's config", "")
-    except ValueError:
-        return False
-    return isinstance(config, dict) and config.get("kind") == KIND
-
-
 def train_and_evaluate(recipe, seeds, workdir, dataset, data_dir, mixed_precision, verbose, loop):
     """Trains `recipe` once per seed in one program; writes the replicas and the summary.
 
@@ -144,10 +121,6 @@ def train_and_evaluate(recipe, seeds, workdir, dataset, data_dir, mixed_precisio
     """
     import keras
 
-    from zoo import history
-    from zoo import runs
-    from zoo import train
-
     devices = keras.distribution.list_devices() if keras.backend.backend() == "jax" else []
     check_possible(recipe, loop, keras.backend.backend(), devices)
     seeds = parse(",".join(str(s) for s in seeds))
@@ -155,16 +128,16 @@ def train_and_evaluate(recipe, seeds, workdir, dataset, data_dir, mixed_precisio
     cli.make_directory(workdir, "--workdir")
     replicas = {seed: dataclasses.replace(recipe, seed=seed) for seed in seeds}
     with contextlib.ExitStack() as stack:
-        stack.enter_context(runs.exclusive(workdir / train.LOCK))
-        _check_same_group(workdir, group_config(recipe, dataset, data_dir, mixed_precision))
+        stack.enter_context(run.exclusive(run.lock_path(workdir)))
+        run.check_same_group(workdir, run.make_group_config(recipe, dataset, data_dir, mixed_precision))
         results = {}
         for seed, replica in replicas.items():
             directory = replica_dir(workdir, seed)
             cli.make_directory(directory, "--workdir")
-            stack.enter_context(runs.exclusive(directory / train.LOCK))
-            runs.remove_stale_staging(directory)
-            train.check_same_run(directory, train.run_config(replica, dataset, data_dir, mixed_precision))
-            results[seed] = train.finished_results(directory, replica)
+            stack.enter_context(run.exclusive(run.lock_path(directory)))
+            run.remove_stale_staging(directory)
+            run.check_same_run(directory, run.make_config(replica, dataset, data_dir, mixed_precision))
+            results[seed] = run.finished_results(directory, replica)
         todo = [seed for seed in seeds if results[seed] is None]
         start = time.perf_counter()
         if todo:
@@ -172,43 +145,8 @@ def train_and_evaluate(recipe, seeds, workdir, dataset, data_dir, mixed_precisio
             results.update(_train({s: replicas[s] for s in todo}, workdir, dataset, data_dir, verbose, loop))
         summary = summarize(recipe, {seed: results[seed] for seed in seeds}, time.perf_counter() - start,
                             trained=todo)
-        history.write_json(workdir / "results.json", summary)
+        run.write_group_results(workdir, summary)
     return summary
-
-
-def _check_same_group(workdir, config):
-    """Refuses a workdir that holds something else than this group; records `config`.
-
-    The seeds are not part of it: a group may be rerun with seeds added or
-    dropped (each replica's own config.json says which run it is).
-    """
-    from zoo import history
-    from zoo import train
-
-    path = workdir / "config.json"
-    if path.exists():
-        fix = "Use a new --workdir (or restore the file)."
-        previous = history.read_json(path, "the group's config", fix)
-        if not isinstance(previous, dict) or previous.get("kind") != KIND:
-            raise ValueError(
-                f"{workdir} holds a single run, not a group of seeds (its config.json has no "
-                f"\"kind\": \"{KIND}\"). {fix}"
-            )
-        if previous != config:
-            changed = sorted(
-                k for k in set(previous["recipe"]) | set(config["recipe"])
-                if previous["recipe"].get(k) != config["recipe"].get(k)
-            ) + [k for k in config if k != "recipe" and previous.get(k) != config[k]]
-            raise ValueError(
-                f"{workdir} holds a different group of seeds (differs in: {', '.join(changed)}). "
-                "Use a new --workdir, or the same flags to resume."
-            )
-    elif train.has_progress(workdir):
-        raise ValueError(
-            f"{workdir} holds a single run's checkpoints or results: a group of seeds lives in a "
-            "directory of its own (one seed_k/ run per seed). Use a new --workdir."
-        )
-    history.write_json(path, config)
 
 
 @dataclasses.dataclass
@@ -228,8 +166,8 @@ def _train(replicas, workdir, dataset, data_dir, verbose, loop):
     import jax
     import keras
 
+    from zoo import callbacks as callbacks_lib
     from zoo import model as model_lib
-    from zoo import runs
     from zoo import scan_loop
     from zoo import stream
 
@@ -250,7 +188,7 @@ def _train(replicas, workdir, dataset, data_dir, verbose, loop):
         model, train_model, schedule = model_lib.build_training(recipe, mean)
         directory = replica_dir(workdir, seed)
         callbacks = keras.callbacks.CallbackList(
-            runs.callbacks(directory, schedule, tensorboard=False),
+            callbacks_lib.callbacks(directory, schedule, tensorboard=False),
             model=train_model, epochs=recipe.epochs, steps=epoch_steps,
         )
         x = pool.images[split.train[:batch]].astype(np.float32)
@@ -314,7 +252,7 @@ def _train(replicas, workdir, dataset, data_dir, verbose, loop):
         test = _evaluate_as(evaluator, replica.train_model, replica.split.test[0].astype(np.float32),
                             replica.split.test[1], batch)
         test["seconds"] = time.perf_counter() - start
-        results[replica.seed] = runs.finish(
+        results[replica.seed] = run.finish(
             replica.workdir, replica.recipe, replica.model, replica.train_model, None,
             pool.classes, test=test,
         )
@@ -327,11 +265,11 @@ def _restore_together(group, epoch_steps):
     Returns:
         That epoch (0: a new start).
     """
-    from zoo import runs
+    from zoo import checkpoint as checkpoint_lib
 
     checkpoints = []
     for replica in group:
-        (checkpoint,) = [c for c in replica.callbacks.callbacks if isinstance(c, runs.Checkpoint)]
+        (checkpoint,) = [c for c in replica.callbacks.callbacks if isinstance(c, checkpoint_lib.Checkpoint)]
         checkpoint.set_model(replica.train_model)
         checkpoint.set_params({"steps": epoch_steps})
         checkpoints.append(checkpoint)
@@ -348,35 +286,32 @@ def _restore_together(group, epoch_steps):
 
 def _check_finite_losses(group, losses, first_step, epoch):
     """Raises NonFiniteError for the first replica whose loss was NaN or infinite this epoch."""
-    from zoo import runs
-
     for r, replica in enumerate(group):
         bad = np.flatnonzero(~np.isfinite(losses[:, r]))
         if bad.size:
             _diverged(group, replica, f"at step {first_step + int(bad[0]) + 1}: its training loss is "
-                      f"{float(losses[bad[0], r])}", epoch, runs)
+                      f"{float(losses[bad[0], r])}", epoch)
 
 
 def _check_finite_weights(group, step, epoch):
-    import keras
-
-    from zoo import runs
+    from zoo import nonfinite
 
     for replica in group:
-        bad = [w.path for w in replica.train_model.weights
-               if not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
+        bad = nonfinite.nonfinite_weights(replica.train_model)
         if bad:
             _diverged(group, replica, f"by step {step}: its weights {', '.join(bad[:3])} hold NaN or "
-                      "infinite values", epoch, runs)
+                      "infinite values", epoch)
 
 
-def _diverged(group, replica, what, epoch, runs):
+def _diverged(group, replica, what, epoch):
+    from zoo import nonfinite
+
     others = [r.seed for r in group if r is not replica]
     keep = ",".join(str(s) for s in others)
-    raise runs.NonFiniteError(
+    raise nonfinite.NonFiniteError(
         f"Replica seed={replica.seed} diverged {what}. The group stops before any replica "
         f"writes epoch {epoch + 1}: every replica keeps its last checkpoint (epoch {epoch}) in "
-        f"its seed_k/checkpoints. "
+        f"its {run.REPLICA_PREFIX}k/{run.CHECKPOINTS}. "
         + (f"Rerun the same command with --seeds={keep} to go on without it, or " if others else "")
         + "train it in a new --workdir with a smaller learning rate (e.g. --set=lr=0.01)."
     )

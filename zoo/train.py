@@ -28,7 +28,7 @@ from the global step; see `zoo.pipeline` for the one exception).
 
 import contextlib
 import dataclasses
-import json
+import importlib
 import math
 import os
 import pathlib
@@ -39,12 +39,13 @@ from zoo import cli
 from zoo import datasets
 from zoo import distribute
 from zoo import recipes
+from zoo import run
 
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 LOOPS = ("auto", "scan", "fit")
 DEMO_STEPS = 300
 COMMAND = "zoo.train"
-LOCK = ".lock"
+LOCK = run.LOCK
 
 FLAGS = flags.FLAGS
 
@@ -129,16 +130,14 @@ def train_and_evaluate(
     Raises:
         ValueError: a bad argument, a missing dataset, or a workdir that
             holds a different run.
-        runs.WorkdirBusy: another process trains in `workdir`.
-        runs.NonFiniteError: the loss or weights became NaN or infinite.
+        run.WorkdirBusy: another process trains in `workdir`.
+        nonfinite.NonFiniteError: the loss or weights became NaN or infinite.
     """
     import keras
 
     # Before the first JAX computation: XLA's CPU reductions must keep NaN
     # (keras_resnet/xla_cpu.py).
-    import keras_resnet  # noqa: F401
-    from zoo import history
-    from zoo import runs
+    importlib.import_module("keras_resnet")
 
     backend = keras.backend.backend()
     tf_strategy = None
@@ -177,24 +176,24 @@ def train_and_evaluate(
         )
     workdir = pathlib.Path(cli.expand(workdir))
     cli.make_directory(workdir, "--workdir")
-    config = run_config(recipe, dataset, data_dir, mixed_precision)
-    lock_name = LOCK
+    config = run.make_config(recipe, dataset, data_dir, mixed_precision)
+    task_id = None
     if tf_strategy is not None and not distribute.is_chief(tf_strategy):
-        lock_name = f"{LOCK}-worker-{tf_strategy.cluster_resolver.task_id}"
+        task_id = tf_strategy.cluster_resolver.task_id
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(runs.exclusive(workdir / lock_name))
-        except runs.WorkdirNotWritable as error:
+            stack.enter_context(run.exclusive(run.lock_path(workdir, task_id)))
+        except run.WorkdirNotWritable as error:
             # A finished run on a read-only disk can still say so: reading
             # needs no lock. Anything else needs to write.
-            check_same_run(workdir, config, record=False)
-            results = finished_results(workdir, recipe)
+            run.check_same_run(workdir, config, record=False)
+            results = run.finished_results(workdir, recipe)
             if results is None:
                 raise ValueError(str(error)) from None
             return results
-        runs.remove_stale_staging(workdir)
-        check_same_run(workdir, config)
-        results = finished_results(workdir, recipe)
+        run.remove_stale_staging(workdir)
+        run.check_same_run(workdir, config)
+        results = run.finished_results(workdir, recipe)
         if results is not None:
             return results
         keras.config.set_dtype_policy(mixed_precision)
@@ -208,33 +207,11 @@ def train_and_evaluate(
         return fit_arrays.run(recipe, workdir, dataset, data_dir, verbose, loop)
 
 
-def run_config(recipe, dataset, data_dir, mixed_precision):
-    """What a run's config.json records: the resolved recipe and where its data came from."""
-    return {
-        "recipe": recipe.to_dict(),
-        "dataset": dataset,
-        "data_dir": data_dir,
-        "mixed_precision": mixed_precision,
-    }
-
-
-def finished_results(workdir, recipe):
-    """The results of the finished run in `workdir` (already checked to be this run), or None."""
-    from zoo import history
-
-    path = workdir / "results.json"
-    if not path.exists():
-        return None
-    fix = "Delete it to evaluate the trained run again (its checkpoints are kept)."
-    results = history.read_json(path, "the run's results", fix)
-    if not isinstance(results, dict):
-        raise ValueError(f"{path} does not hold a zoo.train results dict (it holds {results!r}). {fix}")
-    if results.get("steps") != recipe.steps:
-        return None
-    accuracy = results.get("test_accuracy")
-    shown = f"{accuracy:.4f}" if isinstance(accuracy, (int, float)) else accuracy
-    print(f"{workdir} holds a finished run: test_accuracy={shown}")
-    return results
+# Kept for older callers: the run directory is `zoo.run`'s.
+run_config = run.make_config
+finished_results = run.finished_results
+check_same_run = run.check_same_run
+has_progress = run.has_progress
 
 
 def _check_classes(recipe, dataset, data_dir):
@@ -253,57 +230,6 @@ def _check_model_args(recipe):
     from keras_resnet import specs
 
     specs.get_spec(recipe.depth, recipe.family)
-
-
-def check_same_run(workdir, config, record=True):
-    """Refuses a workdir that holds progress of another run; records `config`.
-
-    A workdir counts as holding a run once it has a checkpoint or results:
-    a start that failed before its first checkpoint (a wrong dataset path,
-    say) leaves nothing to lose, so the corrected command may take it over.
-    Dataset paths are compared as absolute paths, so `folder:data/` and
-    `folder:./data` are the same run.
-    """
-    from zoo import history
-
-    path = workdir / "config.json"
-    if not path.exists() and has_progress(workdir):
-        raise ValueError(
-            f"{workdir} holds a run's checkpoints or results but no config.json, so it "
-            "cannot be told whether it is this run: resuming another recipe's checkpoint, "
-            "or reporting its results as this run's, would be wrong. Restore config.json "
-            "(it is written once, when the run starts), or use a new --workdir."
-        )
-    if path.exists() and has_progress(workdir):
-        fix = "It is written once, when the run starts; use a new --workdir (or restore it)."
-        previous = history.read_json(path, "the run's config", fix)
-        if not isinstance(previous, dict) or not isinstance(previous.get("recipe"), dict):
-            raise ValueError(f"{path} does not hold a zoo.train config. {fix}")
-        if isinstance(previous.get("dataset"), str):
-            previous["dataset"] = datasets.canonical(previous["dataset"])
-        if isinstance(previous.get("data_dir"), str):
-            previous["data_dir"] = os.path.abspath(cli.expand(previous["data_dir"]))
-        if previous != json.loads(json.dumps(config)):
-            old_recipe = previous["recipe"]
-            changed = sorted(
-                k
-                for k in set(old_recipe) | set(config["recipe"])
-                if old_recipe.get(k) != config["recipe"].get(k)
-            ) + [k for k in config if k != "recipe" and previous.get(k) != config[k]]
-            raise ValueError(
-                f"{workdir} holds a different run (differs in: {', '.join(changed)}). "
-                "Use a new --workdir, or the same flags to resume."
-            )
-    if record:
-        history.write_json(path, config)
-
-
-def has_progress(workdir):
-    from zoo import runs
-
-    checkpoints = workdir / runs.CHECKPOINTS
-    saved = checkpoints.is_dir() and any(p.name != runs.MEAN_FILE for p in checkpoints.iterdir())
-    return saved or (workdir / "results.json").exists()
 
 
 def main(argv):
@@ -328,7 +254,8 @@ def main(argv):
                 )
     except ValueError as error:
         cli.fail(str(error), COMMAND)
-    from zoo import runs
+    from zoo import checkpoint
+    from zoo import nonfinite
 
     try:
         results = train_and_evaluate(
@@ -342,7 +269,8 @@ def main(argv):
             loop=FLAGS.loop,
             seeds=seeds,
         )
-    except (ValueError, ImportError, runs.NonFiniteError, runs.WorkdirBusy, runs.CheckpointNotWritten) as error:
+    except (ValueError, ImportError, nonfinite.NonFiniteError, run.WorkdirBusy,
+            checkpoint.CheckpointNotWritten) as error:
         cli.fail(str(error))
     except OSError as error:
         cli.fail(cli.os_error(error))

@@ -1,0 +1,150 @@
+"""The zoo's layout, checked from its source: one direction of imports, one owner per idea.
+
+Walks every import statement, those inside functions included
+(tests/import_graph.py). Run as a script (`python tests/test_zoo_imports.py`)
+it prints the figures issue 20 measures.
+"""
+
+import ast
+import pathlib
+import re
+
+import import_graph
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+ZOO = REPO / "zoo"
+TOOLS = REPO / "tools"
+# The entry points: `python -m zoo.<name>`. Other modules do not import them
+# to reach a helper; the helpers live in the modules that own their idea.
+COMMANDS = ("train", "evaluate", "export", "sweep", "analysis", "plot")
+# (importer, command) pairs still to go: none (the preset tool asks the
+# library's architecture decoder for the net inside a zoo model).
+PENDING = set()
+# The names of a run directory's files (zoo.run owns them).
+RUN_FILES = ("config.json", "results.json", "history.csv", "model.keras", "classes.json",
+             "mean.npy", "latest.weights.h5", "train.log", ".workers")
+
+
+def zoo_imports(path):
+    """The zoo modules `path` imports anywhere in it (module level or in a function)."""
+    return import_graph.imports(path, "zoo", {p.stem for p in ZOO.glob("*.py")})
+
+
+def graph():
+    return import_graph.graph(ZOO)
+
+
+def code_strings(path):
+    """The string constants of a module's code (f-string parts included), docstrings not."""
+    tree = ast.parse(path.read_text())
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def modules_holding(name):
+    pattern = re.compile(r"(^|[^\w.])" + re.escape(name) + r"($|[^\w])")
+    sources = sorted(ZOO.glob("*.py")) + sorted(TOOLS.glob("*.py"))
+    return [p.name for p in sources if any(pattern.search(s) for s in code_strings(p))]
+
+
+def write_then_rename():
+    """The functions of zoo/ that rename a file into place (os.replace / os.rename)."""
+    found = []
+    for path in sorted(ZOO.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                for call in ast.walk(node):
+                    if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                            and call.func.attr in ("replace", "rename")
+                            and isinstance(call.func.value, ast.Name) and call.func.value.id == "os"):
+                        found.append(f"{path.stem}.{node.name}")
+                        break
+    return found
+
+
+def test_the_walk_sees_the_imports():
+    edges = graph()
+    assert {"run", "recipes", "datasets"} <= edges["train"]
+    assert "stream" in edges["scan_loop"] and "stream" in edges["fit_arrays"]
+
+
+def test_no_import_cycle_in_zoo():
+    assert import_graph.cycles(graph()) == []
+
+
+def test_cycles_are_found_where_they_are():
+    assert import_graph.cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [("a", "b", "c")]
+
+
+def test_no_module_imports_a_command_to_reach_a_helper():
+    importers = {path.stem: zoo_imports(path) for path in [*ZOO.glob("*.py"), *TOOLS.glob("*.py")]}
+    reached = sorted((name, command) for name, found in importers.items() for command in found
+                     if command in COMMANDS and (name, command) not in PENDING)
+    assert reached == []
+
+
+def test_commands_define_their_flags_when_run_not_when_imported():
+    for command in COMMANDS:
+        tree = ast.parse((ZOO / f"{command}.py").read_text())
+        at_import = [
+            node.lineno for node in tree.body
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute) and isinstance(node.value.func.value, ast.Name)
+            and node.value.func.value.id == "flags"
+        ]
+        assert at_import == [], f"zoo/{command}.py defines flags at import (lines {at_import})"
+        assert any(isinstance(n, ast.FunctionDef) and n.name == "define_flags" for n in tree.body), command
+
+
+def test_each_run_file_name_is_written_in_one_module():
+    for name in RUN_FILES:
+        assert modules_holding(name) == ["run.py"], name
+
+
+def test_one_write_then_rename():
+    assert write_then_rename() == ["files.staged"]
+
+
+def test_no_zoo_test_module_imports_another_test_module():
+    # Shared helpers live in helper modules (zoo_helpers, reference, import_graph)
+    # or conftest.py. (The library's tests are the library side's, issue 20.)
+    tests = REPO / "tests"
+    for path in sorted(tests.glob("test_zoo_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not [n for n in names if n.split(".")[0].startswith("test_")], (path.name, names)
+
+
+def test_where_things_live_lists_every_module():
+    import zoo
+
+    listed = set(re.findall(r"^    ([a-z_]+(?:, [a-z_]+)*) ", zoo.__doc__, re.M))
+    names = {name for entry in listed for name in entry.split(", ")}
+    assert {p.stem for p in ZOO.glob("*.py")} - {"__init__", "__main__"} <= names
+
+
+def test_the_old_zoo_runs_names_still_work():
+    from zoo import callbacks, checkpoint, model, nonfinite, run, runs
+
+    assert runs.callbacks is callbacks.callbacks and runs.compile_model is model.compile_model
+    assert runs.NonFiniteError is nonfinite.NonFiniteError
+    assert runs.Checkpoint is checkpoint.Checkpoint and runs.resume is checkpoint.resume
+    assert runs.exclusive is run.exclusive and runs.finish is run.finish
+    assert (runs.CHECKPOINTS, runs.MEAN_FILE) == ("checkpoints", "mean.npy")
+    assert not [name for name, found in graph().items() if "runs" in found]
+
+
+if __name__ == "__main__":
+    sizes = sorted((len(p.read_text().splitlines()), p.name) for p in ZOO.glob("*.py"))
+    print(f"largest file in zoo/: {sizes[-1][1]}, {sizes[-1][0]} lines")
+    print(f"import cycles in zoo: {len(import_graph.cycles(graph()))} {import_graph.cycles(graph())}")
+    for name in RUN_FILES:
+        print(f"{name!r}: in {len(modules_holding(name))} modules {modules_holding(name)}")
+    print(f"write-then-rename implementations: {write_then_rename()}")

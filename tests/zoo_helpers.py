@@ -1,0 +1,48 @@
+"""What several zoo test modules share: a two-layer model fitted with the zoo's callbacks, a tiny recipe.
+
+A test helper module, not a test module: tests import it, it imports no test.
+"""
+
+import dataclasses
+import os
+import pathlib
+import sys
+
+import keras
+import numpy as np
+
+from zoo import callbacks as zoo_callbacks
+from zoo import train
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# For the zoo commands and scripts the tests start: quiet TF, this checkout first.
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+
+
+DIGITS8 = dataclasses.replace(
+    train.resolve("cifar10_resnet20"), depth=8, batch_size=8, steps=4, epoch_steps=2, val_size=16
+)
+
+
+def tiny_model(lr=0.1):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.SGD(lr), "sparse_categorical_crossentropy")
+    return model
+
+
+def tiny_data(n=8):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 3)).astype("float32"), rng.integers(0, 2, n).astype("int32")
+
+
+def fit(model, workdir, epochs, x=None, y=None, extra=()):
+    if x is None:
+        x, y = tiny_data()
+    callbacks = zoo_callbacks.callbacks(workdir, lambda step: 0.1, tensorboard=False) + list(extra)
+    return model.fit(x, y, batch_size=2, epochs=epochs, callbacks=callbacks, shuffle=False, verbose=0)
+
+
+def train_command(workdir, *flags, recipe="cifar10_resnet20"):
+    """The command line of `python -m zoo.train --recipe=RECIPE --workdir=WORKDIR FLAGS...`."""
+    return [sys.executable, "-m", "zoo.train", f"--recipe={recipe}", f"--workdir={workdir}", *flags]
