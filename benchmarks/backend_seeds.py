@@ -22,28 +22,16 @@ import subprocess
 import sys
 import time
 
+from benchmarks import args as args_lib
+
 BACKENDS = ("tensorflow", "jax")
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def parse_seeds(text):
-    """'0-7' or '0,3,5' -> [0, ..., 7] / [0, 3, 5]."""
-    try:
-        if "-" in text:
-            low, high = (int(part) for part in text.split("-"))
-            seeds = list(range(low, high + 1))
-        else:
-            seeds = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds takes '0-7' or '0,3,5'. Received {text!r}.")
-    if not seeds or min(seeds) < 0:
-        raise argparse.ArgumentTypeError(f"--seeds must name seeds >= 0. Received {text!r}.")
-    return seeds
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-7"))
+    seeds = args_lib.integer_list("seeds", minimum=0, ranges=True)
+    parser.add_argument("--seeds", type=seeds, default=seeds("0-7"))
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--root", required=True, help="where the runs go (ROOT/<backend>/seed_<s>)")
     parser.add_argument("--recipe", default="cifar10_resnet20")

@@ -20,6 +20,8 @@ import keras
 
 import keras_resnet
 
+from benchmarks import args as args_lib
+
 
 def timed(fn):
     start = time.perf_counter()
@@ -44,9 +46,7 @@ def main(argv=None):
     parser.add_argument("--skip-1202", action="store_true")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
-    for flag in ("repeats", "repeats_1202"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be >= 1. Received {getattr(args, flag)}.")
+    args_lib.require_positive(parser, args, ("repeats", "repeats_1202"))
 
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",

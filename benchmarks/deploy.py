@@ -42,6 +42,8 @@ import time
 
 import numpy as np
 
+from benchmarks import args as args_lib
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 CALIBRATION_RECORDS = {}
@@ -78,9 +80,7 @@ def parse_args(argv):
     parser.add_argument("--readme", help="rewrite the generated block of this README")
     parser.add_argument("--from-json", help="make the tables from a saved --json report instead of running")
     args = parser.parse_args(argv)
-    for name in ("repeats", "batch", "latency_calls", "calibration"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1. Received {getattr(args, name)}.")
+    args_lib.require_positive(parser, args, ("repeats", "batch", "latency_calls", "calibration"))
     return args
 
 

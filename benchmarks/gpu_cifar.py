@@ -29,6 +29,8 @@ import statistics
 import sys
 import time
 
+from benchmarks import args as args_lib
+
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 MODES = ("scan", "step", "fit")
@@ -58,9 +60,7 @@ def parse_args(argv):
     args.modes = args.modes.split(",")
     if not set(args.modes) <= set(MODES):
         parser.error(f"--modes takes {MODES}. Received {args.modes}.")
-    for flag in ("batch", "epoch_steps", "repeats", "step_steps", "train_size"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be >= 1. Received {getattr(args, flag)}.")
+    args_lib.require_positive(parser, args, ("batch", "epoch_steps", "repeats", "step_steps", "train_size"))
     return args
 
 

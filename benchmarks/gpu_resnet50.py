@@ -26,6 +26,8 @@ import statistics
 import sys
 import time
 
+from benchmarks import args as args_lib
+
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
@@ -43,9 +45,7 @@ def parse_args(argv):
     parser.add_argument("--no-torch-compile", action="store_true", help="eager torch (CPU smoke runs)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
-    for flag in ("batch", "image_size", "steps", "repeats", "latency_calls"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be >= 1. Received {getattr(args, flag)}.")
+    args_lib.require_positive(parser, args, ("batch", "image_size", "steps", "repeats", "latency_calls"))
     args.variants = args.variants.split(",")
     if not set(args.variants) <= {"v1", "v1.5"}:
         parser.error(f"--variants takes v1 and/or v1.5. Received {args.variants}.")

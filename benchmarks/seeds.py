@@ -21,25 +21,17 @@ import statistics
 import sys
 import time
 
+from benchmarks import args as args_lib
+
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 PROGRAMS = ("auto", "scan", "step")
 
 
-def integers(text, what):
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--{what} takes comma-separated integers. Received {text!r}.")
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"--{what} must be >= 1. Received {text!r}.")
-    return values
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--depths", type=lambda t: integers(t, "depths"), default=[20, 56, 110])
-    parser.add_argument("--replicas", type=lambda t: integers(t, "replicas"), default=[1, 2, 4, 8])
+    parser.add_argument("--depths", type=args_lib.integer_list("depths"), default=[20, 56, 110])
+    parser.add_argument("--replicas", type=args_lib.integer_list("replicas"), default=[1, 2, 4, 8])
     parser.add_argument("--program", choices=PROGRAMS, default="auto")
     parser.add_argument("--policy", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--batch", type=int, default=128)
@@ -48,9 +40,7 @@ def parse_args(argv):
     parser.add_argument("--train-size", type=int, default=4096)
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
-    for name in ("batch", "steps", "repeats", "train_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1. Received {getattr(args, name)}.")
+    args_lib.require_positive(parser, args, ("batch", "steps", "repeats", "train_size"))
     return args
 
 

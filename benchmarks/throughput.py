@@ -27,6 +27,8 @@ import statistics
 import sys
 import time
 
+from benchmarks import args as args_lib
+
 PEERS = ("keras_applications", "keras_hub", "keras_cv")
 IMAGENET_BLOCKS = {
     18: ("basic", (2, 2, 2, 2)),
@@ -68,9 +70,7 @@ def parse_args(argv):
     if unknown:
         parser.error(f"--compare takes peers from {PEERS} or 'none'. Received {unknown}.")
     args.peers = peers
-    for flag in ("batch", "repeats", "steps", "latency_calls"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be >= 1. Received {getattr(args, flag)}.")
+    args_lib.require_positive(parser, args, ("batch", "repeats", "steps", "latency_calls"))
     return args
 
 

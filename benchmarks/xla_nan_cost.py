@@ -22,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 
+from benchmarks import args as args_lib
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SETTINGS = {
     "NaN kept (-reduce, keras_resnet's)": "--xla_cpu_experimental_ynn_fusion_type=-reduce",
@@ -36,9 +38,7 @@ def parse_args(argv):
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--step-steps", type=int, default=10)
     args = parser.parse_args(argv)
-    for name in ("rounds", "depth", "batch", "step_steps"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1. Received {getattr(args, name)}.")
+    args_lib.require_positive(parser, args, ("rounds", "depth", "batch", "step_steps"))
     return args
 
 
