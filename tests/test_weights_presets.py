@@ -51,6 +51,13 @@ def _save_legacy_h5(model, path):
         legacy_h5_format.save_weights_to_hdf5_group(f, model)
 
 
+# conv5 features reach ~30 after 50 layers of float32 sums of up to 4,608
+# terms, computed in other orders by the two nets' kernels (our fused BN,
+# Keras's BN, oneDNN): ~1e-6 relative each, seen up to 3.5e-6 (0.0001 at
+# 30.45, one element in 200,704). The probabilities keep the absolute 1e-4.
+FEATURES_RTOL = 2e-5
+
+
 @pytest.mark.slow
 def test_imagenet_preset_from_keras_applications_h5(server):
     rng = np.random.default_rng(0)
@@ -82,9 +89,9 @@ def test_imagenet_preset_from_keras_applications_h5(server):
         convert.from_keras_applications(
             keras.applications.ResNet50(weights=str(server.root / "notop.h5"),
                                         include_top=False, input_shape=(96, 96, 3))
-        ).predict(x[:, :96, :96], verbose=0), atol=1e-4)
+        ).predict(x[:, :96, :96], verbose=0), atol=1e-4, rtol=FEATURES_RTOL)
     np.testing.assert_allclose(ours_features.predict(x, verbose=0),
-                               peer_features.predict(x, verbose=0), atol=1e-4)
+                               peer_features.predict(x, verbose=0), atol=1e-4, rtol=FEATURES_RTOL)
 
 
 @pytest.mark.parametrize("kwargs,message", [
