@@ -122,13 +122,13 @@ def run(data, out, depth=None, weights="imagenet", image_size=None, preprocessin
 
     backbone.trainable = False
     model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(train, epochs=head_epochs, verbose=2)
+    model.fit(train, epochs=head_epochs, verbose=2, shuffle=False)  # the dataset shuffles itself
     head_accuracy = model.evaluate(val, verbose=0)[1]
 
     unfrozen = unfreeze_top(backbone, unfreeze_stages)
     # Recompile: trainable flags are read at compile time.
     model.compile(keras.optimizers.Adam(lr / 10), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(train, epochs=finetune_epochs, verbose=2)
+    model.fit(train, epochs=finetune_epochs, verbose=2, shuffle=False)
     accuracy = model.evaluate(val, verbose=0)[1]
 
     os.makedirs(out, exist_ok=True)
