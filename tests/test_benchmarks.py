@@ -108,3 +108,37 @@ def test_deploy_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         deploy.parse_args(["--repeats", "0"])
     assert "--repeats must be >= 1. Received 0." in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "0,x"], "--seeds takes '0-7' or '0,3,5'. Received '0,x'."),
+    (["--seeds", "3-a"], "--seeds takes '0-7' or '0,3,5'. Received '3-a'."),
+    (["--seeds", "5-2"], "--seeds must name integers >= 0. Received '5-2'."),
+    (["--backends", "torch"], "--backends takes tensorflow, jax. Received ['torch']."),
+])
+def test_backend_seeds_rejects_bad_arguments(argv, message, capsys, tmp_path):
+    from benchmarks import backend_seeds
+
+    with pytest.raises(SystemExit):
+        backend_seeds.parse_args(["--root", str(tmp_path), *argv])
+    assert message in capsys.readouterr().err
+    assert backend_seeds.parse_args(["--root", str(tmp_path), "--seeds", "2-4"]).seeds == [2, 3, 4]
+    assert backend_seeds.parse_args(["--root", str(tmp_path), "--seeds", "0,3"]).seeds == [0, 3]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--depths", "20,x"], "--depths takes comma-separated integers. Received '20,x'."),
+    (["--replicas", "0,2"], "--replicas must name integers >= 1. Received '0,2'."),
+    (["--replicas", "1-4"], "--replicas takes comma-separated integers. Received '1-4'."),
+    (["--steps", "0"], "--steps must be >= 1. Received 0."),
+])
+def test_seeds_benchmark_rejects_bad_arguments(argv, message, capsys, monkeypatch):
+    # benchmarks.seeds sets KERAS_BACKEND=jax when it is unset; set it here
+    # (undone after the test) so that later subprocesses keep their backend.
+    monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())
+    from benchmarks import seeds
+
+    with pytest.raises(SystemExit):
+        seeds.parse_args(argv)
+    assert message in capsys.readouterr().err
+    assert seeds.parse_args(["--replicas", "1,2,8"]).replicas == [1, 2, 8]

@@ -170,7 +170,7 @@ def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0, dataset=
             while pending and len(running) < parallel and not expired:
                 name, overrides, dirname = pending.pop(0)
                 workdir = root / dirname
-                if is_finished(workdir, name, overrides, dataset, seeds):
+                if run.is_finished(workdir, name, overrides, dataset, seeds):
                     status[dirname] = "finished"
                     print(f"zoo.sweep: {dirname}: finished before", flush=True)
                     continue
