@@ -141,10 +141,128 @@ def test_the_old_zoo_runs_names_still_work():
     assert not [name for name, found in graph().items() if "runs" in found]
 
 
-if __name__ == "__main__":
+def long_functions(limit=80):
+    """[(lines, "module.function")] of zoo/'s functions over `limit` lines, longest first."""
+    found = []
+    for path in sorted(ZOO.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > limit:
+                    found.append((lines, f"{path.stem}.{node.name}"))
+    return sorted(found, reverse=True)
+
+
+# What parses a dataset spec ("digits", "folder:PATH", "tfds:NAME", "paper")
+# into its parts, or rewrites it: the functions of zoo.datasets that take
+# the string apart.
+SPEC_PARSERS = ("parse", "canonical", "of_recipe")
+
+
+def calls_of(path, owner, names):
+    """[(function, line)] of the calls in `path` to `owner.<name>` (or `<name>` inside owner's module)."""
+    found = []
+    tree = ast.parse(path.read_text())
+    for function in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+        for call in ast.walk(function):
+            if not isinstance(call, ast.Call):
+                continue
+            func = call.func
+            named = (isinstance(func, ast.Attribute) and func.attr in names
+                     and isinstance(func.value, ast.Name) and func.value.id == owner)
+            local = path.stem == owner and isinstance(func, ast.Name) and func.id in names
+            if named or local:
+                found.append((function.name, call.lineno))
+    return sorted(set(found), key=lambda item: item[1])
+
+
+def spec_parse_sites():
+    """{module: [(function, line)]}: where zoo/ takes a dataset spec string apart."""
+    sites = {p.stem: calls_of(p, "datasets", SPEC_PARSERS) for p in sorted(ZOO.glob("*.py"))}
+    return {module: found for module, found in sites.items() if found}
+
+
+def _names_a_run_dir(node):
+    return any(isinstance(n, ast.Name) and "workdir" in n.id for n in ast.walk(node))
+
+
+def run_path_sites():
+    """{module: [(function, line)]}: where a run directory's path is expanded or made a Path.
+
+    A call of `cli.expand` or `pathlib.Path` on a name holding "workdir"
+    (one site for `pathlib.Path(cli.expand(workdir))`).
+    """
+    sites = {}
+    for path in sorted(ZOO.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        found = set()
+        for function in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+            for call in ast.walk(function):
+                func = getattr(call, "func", None)
+                if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                        and (func.value.id, func.attr) in (("cli", "expand"), ("pathlib", "Path"))):
+                    continue
+                if call.args and _names_a_run_dir(call.args[0]):
+                    inner = call.args[0]
+                    nested = isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute) and (
+                        inner.func.attr in ("expand", "Path"))
+                    if not nested:
+                        found.add((function.name, call.lineno))
+        if found:
+            sites[path.stem] = sorted(found, key=lambda item: item[1])
+    return sites
+
+
+# The library's helpers the zoo keeps a copy of, because importing any
+# library module imported Keras before a command's flags were parsed:
+# (zoo name, library name).
+COPIES = (
+    ("recipes.SHORTCUTS", "blocks.SHORTCUTS"),
+    ("recipes.CIFAR", "specs.CIFAR"),
+    ("recipes.IMAGENET", "specs.IMAGENET"),
+    ("checks.as_int", "specs.integer"),
+    ("lock.alive", "atomic._alive"),
+    ("model.CLASSIFIER", "architecture.CLASSIFIER"),
+    ("nonfinite.nonfinite_weights", "serving.nonfinite_weights"),
+)
+
+
+def copies_of_library_code():
+    """The `COPIES` still defined in zoo/ (a name assigned or defined there, not imported)."""
+    left = []
+    for zoo_name, library_name in COPIES:
+        module, name = zoo_name.split(".")
+        tree = ast.parse((ZOO / f"{module}.py").read_text())
+        defined = any(
+            (isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name)
+            or (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
+                and not (isinstance(node.value, ast.Attribute)))
+            for node in tree.body
+        )
+        if defined:
+            left.append(f"{zoo_name} (= keras_resnet.{library_name})")
+    return left
+
+
+def report():
+    """The figures of issue 30's "Show it", for zoo/ (before/after a change)."""
     sizes = sorted((len(p.read_text().splitlines()), p.name) for p in ZOO.glob("*.py"))
     print(f"largest file in zoo/: {sizes[-1][1]}, {sizes[-1][0]} lines")
+    long = long_functions()
+    print(f"functions over 80 lines: {len(long)} " + ", ".join(f"{name} {n}" for n, name in long))
+    for what, sites in (("parse the dataset spec", spec_parse_sites()),
+                        ("normalise a run's path", run_path_sites())):
+        total = sum(len(found) for found in sites.values())
+        print(f"places that {what}: {total} in {len(sites)} modules")
+        for module, found in sites.items():
+            print(f"    {module}: " + ", ".join(f"{function}:{line}" for function, line in found))
+    copies = copies_of_library_code()
+    print(f"zoo copies of library code: {len(copies)} " + "; ".join(copies))
     print(f"import cycles in zoo: {len(import_graph.cycles(graph()))} {import_graph.cycles(graph())}")
     for name in RUN_FILES:
         print(f"{name!r}: in {len(modules_holding(name))} modules {modules_holding(name)}")
     print(f"write-then-rename implementations: {write_then_rename()}")
+
+
+if __name__ == "__main__":
+    report()
