@@ -216,6 +216,34 @@ def train_val_indices(n, val_size, seed):
     return order[: n - val_size], order[n - val_size :]
 
 
+def balanced_sample(labels, count, seed=0):
+    """`count` indices into `labels`: a seeded sample with as many of each class as can be.
+
+    The classes take turns, in a seeded order each round, each giving its
+    next image in a seeded order, until `count` are drawn: every class then
+    has the same number of images, give or take one (a class with fewer
+    images gives all it has). The same labels, count and seed give the same
+    sample.
+
+    Args:
+        labels: (N,) int labels of the images to sample from.
+        count: how many to draw; all N if count >= N.
+        seed: seeds the sample.
+
+    Returns:
+        The chosen indices, sorted (int64).
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    members = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    chosen = []
+    for turn in range(max((len(m) for m in members), default=0)):
+        if len(chosen) >= count:
+            break
+        chosen += [members[k][turn] for k in rng.permutation(len(members)) if turn < len(members[k])]
+    return np.sort(np.asarray(chosen[:count], np.int64))
+
+
 @dataclasses.dataclass
 class Pool:
     """A small dataset decoded once, before any seed splits it.

@@ -14,6 +14,12 @@ The model is DIR/model.keras, or with --checkpoint the last training
 checkpoint (DIR/checkpoints/latest.weights.h5). Results go to
 DIR/eval_<mode>.json.
 
+--limit=N evaluates N test images, not the first N (a split stored class by
+class would give N images of one class) but a class-balanced sample drawn
+with a fixed seed (the same images every time): every class gives the same
+number of images, give or take one. The command says so, and
+eval_<mode>.json records it ("sample": seed and images per class).
+
 Departures: in multiscale mode the per-pixel mean, which only exists at
 the training crop size, is replaced by its spatial average (a per-channel
 mean). Global average pooling followed by the dense layer equals the
@@ -65,23 +71,48 @@ def check_classes(trained, evaluated, dataset):
     )
 
 
+# The seed of --limit's class-balanced sample: the same images for every run.
+SAMPLE_SEED = 0
+
+
 def test_images(spec, recipe, data_dir=None, limit=None):
-    """Yields (image uint8 (H, W, 3), label) of the test split at full size."""
+    """Yields (image uint8 (H, W, 3), label) of the test split at full size.
+
+    With `limit`, only a class-balanced sample of `limit` images
+    (`datasets.balanced_sample`, seed `SAMPLE_SEED`): the first images of a
+    split stored class by class would all be of one class.
+    """
     kind, arg = datasets.parse(spec)
     if recipe.family == recipes.CIFAR or kind == datasets.DIGITS:
         images, labels = datasets.load_arrays(spec, recipe, data_dir).test
-        count = len(labels) if limit is None else min(limit, len(labels))
-        for i in range(count):
+        chosen = range(len(labels)) if limit is None else datasets.balanced_sample(labels, limit, SAMPLE_SEED)
+        for i in chosen:
             yield images[i], int(labels[i])
         return
+    import tensorflow as tf
+
     from zoo import pipeline
 
     src = pipeline.sources(spec, recipe, data_dir)
-    test = src.test.map(lambda record, label: (src.decode(record), label))
+    test = src.test
     if limit is not None:
-        test = test.take(limit)
+        # The labels first (a folder's come from its listing; tfds reads its records once more).
+        labels = np.fromiter(test.map(lambda record, label: label).as_numpy_iterator(), np.int64)
+        keep = tf.constant(np.isin(np.arange(len(labels)), datasets.balanced_sample(labels, limit, SAMPLE_SEED)))
+        test = test.enumerate().filter(lambda i, pair: tf.gather(keep, i)).map(lambda i, pair: pair)
+    test = test.map(lambda record, label: (src.decode(record), label))
     for image, label in test.as_numpy_iterator():
         yield image, int(label)
+
+
+def describe_sample(per_class, classes):
+    """What --limit evaluated, for the console: e.g. "a class-balanced sample of 30 test images
+    (3 from each of the 10 classes, seed 0)"."""
+    counts = sorted(per_class.values())
+    each = f"{counts[0]}" if counts[0] == counts[-1] else f"{counts[0]} to {counts[-1]}"
+    covered = "the" if len(counts) == classes else f"{len(counts)} of the"
+    return (f"a class-balanced sample of {sum(counts)} test images ({each} from each of {covered} "
+            f"{classes} classes, seed {SAMPLE_SEED})")
 
 
 def _resize_shorter(image, size):
@@ -132,7 +163,9 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
         dataset, data_dir: default to the run's.
         scales: shorter sides for multiscale.
         checkpoint: use the last checkpoint rather than model.keras.
-        limit: evaluate only the first `limit` test images.
+        limit: evaluate only a class-balanced sample of `limit` test images
+            (`test_images`); each eval_<mode>.json then says which (its
+            "sample": seed and images per class).
     """
     import keras_resnet  # Imports Keras: not at start-up (see cli.run).
 
@@ -157,7 +190,8 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
     cli.check_writable(workdir, ", ".join(run.eval_path(workdir, mode).name for mode in modes))
     dataset = datasets.canonical(datasets.of_recipe(dataset or config["dataset"], recipe))
     data_dir = cli.expand(data_dir) or config.get("data_dir")
-    check_classes(run.class_names(workdir, config), datasets.class_names(dataset, data_dir), dataset)
+    trained_classes = run.class_names(workdir, config)
+    check_classes(trained_classes, datasets.class_names(dataset, data_dir), dataset)
     model = run.load_model(workdir, recipe, checkpoint)
     if scales is None:
         scales = IMAGENET_SCALES if recipe.family == recipes.IMAGENET else (recipe.image_size,)
@@ -170,8 +204,10 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
 
     correct = {mode: 0 for mode in modes}
     total = 0
+    per_class = {}
     for image, label in test_images(dataset, recipe, data_dir, limit):
         total += 1
+        per_class[label] = per_class.get(label, 0) + 1
         for mode in modes:
             if mode == "multiscale":
                 scores = np.mean(
@@ -187,10 +223,18 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
     if total == 0:
         raise ValueError(f"--dataset={dataset} has no test images; nothing was evaluated or written.")
     results = {mode: correct[mode] / total for mode in modes}
+    sample = None
+    if limit is not None:
+        sample = {"kind": "class-balanced", "seed": SAMPLE_SEED,
+                  "per_class": {str(k): per_class[k] for k in sorted(per_class)},
+                  "description": describe_sample(per_class, len(trained_classes))}
+        print(f"zoo.evaluate: --limit={limit}: {sample['description']}")
     for mode in modes:
         record = {"mode": mode, "accuracy": results[mode], "images": total}
         if mode == "multiscale":
             record["scales"] = scales
+        if sample is not None:
+            record["sample"] = sample
         files.write_json(run.eval_path(workdir, mode), record)
     return results
 
@@ -243,7 +287,7 @@ def define_flags():
     flags.DEFINE_string("data_dir", None, "tfds data directory; defaults to the run's.")
     flags.DEFINE_list("scales", None, "Shorter sides for multiscale mode.")
     flags.DEFINE_bool("checkpoint", False, f"Evaluate the last checkpoint instead of {run.MODEL}.")
-    flags.DEFINE_integer("limit", None, "Evaluate only the first N test images.")
+    flags.DEFINE_integer("limit", None, "Evaluate only N test images: a class-balanced sample (seed 0).")
 
 
 if __name__ == "__main__":

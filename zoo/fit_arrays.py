@@ -74,6 +74,8 @@ def run(recipe, workdir, dataset, data_dir, verbose, loop="auto"):
     if len(devices) > 1:
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
         print(f"zoo: keras.distribution.DataParallel over {len(devices)} devices")
+    else:
+        print(f"zoo: training on 1 device ({devices[0]})")
         if recipe.batch_size % len(devices):
             raise ValueError(
                 f"The global batch_size={recipe.batch_size} does not split evenly over "

@@ -10,7 +10,7 @@ from zoo import pipeline
 from zoo import run as run_lib
 
 
-def run(recipe, workdir, dataset, data_dir, strategy, verbose):
+def run(recipe, workdir, dataset, data_dir, strategy, verbose, strategy_name=None):
     """Builds data and model under the strategy, fits, evaluates, writes files.
 
     In a multi-worker run every worker trains and runs the same callbacks;
@@ -19,6 +19,7 @@ def run(recipe, workdir, dataset, data_dir, strategy, verbose):
     clash and the workers can be compared.
     """
     distribute.check_batch(recipe.batch_size, strategy.num_replicas_in_sync)
+    print(distribute.describe(strategy, strategy_name), flush=True)
     if not distribute.is_chief(strategy):
         task_id = strategy.cluster_resolver.task_id
         workdir = run_lib.worker_dir(workdir, task_id)

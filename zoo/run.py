@@ -125,12 +125,27 @@ def make_group_config(recipe, dataset, data_dir, mixed_precision):
             "mixed_precision": mixed_precision}
 
 
-def has_progress(workdir):
-    """Whether `workdir` holds a checkpoint or results (more than a failed start)."""
+def progress(workdir):
+    """What in `workdir` shows a run trained there (more than a failed start): file names.
+
+    A checkpoint, results.json, or a history.csv that is not empty: a run
+    writes its first history row at the end of its first epoch.
+    """
     workdir = pathlib.Path(workdir)
     checkpoints = workdir / CHECKPOINTS
-    saved = checkpoints.is_dir() and any(p.name != MEAN_FILE for p in checkpoints.iterdir())
-    return saved or (workdir / RESULTS).exists()
+    found = []
+    if checkpoints.is_dir() and any(p.name != MEAN_FILE for p in checkpoints.iterdir()):
+        found.append(f"{CHECKPOINTS}/")
+    if (workdir / HISTORY).is_file() and (workdir / HISTORY).stat().st_size:
+        found.append(HISTORY)
+    if (workdir / RESULTS).exists():
+        found.append(RESULTS)
+    return found
+
+
+def has_progress(workdir):
+    """Whether `workdir` holds a checkpoint, results or a history (more than a failed start)."""
+    return bool(progress(workdir))
 
 
 def _changed(previous, config):
@@ -154,10 +169,11 @@ def check_same_run(workdir, config, record=True):
     path = workdir / CONFIG
     if not path.exists() and has_progress(workdir):
         raise ValueError(
-            f"{workdir} holds a run's checkpoints or results but no {CONFIG}, so it "
+            f"{workdir} holds a run's {', '.join(progress(workdir))} but no {CONFIG}, so it "
             "cannot be told whether it is this run: resuming another recipe's checkpoint, "
-            f"or reporting its results as this run's, would be wrong. Restore {CONFIG} "
-            "(it is written once, when the run starts), or use a new --workdir."
+            f"reporting its results as this run's or overwriting its {HISTORY} would be "
+            f"wrong. Restore {CONFIG} (it is written once, when the run starts), or use a new "
+            "--workdir."
         )
     if path.exists() and has_progress(workdir):
         fix = "It is written once, when the run starts; use a new --workdir (or restore it)."
@@ -520,8 +536,14 @@ def finish(workdir, recipe, model, train_model, test_data, classes, evaluate_kwa
     test_time = test["seconds"]
     rows = history.read(workdir / HISTORY)
     steps = int(keras.ops.convert_to_numpy(train_model.optimizer.iterations))
+    epochs = steps // recipe.epoch_steps
+    if len(rows) != epochs:
+        print(f"zoo: {workdir / HISTORY} holds {len(rows)} of the run's {epochs} epochs (it was "
+              f"deleted or replaced since): {RESULTS}'s wall_time_s and images_per_s count those "
+              f"{len(rows)} epochs only (timed_epochs)")
     train_time = sum(row["train_time_s"] for row in rows)
-    last = rows[-1] if rows else {}
+    # The last epoch's figures, if its row is there.
+    last = rows[-1] if rows and rows[-1]["epoch"] == epochs - 1 else {}
     results = {
         "recipe": recipe.name,
         "test_accuracy": float(test["accuracy"]),
@@ -530,10 +552,13 @@ def finish(workdir, recipe, model, train_model, test_data, classes, evaluate_kwa
         # The running accuracy of the last epoch, on augmented batches.
         "train_accuracy": last.get("accuracy"),
         "steps": steps,
-        "epochs": len(rows),
+        "epochs": epochs,
+        # The epochs history.csv times: all of them, unless it was deleted.
+        "timed_epochs": len(rows),
         "batch_size": recipe.batch_size,
         "wall_time_s": sum(row["epoch_time_s"] for row in rows) + test_time,
-        "images_per_s": steps * recipe.batch_size / train_time if train_time else None,
+        "images_per_s": (len(rows) * recipe.epoch_steps * recipe.batch_size / train_time
+                         if train_time else None),
         "backend": keras.backend.backend(),
     }
     if model.compiled:

@@ -198,16 +198,29 @@ def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0, dataset=
     return status
 
 
-def summary(root, dirnames):
+def summary(root, dirnames, status=None):
     """A markdown table of the runs' results.json.
 
     A missing value is "-"; a results.json that is not a JSON object is
     named in the row rather than stopping the summary.
+
+    Args:
+        root: the sweep's --root.
+        dirnames: the runs' directories under it, one row each.
+        status: what `sweep` returned ({dirname: status}), or None. A run
+            that did not finish in this sweep (failed, stopped, not
+            started) shows its status, and the error its train.log ends
+            with, instead of a results.json: what its directory holds may
+            be another run's (zoo.train refuses such a directory).
     """
     lines = ["| run | test acc | val acc | steps | wall s | img/s |", "|---|---|---|---|---|---|"]
     columns = (("test_accuracy", ".4f"), ("val_accuracy", ".4f"), ("steps", "d"),
                ("wall_time_s", ".0f"), ("images_per_s", ".0f"))
     for dirname in dirnames:
+        if status is not None and status.get(dirname) != "finished":
+            lines.append(f"| {dirname} | {_not_finished(pathlib.Path(root) / dirname, status.get(dirname))} "
+                         "| | | | |")
+            continue
         path = pathlib.Path(root) / dirname / run.RESULTS
         if not path.exists():
             lines.append(f"| {dirname} | - | - | - | - | - |")
@@ -227,6 +240,22 @@ def summary(root, dirnames):
                         + (f", error std {100 * std:.2f}%" if isinstance(std, float) else "") + ")")
         lines.append(f"| {dirname} | {' | '.join(cells)} |")
     return "\n".join(lines)
+
+
+def _not_finished(workdir, state):
+    """A row's text for a run that did not finish in this sweep: its state and last error."""
+    log = workdir / run.TRAIN_LOG
+    try:
+        errors = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("Error: ")]
+    except OSError:
+        errors = []
+    text = f"{state or 'not run'}"
+    if errors:
+        error = errors[-1][len("Error: "):]
+        text += f": {error[:200]}{'...' if len(error) > 200 else ''}"
+    if log.exists():
+        text += f" (see {log})"
+    return text.replace("|", "\\|")
 
 
 def _cell(value, spec):
@@ -254,7 +283,7 @@ def main(argv):
         cli.fail(str(error), "zoo.sweep")
     except OSError as error:
         cli.fail(cli.os_error(error))
-    print(summary(root, [r[2] for r in runs]))
+    print(summary(root, [r[2] for r in runs], status))
     failed = [d for d, s in status.items() if s.startswith("failed")]
     if failed:
         raise SystemExit(f"zoo.sweep: failed runs: {failed} (see their {run.TRAIN_LOG})")

@@ -201,7 +201,7 @@ def train_and_evaluate(
         if backend == "tensorflow":
             from zoo import fit_tf
 
-            return fit_tf.run(recipe, workdir, dataset, data_dir, tf_strategy, verbose)
+            return fit_tf.run(recipe, workdir, dataset, data_dir, tf_strategy, verbose, strategy)
         from zoo import fit_arrays
 
         return fit_arrays.run(recipe, workdir, dataset, data_dir, verbose, loop)
@@ -278,15 +278,23 @@ def main(argv):
         print(f"{seeds_lib.describe(results)} on {FLAGS.dataset}; each seed's run in "
               f"{FLAGS.workdir}/{seeds_lib.REPLICA_PREFIX}<seed>")
         return
-    print(
-        f"{recipe.name} on {FLAGS.dataset}: test_accuracy={results['test_accuracy']:.4f} "
-        f"val_accuracy={_rounded(results['val_accuracy'])} steps={results['steps']} "
-        f"wall_time_s={results['wall_time_s']:.0f} images_per_s={results['images_per_s']:.0f}"
+    print(describe(recipe, FLAGS.dataset, results))
+
+
+def describe(recipe, dataset, results):
+    """The line zoo.train ends with: the run's figures (a figure it does not have: "-")."""
+    return (
+        f"{recipe.name} on {dataset}: test_accuracy={_rounded(results.get('test_accuracy'), 4)} "
+        f"val_accuracy={_rounded(results.get('val_accuracy'), 4)} steps={results.get('steps')} "
+        f"wall_time_s={_rounded(results.get('wall_time_s'), 0)} "
+        f"images_per_s={_rounded(results.get('images_per_s'), 0)}"
     )
 
 
-def _rounded(value):
-    return f"{value:.4f}" if isinstance(value, float) else value
+def _rounded(value, digits):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-" if value is None else value
+    return f"{value:.{digits}f}"
 
 
 def define_flags():

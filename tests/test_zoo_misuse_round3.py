@@ -1,0 +1,206 @@
+"""The zoo's part of issue 29 ("hard to misuse, round three"): one test per cause.
+
+Unit-sized where the cause allows (run directories built by hand); one
+module-scoped 4-step ResNet-8 run on the digits serves the tests that need a
+trained run, and a few tests start a zoo command as a user would.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from zoo import recipes
+from zoo import sweep
+
+
+def write_run(workdir, name, steps=4):
+    """A finished run's config.json and results.json, as zoo.train writes them."""
+    workdir.mkdir(parents=True)
+    config = {"recipe": {**recipes.get(name).to_dict(), "steps": steps}, "dataset": "digits"}
+    (workdir / "config.json").write_text(json.dumps(config))
+    (workdir / "results.json").write_text(json.dumps({"recipe": name, "steps": steps, "test_accuracy": 0.5}))
+
+
+class RefusedTrain:
+    """Stands in for a zoo.train process that refuses its workdir: rc 2, its error in train.log."""
+
+    def __init__(self, command, stdout=None, **kwargs):
+        stdout.write("Error: cifar10_plain20 holds a different run (differs in: name, plain).\n")
+        stdout.flush()
+
+    def poll(self):
+        return 2
+
+
+def test_a_refused_sweep_run_does_not_show_the_other_runs_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep.subprocess, "Popen", RefusedTrain)
+    write_run(tmp_path / "cifar10_plain20", "cifar10_resnet20")  # ResNet-20's run under plain-20's name
+    runs = [sweep.parse_run("cifar10_plain20")]
+    status = sweep.sweep(runs, tmp_path, 1, [], poll_s=0.01)
+    assert status == {"cifar10_plain20": "failed (rc 2)"}
+    row = sweep.summary(tmp_path, ["cifar10_plain20"], status).splitlines()[2]
+    # Was: "| cifar10_plain20 | 0.5000 | - | 4 | - | - |", ResNet-20's accuracy under plain-20's name.
+    assert "0.5000" not in row
+    assert row.startswith("| cifar10_plain20 | failed (rc 2): cifar10_plain20 holds a different run"), row
+    assert f"(see {tmp_path / 'cifar10_plain20' / 'train.log'})" in row
+
+
+# --- zoo.evaluate --limit: a class-balanced sample, not the first N ----------
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A workdir as zoo.train leaves it (untrained ResNet-8 weights: only files matter)."""
+    import numpy as np
+
+    from zoo import files
+    from zoo import model as model_lib
+    from zoo import run as zoo_run
+    from zoo_helpers import DIGITS8
+
+    workdir = tmp_path_factory.mktemp("run")
+    zoo_run.save_model(model_lib.build(DIGITS8, np.zeros((32, 32, 3), np.float32)), workdir / "model.keras")
+    files.write_json(workdir / "config.json", {
+        "recipe": DIGITS8.to_dict(), "dataset": "digits", "data_dir": None, "mixed_precision": "float32"})
+    files.write_json(workdir / "classes.json", [str(i) for i in range(10)])
+    (workdir / "checkpoints").mkdir()
+    return workdir
+
+
+def image_folder(root, train_per_class, test_per_class, classes=10):
+    """root/train/<c>/*.png and root/test/<c>/*.png, classes named 0..9 as the digits' are."""
+    import numpy as np
+    from PIL import Image
+
+    for split, count in (("train", train_per_class), ("test", test_per_class)):
+        for c in range(classes):
+            (root / split / str(c)).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(np.full((32, 32, 3), 10 * c + i, np.uint8)).save(root / split / str(c) / f"{i}.png")
+    return root
+
+
+def test_evaluate_limit_draws_a_class_balanced_sample_and_says_so(finished_run, tmp_path, capsys):
+    import shutil
+
+    from zoo import evaluate
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    data = image_folder(tmp_path / "data", train_per_class=2, test_per_class=5)  # stored class by class
+    evaluate.evaluate(run, ["center"], dataset=f"folder:{data}", limit=10)
+    record = json.loads((run / "eval_center.json").read_text())
+    # Was: the first 10 files, five of class 0 and five of class 1 (and nothing said).
+    assert record["images"] == 10
+    assert record["sample"]["per_class"] == {str(c): 1 for c in range(10)}
+    assert record["sample"]["seed"] == 0
+    assert ("--limit=10: a class-balanced sample of 10 test images (1 from each of the 10 classes, seed 0)"
+            in capsys.readouterr().out)
+
+
+def test_balanced_sample_is_seeded_and_spreads_the_remainder():
+    import numpy as np
+
+    from zoo import datasets
+
+    labels = np.repeat(np.arange(4), [50, 50, 50, 2])  # class 3 has only two images
+    sample = datasets.balanced_sample(labels, 11, seed=0)
+    counts = np.bincount(labels[sample], minlength=4)
+    assert sorted(counts[:3]) == [3, 3, 3] and counts[3] == 2
+    assert np.array_equal(sample, datasets.balanced_sample(labels, 11, seed=0))
+    assert not np.array_equal(sample, datasets.balanced_sample(labels, 11, seed=1))
+    assert len(datasets.balanced_sample(labels, 1000)) == len(labels)
+
+
+# --- One trained run: --strategy=mirrored on a CPU host, 4 steps -------------
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A real 4-step ResNet-8 run on the digits under --strategy=mirrored: (workdir, results, stdout, warnings)."""
+    import contextlib
+    import io
+    import warnings
+
+    from zoo import train
+    from zoo_helpers import DIGITS8
+
+    workdir = tmp_path_factory.mktemp("trained") / "run"
+    out = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out):
+        warnings.simplefilter("always")
+        results = train.train_and_evaluate(DIGITS8, workdir, strategy="mirrored", verbose=0)
+    return workdir, results, out.getvalue(), [str(w.message) for w in caught]
+
+
+@pytest.mark.slow  # trains the module's run: ~6 s alone
+def test_a_tensorflow_run_says_how_many_replicas_train(trained_run):
+    import re
+
+    import tensorflow as tf
+
+    _, _, out, _ = trained_run
+    # Was: nothing; --strategy=mirrored on a CPU host trained on one replica without a word.
+    if tf.config.list_logical_devices("GPU"):
+        assert re.search(r"^zoo: tf.distribute.MirroredStrategy, \d+ replicas? \(", out, re.M), out
+    else:
+        assert "zoo: tf.distribute.MirroredStrategy, 1 replica (CPU:0): MirroredStrategy found one device." in out
+
+
+@pytest.mark.slow  # uses the module's trained run
+def test_a_tensorflow_run_does_not_warn_that_its_model_cannot_be_serialized(trained_run):
+    _, _, _, caught = trained_run
+    # Was: Keras's 20-line "Model failed to serialize as JSON ... WeightMean ... get_config()".
+    assert not [w for w in caught if "serialize" in w], caught
+
+
+def test_the_training_model_round_trips_through_its_config():
+    import keras
+    import numpy as np
+
+    from zoo import model as model_lib
+    from zoo_helpers import DIGITS8
+
+    mean = np.random.default_rng(0).uniform(0, 255, (32, 32, 3)).astype("float32")
+    train_model = model_lib.training_model(model_lib.build(DIGITS8, mean))
+    copy = keras.models.model_from_json(train_model.to_json())  # what TensorBoard writes
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    # The mean is exact: the same float32 array, subtracted once.
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(copy.get_layer(model_lib.MEAN_LAYER)(x)), x - mean)
+    assert [w.shape for w in copy.weights] == [w.shape for w in train_model.weights]
+
+
+@pytest.mark.slow  # uses the module's trained run
+def test_a_rerun_without_history_records_every_epoch_and_prints_its_figures(trained_run, tmp_path, capsys):
+    import shutil
+
+    from zoo import train
+    from zoo_helpers import DIGITS8
+
+    workdir, first, _, _ = trained_run
+    copy = tmp_path / "run"
+    shutil.copytree(workdir, copy)
+    for name in ("results.json", "model.keras", "history.csv"):  # killed while finishing, history deleted
+        (copy / name).unlink()
+    results = train.train_and_evaluate(DIGITS8, copy, verbose=0)
+    # Was: "epochs": 0, and zoo.train's last line raised TypeError on images_per_s=None.
+    assert (results["epochs"], results["timed_epochs"], results["steps"]) == (2, 0, 4)
+    assert results["images_per_s"] is None and results["test_accuracy"] == first["test_accuracy"]
+    assert "history.csv holds 0 of the run's 2 epochs" in capsys.readouterr().out
+    line = train.describe(DIGITS8, "digits", results)
+    assert " val_accuracy=- steps=4 " in line and line.endswith(" images_per_s=-"), line
+
+
+def test_a_directory_with_another_runs_history_but_no_config_is_refused(tmp_path):
+    from zoo import train
+    from zoo_helpers import DIGITS8
+
+    other = tmp_path / "run"
+    other.mkdir()
+    history = ("epoch,step,lr,loss,accuracy,val_loss,val_accuracy,train_time_s,epoch_time_s\n"
+               "0,400,0.1,1.9,0.31,1.7,0.38,20.5,21.0\n1,800,0.1,1.5,0.45,1.4,0.49,20.1,20.6\n")
+    (other / "history.csv").write_text(history)
+    # Was: taken for a fresh start, and the other run's history overwritten by this one's.
+    with pytest.raises(ValueError, match=r"holds a run's history.csv but no config.json"):
+        train.train_and_evaluate(DIGITS8, other, verbose=0)
+    assert (other / "history.csv").read_text() == history and not (other / "config.json").exists()
