@@ -204,3 +204,65 @@ def test_a_directory_with_another_runs_history_but_no_config_is_refused(tmp_path
     with pytest.raises(ValueError, match=r"holds a run's history.csv but no config.json"):
         train.train_and_evaluate(DIGITS8, other, verbose=0)
     assert (other / "history.csv").read_text() == history and not (other / "config.json").exists()
+
+
+# --- Misleading messages -----------------------------------------------------
+
+def test_divergence_in_the_first_epoch_does_not_promise_a_checkpoint(tmp_path):
+    import numpy as np
+
+    from zoo import nonfinite
+    from zoo_helpers import fit, tiny_data, tiny_model
+
+    x, y = tiny_data()
+    x[1] = np.nan
+    with pytest.raises(nonfinite.NonFiniteError) as info:
+        fit(tiny_model(), tmp_path, 2, x, y)
+    # Was: "checkpoints/ keeps the last finite state", with no checkpoint there.
+    assert "keeps the last finite state" not in str(info.value)
+    assert "no checkpoint was written before (it diverged in its first epoch)" in str(info.value)
+    assert not (tmp_path / "checkpoints" / "latest.weights.h5").exists()
+
+
+@pytest.mark.parametrize("content, cause", [(b"garbage, not an array", "it is not a .npy file"),
+                                            (b"", "it is empty")])
+def test_a_damaged_mean_file_is_not_answered_with_numpys_pickle_advice(finished_run, tmp_path, content, cause):
+    import shutil
+
+    from zoo import evaluate
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "checkpoints" / "latest.weights.h5").write_bytes(b"weights")
+    (run / "checkpoints" / "mean.npy").write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        evaluate.evaluate(run, ["center"], checkpoint=True)
+    # Was: "This file contains pickled (object) data. If you trust the file ... `allow_pickle=`".
+    assert "pickle" not in str(info.value)
+    assert f"mean.npy (the checkpoint's per-pixel mean) cannot be read: {cause}" in str(info.value)
+
+
+def test_a_seed_numpy_cannot_take_is_refused_naming_it():
+    from zoo import seeds
+    from zoo import train
+
+    # Was: "Seed must be between 0 and 2**32 - 1" from numpy, when training started.
+    with pytest.raises(ValueError, match=r"`seed` must be an int in \[0, 4294967295\].*Received seed=4294967296\."):
+        train.resolve("cifar10_resnet20", assignments=["seed=4294967296"])
+    with pytest.raises(ValueError, match=r"--seeds must be <= 4294967295 .*Received '0,4294967296', which holds 4294967296\."):
+        seeds.parse("0,4294967296")
+    assert train.resolve("cifar10_resnet20", assignments=["seed=4294967295"]).seed == 2**32 - 1
+
+
+def test_plot_names_the_file_it_wrote(tmp_path):
+    from zoo import plot
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.csv").write_text("epoch,step,lr,loss,accuracy,train_time_s,epoch_time_s\n0,2,0.1,2.3,0.1,1,1\n")
+    # Was: matplotlib wrote noext.png and zoo.plot printed "wrote noext".
+    written = plot.plot([run], tmp_path / "noext")
+    assert written == tmp_path / "noext.png" and written.read_bytes()[:4] == b"\x89PNG"
+    assert plot.plot([run], tmp_path / "f.pdf").read_bytes()[:4] == b"%PDF"
+    with pytest.raises(ValueError, match=r"--out=.*f\.v2 has the suffix '\.v2', which matplotlib cannot write.*\.png"):
+        plot.plot([run], tmp_path / "f.v2")

@@ -82,10 +82,15 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
     def _stop(self, what, step=None):
         step = self._step() if step is None else step
+        if run.checkpoint_weights(self.workdir).exists():
+            kept = (f"{run.checkpoint_dir(self.workdir)} keeps the last finite state. Rerunning the "
+                    "same command resumes from there and will likely diverge again")
+        else:
+            kept = ("no checkpoint was written before (it diverged in its first epoch), so "
+                    "rerunning the same command starts again from step 0 and will likely diverge "
+                    "again")
         raise NonFiniteError(
             f"Training diverged at step {step}: {what}. The run stops unfinished (no "
-            f"{run.RESULTS}, no {run.MODEL}); {run.checkpoint_dir(self.workdir)} keeps the last "
-            "finite state. Rerunning the same command resumes from there and will likely "
-            "diverge again: check the images for NaN, or train in a new --workdir with a "
-            "smaller learning rate (e.g. --set=lr=0.01)."
+            f"{run.RESULTS}, no {run.MODEL}); {kept}: check the images for NaN, or train in a new "
+            "--workdir with a smaller learning rate (e.g. --set=lr=0.01)."
         )

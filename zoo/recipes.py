@@ -106,6 +106,11 @@ class Recipe:
         # `override` for --set), so a bad value fails before any data is read.
         for key, minimum in _INT_MINIMUMS.items():
             self._set(key, _integer(key, getattr(self, key), minimum))
+        if self.seed > MAX_SEED:
+            raise ValueError(
+                f"`seed` must be an int in [0, {MAX_SEED}] (2**32 - 1, the largest seed numpy "
+                f"takes). Received seed={self.seed}."
+            )
         for key, (low, high) in _REAL_RANGES.items():
             self._set(key, _real(key, getattr(self, key), low, high))
         if self.warmup_lr is not None:
@@ -223,6 +228,8 @@ class Recipe:
 DERIVED = ("lr_boundaries", "epochs")
 
 
+# The largest seed: numpy's, which Keras's set_random_seed seeds.
+MAX_SEED = 2**32 - 1
 # The smallest value of each int field.
 _INT_MINIMUMS = {
     "depth": 1, "classes": 1, "image_size": 1, "batch_size": 1, "steps": 1,

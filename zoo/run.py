@@ -45,6 +45,8 @@ CHECKPOINTS = "checkpoints"
 # Beside the checkpoint's weights: the per-pixel mean the model subtracts,
 # which is a constant of the model, not one of its weights.
 MEAN_FILE = "mean.npy"
+# What every .npy file starts with (numpy's format header).
+NPY_MAGIC = b"\x93NUMPY"
 # Keras's BackupAndRestore names its latest checkpoint so.
 LATEST_WEIGHTS = "latest.weights.h5"
 LOGS = "logs"
@@ -482,6 +484,11 @@ def load_mean(workdir, shape):
             "with the run's flags: the next checkpoint it writes includes the mean."
         )
     try:
+        with open(path, "rb") as f:
+            if f.read(len(NPY_MAGIC)) != NPY_MAGIC:  # numpy would advise allow_pickle=True
+                f.seek(0, 2)
+                raise ValueError("it is empty" if f.tell() == 0 else "it is not a .npy file "
+                                 "(it does not start with numpy's format header)")
         mean = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         raise ValueError(

@@ -67,6 +67,12 @@ def parse(text):
         raise ValueError(f"--seeds takes comma-separated integers, e.g. 0,1,2. Received {text!r}.") from None
     if any(seed < 0 for seed in seeds):
         raise ValueError(f"--seeds must be >= 0. Received {text!r}.")
+    too_large = [seed for seed in seeds if seed > recipes.MAX_SEED]
+    if too_large:
+        raise ValueError(
+            f"--seeds must be <= {recipes.MAX_SEED} (2**32 - 1, the largest seed numpy takes). "
+            f"Received {text!r}, which holds {too_large[0]}."
+        )
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds names a seed twice: the replicas would be the same run. Received {text!r}.")
     return seeds
