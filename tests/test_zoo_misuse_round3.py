@@ -266,3 +266,129 @@ def test_plot_names_the_file_it_wrote(tmp_path):
     assert plot.plot([run], tmp_path / "f.pdf").read_bytes()[:4] == b"%PDF"
     with pytest.raises(ValueError, match=r"--out=.*f\.v2 has the suffix '\.v2', which matplotlib cannot write.*\.png"):
         plot.plot([run], tmp_path / "f.v2")
+
+
+# --- Start-up noise ----------------------------------------------------------
+
+COMMAND_ARGS = {
+    "train": ["--recipe=cifar10_resnet20", "--workdir=w"],
+    "evaluate": ["--workdir=w", "--limit=30"],
+    "export": ["--workdir=w", "--onnx=m.onnx"],
+    "sweep": ["--root=r", "cifar10_resnet20"],
+    "analysis": ["--workdir=w"],
+    "plot": ["w", "--out=f.png"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_ARGS))
+def test_a_command_parses_its_flags_before_importing_keras(command):
+    from zoo_helpers import ENV, REPO
+
+    code = (f"import sys; from absl import flags; from zoo import {command} as c; c.define_flags(); "
+            f"flags.FLAGS({['zoo.' + command] + COMMAND_ARGS[command]!r}); "
+            "print([m for m in ('keras', 'tensorflow', 'jax', 'torch', 'keras_resnet') if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # Was: zoo.evaluate imported Keras and TensorFlow at import, before cli.run could catch TF's start-up lines.
+    assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_the_cuinit_failure_of_a_host_without_a_gpu_driver_is_dropped(monkeypatch):
+    from zoo import cli
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    no_driver = ("I0000 00:00:1796565507.217402    8610 cudart_stub.cc:31] Could not find cuda drivers on your "
+                 "machine, GPU will not be used.\n")
+    cuinit = ("E0000 00:00:1796565517.297912    8610 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA "
+              "error: Failed call to cuInit: UNKNOWN ERROR (303)\n")
+    # Was: printed before the result on every CPU host with TensorFlow's CUDA build.
+    assert cli._startup_lines(no_driver + cuinit) == ""
+    assert cli._startup_lines(cuinit) == cuinit  # A driver that is there and fails: kept.
+
+
+STARTUP = r"^(I0000 |W0000 |E0000 |WARNING: All log messages|To enable the following)"
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_evaluate_prints_no_start_up_lines_at_level_2(finished_run, tmp_path):
+    import re
+    import shutil
+
+    from zoo_helpers import ENV, REPO
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    result = subprocess.run([sys.executable, "-m", "zoo.evaluate", f"--workdir={run}", "--limit=20"],
+                            cwd=REPO, env={**ENV, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Was: TF's start-up block twice (I0000 lines, which level 2 hides) and the cuInit error.
+    assert not re.search(STARTUP, result.stderr, re.M), result.stderr[:3000]
+    assert "center: accuracy=" in result.stdout
+
+
+@pytest.mark.multiprocess
+def test_under_jax_tensorflows_start_up_lines_are_caught_too():
+    import re
+
+    from zoo_helpers import ENV, REPO
+
+    # What every JAX zoo.train does after cli.run's import_backend: seed
+    # Keras, which imports TensorFlow (if installed) to seed it too.
+    code = "from zoo import cli; cli.import_backend(); import keras; keras.utils.set_random_seed(0); print('ok')"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env={**ENV, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0 and result.stdout == "ok\n", result.stderr[-3000:]
+    # Was: TF's start-up block twice, after the caught import of Keras.
+    assert not re.search(STARTUP, result.stderr, re.M), result.stderr[:3000]
+
+
+# --- examples/transfer_learning.py -------------------------------------------
+
+def _transfer_example():
+    import importlib.util
+
+    from zoo_helpers import REPO
+
+    spec = importlib.util.spec_from_file_location("transfer_learning", REPO / "examples" / "transfer_learning.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_transfer_learning_without_weights_keeps_the_net_it_was_given():
+    example = _transfer_example()
+    # Was: (56, 224): a CIFAR ResNet-56 at ImageNet's size, without a word.
+    assert example.defaults(None, 56) == (56, 32)
+    assert example.defaults(None, 18) == (18, 224)
+    assert example.defaults(None) == (50, 224)  # no depth: ResNet-50, which run() says
+    assert example.defaults("cifar10") == (56, 32) and example.defaults("cifar10", 20) == (20, 32)
+
+
+def test_transfer_learning_keeps_bn_statistics_because_bn_stays_frozen():
+    import keras
+    import numpy as np
+
+    example = _transfer_example()
+    keras.utils.set_random_seed(0)
+    model, backbone = example.build(8, None, classes=2, image_size=8)
+    bns = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    x = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 3)).astype("float32")
+    y = np.array([0, 1, 0, 1])
+
+    def fit_once():
+        before = [keras.ops.convert_to_numpy(bn.moving_mean).copy() for bn in bns]
+        model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=1, verbose=0, shuffle=False)
+        return [float(np.abs(keras.ops.convert_to_numpy(bn.moving_mean) - b).max()) for bn, b in zip(bns, before)]
+
+    backbone.trainable = False
+    assert max(fit_once()) == 0.0  # the frozen backbone
+    example.unfreeze_top(backbone, 1)
+    assert max(fit_once()) == 0.0  # the top stage unfrozen, its BN layers not
+    # What the docstring says of Keras 3.15: training=False alone does not
+    # keep a trainable BN's statistics (keras-team/keras#20285).
+    bns[0].trainable = True
+    assert fit_once()[0] > 0

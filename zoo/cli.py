@@ -8,6 +8,7 @@ are printed once.
 """
 
 import importlib
+import importlib.util
 import os
 import pathlib
 import re
@@ -104,13 +105,20 @@ def output_file(path, what):
 
 
 def import_backend():
-    """Imports Keras (and with it TensorFlow) printing TF's start-up lines once.
+    """Imports Keras (and TensorFlow, if installed) printing TF's start-up lines once.
 
     TensorFlow's two shared libraries each log the same lines while they load,
     before TF_CPP_MIN_LOG_LEVEL is read. They are caught here (file
     descriptor 2, where C++ writes), each distinct line is printed once,
     and the levels TF_CPP_MIN_LOG_LEVEL hides (1: info, 2: warnings, 3:
     errors) are dropped as TF itself would drop them.
+
+    TensorFlow is imported here even under JAX or PyTorch, where Keras
+    imports it later (`keras.utils.set_random_seed` seeds it too) and its
+    lines would escape. Its devices are listed here too (without starting
+    its runtime: a multi-worker strategy can still be made), which is when
+    a CUDA build on a host without a GPU driver logs "failed call to cuInit";
+    that line is dropped when TF said it found no driver.
     """
     if "keras" in sys.modules:
         return
@@ -120,6 +128,9 @@ def import_backend():
     os.dup2(captured.fileno(), 2)
     try:
         importlib.import_module("keras")
+        if importlib.util.find_spec("tensorflow") is not None:
+            tensorflow = importlib.import_module("tensorflow")
+            tensorflow.config.list_physical_devices()
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
@@ -130,18 +141,26 @@ def import_backend():
         captured.close()
 
 
+# TF's line when it finds no CUDA driver, and the cuInit failure that follows it.
+_NO_DRIVER = "Could not find cuda drivers on your machine"
+_NO_CUINIT = "failed call to cuInit"
+
+
 def _startup_lines(text):
     try:
         level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
     except ValueError:
         level = 0
     hidden = "IWE"[: max(level, 0)]
+    no_driver = _NO_DRIVER in text
     seen, kept, hide = set(), [], False
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\n")
         match = _CPP_LOG.match(body)
         if match:
             hide, key = match.group(1) in hidden, match.group(1) + match.group(2)
+            # Expected on a host without a GPU driver: not an error there.
+            hide = hide or (no_driver and _NO_CUINIT in body)
         elif body == _PRE_INIT:
             hide, key = level > 0, body
         elif body.startswith("To enable the following"):  # The line before continues.

@@ -32,7 +32,6 @@ import pathlib
 import numpy as np
 from absl import flags
 
-from zoo import augment_ops
 from zoo import checks
 from zoo import cli
 from zoo import datasets
@@ -130,6 +129,8 @@ def _resize_shorter(image, size):
 
 def _crops(image, size):
     """Four corners and centre of (H, W, 3), then their mirrors: (10, s, s, 3)."""
+    from zoo import augment_ops  # Imports Keras: not at start-up (see cli.run).
+
     h, w = image.shape[:2]
     center = augment_ops.center_offsets(h, w, size)
     corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), center]
