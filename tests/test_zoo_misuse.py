@@ -4,12 +4,10 @@ Most tests here are unit-sized: workdir states are built by hand. One test
 trains ResNet-8 for a few steps.
 """
 
-import contextlib
 import csv
 import dataclasses
 import json
 import os
-import pathlib
 import re
 import shutil
 import stat
@@ -28,7 +26,7 @@ from zoo import model as model_lib
 from zoo import recipes
 from zoo import run as zoo_run
 from zoo import train
-from zoo_helpers import DIGITS8, ENV, REPO
+from zoo_helpers import DIGITS8, ENV, READ_ONLY, REPO, read_only
 
 
 # --- Recipes: every number checked before any data is read -----------------
@@ -271,32 +269,6 @@ def test_corrected_command_trains_in_the_workdir_of_a_failed_start(tmp_path, mon
 
 # --- Issue 19: runs taking over runs, filesystem faults, leftovers -----------
 
-@contextlib.contextmanager
-def read_only(path):
-    """Makes directory `path` read-only, as a read-only disk or a mode would.
-
-    A normal user: chmod a-w. Root ignores modes, so root gets a read-only
-    bind mount of `path` onto itself (needs CAP_SYS_ADMIN; skipped without).
-    """
-    path = pathlib.Path(path)
-    if os.geteuid() != 0:
-        mode = path.stat().st_mode
-        path.chmod(0o555)
-        try:
-            yield
-        finally:
-            path.chmod(mode)
-        return
-    if subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True).returncode:
-        pytest.skip("running as root without the right to mount: cannot make a read-only directory")
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], check=True, capture_output=True)
-        yield
-    finally:
-        subprocess.run(["umount", str(path)], check=True, capture_output=True)
-
-
-READ_ONLY = r"(Read-only file system|Permission denied)"
 
 
 def hand_made_finished_run(finished_run, workdir, steps=4):

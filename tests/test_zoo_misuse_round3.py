@@ -392,3 +392,77 @@ def test_transfer_learning_keeps_bn_statistics_because_bn_stays_frozen():
     # keep a trainable BN's statistics (keras-team/keras#20285).
     bns[0].trainable = True
     assert fit_once()[0] > 0
+
+
+# --- Ctrl-C, and a finished group on a read-only disk ------------------------
+
+def finished_group(root, recipe, seeds=(0, 1)):
+    """A group of seeds as zoo.train --seeds leaves it when finished (no model files: not needed)."""
+    import dataclasses
+
+    from zoo import files
+    from zoo import run as zoo_run
+    from zoo import seeds as seeds_lib
+
+    root.mkdir()
+    files.write_json(root / "config.json", zoo_run.make_group_config(recipe, "digits", None, "float32"))
+    results = {}
+    for seed in seeds:
+        replica = dataclasses.replace(recipe, seed=seed)
+        workdir = root / f"seed_{seed}"
+        (workdir / "checkpoints").mkdir(parents=True)
+        (workdir / "checkpoints" / "latest.weights.h5").write_bytes(b"weights")
+        files.write_json(workdir / "config.json", zoo_run.make_config(replica, "digits", None, "float32"))
+        results[seed] = {"recipe": recipe.name, "steps": recipe.steps, "test_accuracy": 0.5 + seed / 10,
+                         "wall_time_s": 3.0}
+        files.write_json(workdir / "results.json", results[seed])
+    summary = seeds_lib.summarize(recipe, results, 7.0, trained=seeds)
+    files.write_json(root / "results.json", summary)
+    return json.loads((root / "results.json").read_text())
+
+
+def test_a_finished_group_on_a_read_only_disk_reports_its_result(tmp_path, monkeypatch):
+    from zoo import seeds as seeds_lib
+    from zoo import train
+    from zoo_helpers import DIGITS8, READ_ONLY, read_only
+
+    summary = finished_group(tmp_path / "group", DIGITS8)
+    monkeypatch.setattr(seeds_lib, "check_possible", lambda *args: None)  # JAX's checks, not this cause's
+    with read_only(tmp_path / "group"):
+        # Was: "Cannot train in .../group: its lock file .../group/.lock cannot be created".
+        assert train.train_and_evaluate(DIGITS8, tmp_path / "group", seeds=(0, 1), verbose=0) == summary
+        with pytest.raises(ValueError, match=rf"Cannot create --workdir=.*seed_2: {READ_ONLY}"):
+            train.train_and_evaluate(DIGITS8, tmp_path / "group", seeds=(0, 1, 2), verbose=0)
+    finished_group(tmp_path / "unfinished", DIGITS8)
+    (tmp_path / "unfinished" / "seed_1" / "results.json").unlink()
+    with read_only(tmp_path / "unfinished"):
+        with pytest.raises(ValueError, match=rf"Cannot train in .*seed_1: its lock file .* cannot be created \({READ_ONLY}\)"):
+            train.train_and_evaluate(DIGITS8, tmp_path / "unfinished", seeds=(0, 1), verbose=0)
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_ctrl_c_says_nothing_is_lost_in_one_line_and_exits_130(tmp_path):
+    import signal
+    import time
+
+    from zoo_helpers import ENV, REPO, train_command
+
+    command = train_command(tmp_path / "run", "--set=depth=8", "--set=batch_size=8", "--set=val_size=16",
+                            "--steps=100000", "--set=epoch_steps=100")
+    process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        line = process.stdout.readline()  # The strategy line, printed just before fit starts.
+        assert line.startswith("zoo: "), line + process.stderr.read()[-2000:]
+        time.sleep(3)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    # Was: a 60-line KeyboardInterrupt traceback, exit 1.
+    assert process.returncode == 130, err[-3000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and len(lines) == 1, err[-3000:]
+    assert lines[0].startswith("zoo.train: interrupted. Nothing is lost:"), lines
+    assert not (tmp_path / "run" / ".lock").exists()

@@ -242,4 +242,4 @@ def define_flags():
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main)
+    cli.run(main, "zoo.analysis")

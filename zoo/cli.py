@@ -3,8 +3,8 @@
 absl's `app.UsageError` prints the module docstring and every flag before
 the message, so the one line that matters comes 40 lines down. `fail`
 prints the message first and points to --help instead. `run` is the
-entry points' `app.run`: --help exits 0, and TensorFlow's start-up lines
-are printed once.
+entry points' `app.run`: --help exits 0, TensorFlow's start-up lines are
+printed once, and Ctrl-C is one line and exit status 130.
 """
 
 import importlib
@@ -174,12 +174,24 @@ def _startup_lines(text):
     return "".join(kept)
 
 
-def run(main):
-    """`absl.app.run(main)`, with --help exiting 0 and TF's start-up lines once.
+# What an interrupted command says (Ctrl-C): every file is written whole or
+# not at all, so an interruption loses nothing that was written.
+INTERRUPTED = "interrupted. Nothing was written: every file is written whole, or not at all."
+
+
+def run(main, command=None, interrupted=INTERRUPTED):
+    """`absl.app.run(main)`, with --help exiting 0, TF's start-up lines once, Ctrl-C in one line.
 
     Keras is imported after the flags are parsed, so --help and flag errors
     come at once; absl's INFO log lines (TensorFlow's SavedModel writer logs
-    a few kB of them) are hidden unless --verbosity asks for them.
+    a few kB of them) are hidden unless --verbosity asks for them. Ctrl-C
+    (SIGINT) prints `interrupted` after the command's name, instead of a
+    traceback, and exits with status 130 (128 + SIGINT), as a shell does.
+
+    Args:
+        main: the command's main(argv).
+        command: its name for the Ctrl-C line, e.g. "zoo.train".
+        interrupted: what the command says when interrupted: what is kept.
     """
     from absl import app
     from absl import flags
@@ -198,3 +210,8 @@ def run(main):
         if asked_for_help and exit.code == 1:
             raise SystemExit(0) from None
         raise
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        sys.stderr.write(f"\n{command or 'zoo'}: {interrupted}\n")
+        sys.stderr.flush()
+        raise SystemExit(130) from None

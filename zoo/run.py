@@ -25,6 +25,7 @@ imports neither Keras nor TensorFlow; the functions that build a model
 import them.
 """
 
+import contextlib
 import json
 import os
 import pathlib
@@ -195,7 +196,7 @@ def check_same_run(workdir, config, record=True):
         files.write_json(path, config)
 
 
-def check_same_group(workdir, config):
+def check_same_group(workdir, config, record=True):
     """Refuses a workdir that holds something else than this group of seeds; records `config`.
 
     The seeds are not part of it: a group may be rerun with seeds added or
@@ -222,7 +223,8 @@ def check_same_group(workdir, config):
             f"{workdir} holds a single run's checkpoints or results: a group of seeds lives in a "
             f"directory of its own (one {REPLICA_PREFIX}k/ run per seed). Use a new --workdir."
         )
-    files.write_json(path, config)
+    if record:
+        files.write_json(path, config)
 
 
 def is_group(workdir):
@@ -583,6 +585,79 @@ def finish(workdir, recipe, model, train_model, test_data, classes, evaluate_kwa
 def write_group_results(workdir, summary):
     """A group's results.json: the summary of its seeds (`zoo.seeds.summarize`)."""
     files.write_json(pathlib.Path(workdir) / RESULTS, summary)
+
+
+# --- Opening a run -----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def opened(workdir, config, recipe, task_id=None):
+    """Takes the run in `workdir` for `config`: the lock, a killed run's leftovers, the config check.
+
+    What `zoo.train` and each replica of `zoo.seeds` do before training.
+    Yields the results of the run if it is finished there (nothing to
+    train), else None; the lock is held until the block ends. A workdir
+    where the lock cannot be taken (a read-only disk) is read without it:
+    a finished run still reports its results, anything else needs to write.
+
+    Args:
+        workdir: the run's directory (it exists).
+        config: the run's config (`make_config`).
+        recipe: the run's `Recipe`.
+        task_id: a multi-worker run's worker (not the chief), which locks
+            a file of its own.
+
+    Raises:
+        ValueError: the workdir holds another run, or a damaged file; or it
+            cannot be written and the run is not finished.
+        WorkdirBusy: another process holds the lock.
+    """
+    workdir = pathlib.Path(workdir)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(lock.exclusive(lock_path(workdir, task_id)))
+        except lock.WorkdirNotWritable as error:
+            not_writable = error
+        else:
+            not_writable = None
+            remove_stale_staging(workdir)
+        check_same_run(workdir, config, record=not_writable is None)
+        results = finished_results(workdir, recipe)
+        if results is None and not_writable is not None:
+            raise ValueError(str(not_writable))
+        yield results
+
+
+@contextlib.contextmanager
+def opened_group(workdir, config):
+    """Takes the directory of a group of seeds for `config`: its lock and its config check.
+
+    Yields whether it can be written: a group on a read-only disk is read
+    without the lock (each of its replicas, `opened`, then reports its
+    results if finished and refuses otherwise).
+    """
+    workdir = pathlib.Path(workdir)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(lock.exclusive(lock_path(workdir)))
+        except lock.WorkdirNotWritable:
+            writable = False
+        else:
+            writable = True
+        check_same_group(workdir, config, record=writable)
+        yield writable
+
+
+def group_results(workdir, seeds):
+    """The group's results.json if it summarises exactly `seeds`, else None."""
+    path = pathlib.Path(workdir) / RESULTS
+    try:
+        results = files.read_json(path, "the group's results", "")
+    except ValueError:
+        return None
+    if isinstance(results, dict) and results.get("kind") == GROUP_KIND and results.get("seeds") == list(seeds):
+        return results
+    return None
 
 
 # --- The lock ----------------------------------------------------------------

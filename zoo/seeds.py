@@ -134,16 +134,16 @@ def train_and_evaluate(recipe, seeds, workdir, dataset, data_dir, mixed_precisio
     cli.make_directory(workdir, "--workdir")
     replicas = {seed: dataclasses.replace(recipe, seed=seed) for seed in seeds}
     with contextlib.ExitStack() as stack:
-        stack.enter_context(run.exclusive(run.lock_path(workdir)))
-        run.check_same_group(workdir, run.make_group_config(recipe, dataset, data_dir, mixed_precision))
+        group = run.make_group_config(recipe, dataset, data_dir, mixed_precision)
+        writable = stack.enter_context(run.opened_group(workdir, group))
         results = {}
         for seed, replica in replicas.items():
-            directory = replica_dir(workdir, seed)
+            directory = run.replica_dir(workdir, seed)
             cli.make_directory(directory, "--workdir")
-            stack.enter_context(run.exclusive(run.lock_path(directory)))
-            run.remove_stale_staging(directory)
-            run.check_same_run(directory, run.make_config(replica, dataset, data_dir, mixed_precision))
-            results[seed] = run.finished_results(directory, replica)
+            config = run.make_config(replica, dataset, data_dir, mixed_precision)
+            results[seed] = stack.enter_context(run.opened(directory, config, replica))
+        if not writable:  # Every replica is finished (else `opened` refused): report, write nothing.
+            return run.group_results(workdir, seeds) or summarize(recipe, results, 0.0)
         todo = [seed for seed in seeds if results[seed] is None]
         start = time.perf_counter()
         if todo:

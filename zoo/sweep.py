@@ -305,4 +305,5 @@ def define_flags():
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main)
+    cli.run(main, "zoo.sweep", "interrupted. Its runs were stopped; each keeps its last checkpoint "
+            "and resumes from it when the same sweep runs again.")

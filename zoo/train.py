@@ -26,7 +26,6 @@ ends with the weights an uninterrupted run ends with (the batches follow
 from the global step; see `zoo.pipeline` for the one exception).
 """
 
-import contextlib
 import dataclasses
 import importlib
 import math
@@ -180,20 +179,7 @@ def train_and_evaluate(
     task_id = None
     if tf_strategy is not None and not distribute.is_chief(tf_strategy):
         task_id = tf_strategy.cluster_resolver.task_id
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(run.exclusive(run.lock_path(workdir, task_id)))
-        except run.WorkdirNotWritable as error:
-            # A finished run on a read-only disk can still say so: reading
-            # needs no lock. Anything else needs to write.
-            run.check_same_run(workdir, config, record=False)
-            results = run.finished_results(workdir, recipe)
-            if results is None:
-                raise ValueError(str(error)) from None
-            return results
-        run.remove_stale_staging(workdir)
-        run.check_same_run(workdir, config)
-        results = run.finished_results(workdir, recipe)
+    with run.opened(workdir, config, recipe, task_id) as results:
         if results is not None:
             return results
         keras.config.set_dtype_policy(mixed_precision)
@@ -325,4 +311,5 @@ def define_flags():
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main)
+    cli.run(main, COMMAND, "interrupted. Nothing is lost: the run keeps its last checkpoint "
+            "(every file is written whole, or not at all), and the same command resumes from it.")
