@@ -443,7 +443,9 @@ def test_a_finished_group_on_a_read_only_disk_reports_its_result(tmp_path, monke
 @pytest.mark.slow
 @pytest.mark.multiprocess
 def test_ctrl_c_says_nothing_is_lost_in_one_line_and_exits_130(tmp_path):
+    import queue
     import signal
+    import threading
     import time
 
     from zoo_helpers import ENV, REPO, train_command
@@ -452,12 +454,15 @@ def test_ctrl_c_says_nothing_is_lost_in_one_line_and_exits_130(tmp_path):
                             "--steps=100000", "--set=epoch_steps=100")
     process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
     try:
-        line = process.stdout.readline()  # The strategy line, printed just before fit starts.
-        assert line.startswith("zoo: "), line + process.stderr.read()[-2000:]
+        # The strategy line, printed (flushed) just before fit starts.
+        line = lines.get(timeout=180)
+        assert line.startswith("zoo: "), line
         time.sleep(3)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=120)
+        err = process.communicate(timeout=120)[1]
     finally:
         process.kill()
     # Was: a 60-line KeyboardInterrupt traceback, exit 1.
