@@ -170,15 +170,17 @@ def check_same_run(workdir, config, record=True):
     """
     workdir = pathlib.Path(workdir)
     path = workdir / CONFIG
-    if not path.exists() and has_progress(workdir):
+    found = progress(workdir)
+    if not path.exists() and found:
+        what = f"a run's {HISTORY}" if found == [HISTORY] else "a run's checkpoints or results"
         raise ValueError(
-            f"{workdir} holds a run's {', '.join(progress(workdir))} but no {CONFIG}, so it "
+            f"{workdir} holds {what} but no {CONFIG}, so it "
             "cannot be told whether it is this run: resuming another recipe's checkpoint, "
             f"reporting its results as this run's or overwriting its {HISTORY} would be "
             f"wrong. Restore {CONFIG} (it is written once, when the run starts), or use a new "
             "--workdir."
         )
-    if path.exists() and has_progress(workdir):
+    if path.exists() and found:
         fix = "It is written once, when the run starts; use a new --workdir (or restore it)."
         previous = files.read_json(path, "the run's config", fix)
         if not isinstance(previous, dict) or not isinstance(previous.get("recipe"), dict):
