@@ -130,15 +130,53 @@ def test_where_things_live_lists_every_module():
     assert {p.stem for p in ZOO.glob("*.py")} - {"__init__", "__main__"} <= names
 
 
-def test_the_old_zoo_runs_names_still_work():
-    from zoo import callbacks, checkpoint, model, nonfinite, run, runs
+# The zoo's deprecated names (issue 20's aliases), removed by issue 30:
+# module -> names that must not be there any more.
+REMOVED = {
+    "train": ("run_config", "finished_results", "check_same_run", "has_progress", "LOCK"),
+    "evaluate": ("load_recipe", "load_model", "run_classes"),
+    "export": ("load_run", "MODEL_FILE", "CLASSES_FILE", "RUN_ENTRIES"),
+    "sweep": ("is_finished",),
+    "seeds": ("replica_dir", "group_config", "is_group", "REPLICA_PREFIX", "KIND"),
+    "history": ("write_atomic", "write_json", "read_json", "staging_name", "STAGING"),
+}
 
-    assert runs.callbacks is callbacks.callbacks and runs.compile_model is model.compile_model
-    assert runs.NonFiniteError is nonfinite.NonFiniteError
-    assert runs.Checkpoint is checkpoint.Checkpoint and runs.resume is checkpoint.resume
-    assert runs.exclusive is run.exclusive and runs.finish is run.finish
-    assert (runs.CHECKPOINTS, runs.MEAN_FILE) == ("checkpoints", "mean.npy")
-    assert not [name for name, found in graph().items() if "runs" in found]
+
+def test_the_deprecated_zoo_names_are_gone_and_nothing_uses_them():
+    import importlib
+
+    left = [f"zoo.{module}.{name}" for module, names in REMOVED.items()
+            for name in names if hasattr(importlib.import_module(f"zoo.{module}"), name)]
+    assert left == []
+    assert not (ZOO / "runs.py").exists()
+    uses = re.compile(r"\b(zoo\.runs\b|from zoo import runs\b|"
+                      + "|".join(rf"\b{module}(_lib)?\.{name}\b" for module, names in REMOVED.items()
+                                 if module != "history" for name in names)
+                      + r"|\bhistory\.(write_atomic|write_json|read_json|staging_name|STAGING)\b)")
+    found = []
+    for folder in ("zoo", "tools", "tests", "benchmarks", "examples"):
+        for path in sorted((REPO / folder).glob("*.py")):
+            if path.name == "test_zoo_imports.py":
+                continue
+            found += [f"{path.relative_to(REPO)}:{i}" for i, line in enumerate(path.read_text().splitlines(), 1)
+                      if uses.search(line)]
+    assert found == []
+
+
+def test_no_zoo_function_is_longer_than_80_lines():
+    assert long_functions(80) == []
+
+
+def test_a_dataset_spec_is_taken_apart_in_one_function():
+    # The spec's separator is split off nowhere else: every module gets a
+    # zoo.datasets.Dataset. (zoo.sweep's parse_run splits a RUN, name:overrides.)
+    splitting = [f"{path.stem}.{node.name}" for path in sorted(ZOO.glob("*.py"))
+                 for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.FunctionDef)
+                 for call in ast.walk(node)
+                 if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                 and call.func.attr in ("partition", "split") and call.args
+                 and isinstance(call.args[0], ast.Constant) and call.args[0].value == ":"]
+    assert splitting == ["datasets.parse", "sweep.parse_run"]
 
 
 def long_functions(limit=80):
@@ -190,7 +228,8 @@ def run_path_sites():
     """{module: [(function, line)]}: where a run directory's path is expanded or made a Path.
 
     A call of `cli.expand` or `pathlib.Path` on a name holding "workdir"
-    (one site for `pathlib.Path(cli.expand(workdir))`).
+    (one site for `pathlib.Path(cli.expand(workdir))`), or of
+    `zoo.run.directory`, the one function that does it.
     """
     sites = {}
     for path in sorted(ZOO.glob("*.py")):
@@ -199,6 +238,10 @@ def run_path_sites():
         for function in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
             for call in ast.walk(function):
                 func = getattr(call, "func", None)
+                if (isinstance(func, ast.Attribute) and func.attr == "directory"
+                        and isinstance(func.value, ast.Name) and func.value.id in ("run", "run_lib")):
+                    found.add((function.name, call.lineno))
+                    continue
                 if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
                         and (func.value.id, func.attr) in (("cli", "expand"), ("pathlib", "Path"))):
                     continue

@@ -49,7 +49,8 @@ def draw(recipe, config, count=DEFAULT_COUNT, data_dir=None):
     count = number
     spec = config["dataset"]
     data_dir = data_dir or config.get("data_dir")
-    kind, arg = datasets.parse(spec)
+    dataset = datasets.parse(spec)
+    kind, arg = dataset
     record = {
         "dataset": spec,
         "split": "train",
@@ -63,10 +64,10 @@ def draw(recipe, config, count=DEFAULT_COUNT, data_dir=None):
         images, files = _folder(pathlib.Path(arg), recipe, count)
         record["files"] = files
     elif recipe.family == recipes.CIFAR or kind == datasets.DIGITS:
-        images, indices = _in_memory(spec, recipe, count, data_dir)
+        images, indices = _in_memory(dataset, recipe, count, data_dir)
         record["train_split_indices"] = indices
     else:
-        images = _tfds_streamed(spec, recipe, count, data_dir)
+        images = _tfds_streamed(dataset, recipe, count, data_dir)
         record["selection"] = (
             f"the first {count} records of tfds split train[{recipe.val_size}:], files "
             f"shuffled with seed {recipe.seed}, the val split and the test split excluded"
@@ -113,8 +114,8 @@ def _imagenet_view(path, recipe):
     return np.clip(np.round(image.numpy()), 0, 255).astype(np.uint8)
 
 
-def _in_memory(spec, recipe, count, data_dir):
-    splits = datasets.load_arrays(spec, recipe, data_dir)
+def _in_memory(dataset, recipe, count, data_dir):
+    splits = datasets.load_arrays(dataset, recipe, data_dir)
     images, labels = splits.train
     _check_count(count, len(labels))
     # load_arrays orders the training part the same way: train[k] is
@@ -124,11 +125,11 @@ def _in_memory(spec, recipe, count, data_dir):
     return images[:count], [int(i) for i in order[:count]]
 
 
-def _tfds_streamed(spec, recipe, count, data_dir):
+def _tfds_streamed(dataset, recipe, count, data_dir):
     from zoo import augment
     from zoo import pipeline
 
-    src = pipeline.sources(spec, recipe, data_dir)
+    src = pipeline.sources(dataset, recipe, data_dir)
     images = []
     for record, _ in src.train.take(count):
         image = augment.imagenet_eval(src.decode(record), recipe.image_size, recipe.eval_resize)

@@ -1,7 +1,6 @@
 """The callbacks every training loop passes to `fit`, in their order."""
 
 import importlib
-import pathlib
 
 import keras
 
@@ -22,8 +21,9 @@ def callbacks(workdir, schedule, tensorboard=True):
     3. `Checkpoint`: Keras's BackupAndRestore, made to resume only from a
        consistent state.
     4. TensorBoard, if installed and wanted.
+
+    `workdir` is the run's directory (a `pathlib.Path`, `zoo.run.directory`).
     """
-    workdir = pathlib.Path(workdir)
     result = [
         nonfinite.StopOnNonFinite(workdir),
         history.HistoryCSV(workdir / run.HISTORY, schedule),

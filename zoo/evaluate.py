@@ -46,12 +46,6 @@ IMAGENET_SCALES = (224, 256, 384, 480, 640)
 FLAGS = flags.FLAGS
 
 
-# Kept for older callers: loading a run is `zoo.run`'s.
-load_recipe = run.load_recipe
-load_model = run.load_model
-run_classes = run.class_names
-
-
 def check_classes(trained, evaluated, dataset):
     """Refuses to evaluate on a dataset whose label i is not the run's class i."""
     if list(trained) == list(evaluated):
@@ -74,16 +68,15 @@ def check_classes(trained, evaluated, dataset):
 SAMPLE_SEED = 0
 
 
-def test_images(spec, recipe, data_dir=None, limit=None):
-    """Yields (image uint8 (H, W, 3), label) of the test split at full size.
+def test_images(dataset, recipe, data_dir=None, limit=None):
+    """Yields (image uint8 (H, W, 3), label) of a `zoo.datasets.Dataset`'s test split at full size.
 
     With `limit`, only a class-balanced sample of `limit` images
     (`datasets.balanced_sample`, seed `SAMPLE_SEED`): the first images of a
     split stored class by class would all be of one class.
     """
-    kind, arg = datasets.parse(spec)
-    if recipe.family == recipes.CIFAR or kind == datasets.DIGITS:
-        images, labels = datasets.load_arrays(spec, recipe, data_dir).test
+    if recipe.family == recipes.CIFAR or dataset.kind == datasets.DIGITS:
+        images, labels = datasets.load_arrays(dataset, recipe, data_dir).test
         chosen = range(len(labels)) if limit is None else datasets.balanced_sample(labels, limit, SAMPLE_SEED)
         for i in chosen:
             yield images[i], int(labels[i])
@@ -92,7 +85,7 @@ def test_images(spec, recipe, data_dir=None, limit=None):
 
     from zoo import pipeline
 
-    src = pipeline.sources(spec, recipe, data_dir)
+    src = pipeline.sources(dataset, recipe, data_dir)
     test = src.test
     if limit is not None:
         # The labels first (a folder's come from its listing; tfds reads its records once more).
@@ -168,11 +161,36 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
             (`test_images`); each eval_<mode>.json then says which (its
             "sample": seed and images per class).
     """
-    import keras_resnet  # Imports Keras: not at start-up (see cli.run).
+    from zoo import checkpoint as checkpoint_lib  # Imports Keras: not at start-up (see cli.run).
 
-    from zoo import model as model_lib
+    workdir = run.directory(workdir)
+    scales = _check_arguments(modes, limit, scales)
+    recipe, config = run.load_recipe(workdir)
+    # Before the evaluation, which may take hours, rather than after it.
+    cli.check_writable(workdir, ", ".join(run.eval_path(workdir, mode).name for mode in modes))
+    dataset = datasets.parse(dataset or config["dataset"], recipe)
+    data_dir = cli.expand(data_dir) or config.get("data_dir")
+    classes = run.class_names(workdir, config)
+    check_classes(classes, datasets.class_names(dataset, data_dir), dataset)
+    model = checkpoint_lib.load_trained(workdir, recipe, checkpoint)
+    if scales is None:
+        scales = IMAGENET_SCALES if recipe.family == recipes.IMAGENET else (recipe.image_size,)
+    full_conv = _fully_convolutional(model, recipe) if "multiscale" in modes else None
+    images = test_images(dataset, recipe, data_dir, limit)
+    correct, per_class = _count_correct(model, full_conv, images, recipe, modes, scales)
+    if not per_class:
+        raise ValueError(f"--dataset={dataset} has no test images; nothing was evaluated or written.")
+    sample = None
+    if limit is not None:
+        sample = {"kind": "class-balanced", "seed": SAMPLE_SEED,
+                  "per_class": {str(k): per_class[k] for k in sorted(per_class)},
+                  "description": describe_sample(per_class, len(classes))}
+        print(f"zoo.evaluate: --limit={limit}: {sample['description']}")
+    return _record(workdir, correct, sum(per_class.values()), scales, sample)
 
-    workdir = pathlib.Path(cli.expand(workdir))
+
+def _check_arguments(modes, limit, scales):
+    """Refuses unknown modes, a bad limit or bad scales, naming them; returns the scales as ints."""
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}. Valid modes: {', '.join(MODES)}.")
@@ -186,52 +204,42 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
         scales = [_scale(s) for s in scales]
         if not scales:
             raise ValueError("`scales` must list at least one shorter side, e.g. 224,256.")
-    recipe, config = run.load_recipe(workdir)
-    # Before the evaluation, which may take hours, rather than after it.
-    cli.check_writable(workdir, ", ".join(run.eval_path(workdir, mode).name for mode in modes))
-    dataset = datasets.canonical(datasets.of_recipe(dataset or config["dataset"], recipe))
-    data_dir = cli.expand(data_dir) or config.get("data_dir")
-    trained_classes = run.class_names(workdir, config)
-    check_classes(trained_classes, datasets.class_names(dataset, data_dir), dataset)
-    model = run.load_model(workdir, recipe, checkpoint)
-    if scales is None:
-        scales = IMAGENET_SCALES if recipe.family == recipes.IMAGENET else (recipe.image_size,)
-    full_conv = None
-    if "multiscale" in modes:
-        mean = np.asarray(model.get_layer(model_lib.MEAN_LAYER).mean).reshape(-1, 3).mean(0)
-        full_conv = model_lib.build(recipe, mean, input_shape=(None, None, 3))
-        net = keras_resnet.architecture_of(model).net
-        keras_resnet.architecture_of(full_conv).net.set_weights(net.get_weights())
+    return scales
 
+
+def _fully_convolutional(model, recipe):
+    """The run's net on inputs of any size, behind the per-channel mean (multiscale mode)."""
+    import keras_resnet
+
+    from zoo import model as model_lib
+
+    mean = np.asarray(model.get_layer(model_lib.MEAN_LAYER).mean).reshape(-1, 3).mean(0)
+    full_conv = model_lib.build(recipe, mean, input_shape=(None, None, 3))
+    net = keras_resnet.architecture_of(model).net
+    keras_resnet.architecture_of(full_conv).net.set_weights(net.get_weights())
+    return full_conv
+
+
+def _count_correct(model, full_conv, images, recipe, modes, scales):
+    """({mode: images right}, {label: images seen}) over `images`, (image, label) pairs."""
     correct = {mode: 0 for mode in modes}
-    total = 0
     per_class = {}
-    for image, label in test_images(dataset, recipe, data_dir, limit):
-        total += 1
+    for image, label in images:
         per_class[label] = per_class.get(label, 0) + 1
         for mode in modes:
             if mode == "multiscale":
-                scores = np.mean(
-                    [
-                        _scores(full_conv, _resize_shorter(image, s)[None])[0]
-                        for s in scales
-                    ],
-                    axis=0,
-                )
+                scores = np.mean([_scores(full_conv, _resize_shorter(image, s)[None])[0] for s in scales], axis=0)
             else:
                 scores = _scores(model, views(image, recipe, mode)).mean(axis=0)
             correct[mode] += int(np.argmax(scores) == label)
-    if total == 0:
-        raise ValueError(f"--dataset={dataset} has no test images; nothing was evaluated or written.")
-    results = {mode: correct[mode] / total for mode in modes}
-    sample = None
-    if limit is not None:
-        sample = {"kind": "class-balanced", "seed": SAMPLE_SEED,
-                  "per_class": {str(k): per_class[k] for k in sorted(per_class)},
-                  "description": describe_sample(per_class, len(trained_classes))}
-        print(f"zoo.evaluate: --limit={limit}: {sample['description']}")
-    for mode in modes:
-        record = {"mode": mode, "accuracy": results[mode], "images": total}
+    return correct, per_class
+
+
+def _record(workdir, correct, total, scales, sample):
+    """Writes each mode's eval_<mode>.json; returns {mode: accuracy}."""
+    results = {mode: right / total for mode, right in correct.items()}
+    for mode, accuracy in results.items():
+        record = {"mode": mode, "accuracy": accuracy, "images": total}
         if mode == "multiscale":
             record["scales"] = scales
         if sample is not None:

@@ -31,16 +31,6 @@ from zoo import run as run_lib
 FLAGS = flags.FLAGS
 
 COMMAND = "zoo.export"
-# Kept for older callers: the run's files are `zoo.run`'s.
-MODEL_FILE = run_lib.MODEL
-CLASSES_FILE = run_lib.CLASSES
-RUN_ENTRIES = run_lib.RUN_ENTRIES
-
-
-def load_run(workdir):
-    """Returns (model, class names or None) of the run in `workdir` (`zoo.run.load_run`)."""
-    return run_lib.load_run(workdir)
-
 
 # flag -> the suffix its path must have (None: a directory).
 OUTPUTS = {"output": None, "onnx": ".onnx", "tflite": ".tflite", "openvino": None}
@@ -56,7 +46,7 @@ def check_outputs(workdir, outputs, overwrite=False):
     run's own files. Checked for every output before anything is written.
 
     Args:
-        workdir: the run's directory.
+        workdir: the run's directory (`zoo.run.directory`).
         outputs: {flag: path or None}, flags from `OUTPUTS` (and
             "calibration", the int8 record).
         overwrite: whether existing outputs may be replaced.
@@ -66,7 +56,7 @@ def check_outputs(workdir, outputs, overwrite=False):
     """
     from keras_resnet import atomic
 
-    run = pathlib.Path(cli.expand(workdir)).resolve()
+    run = workdir.resolve()
     checked = {}
     for flag, path in outputs.items():
         if path is None:
@@ -152,9 +142,10 @@ def export_run(workdir, output=None, *, overwrite=False, fold_batchnorm=False, t
     record_path = None
     if quantization == "int8":
         record_path = str(cli.expand(tflite))[: -len(".tflite")] + CALIBRATION_SUFFIX
+    workdir = run_lib.directory(workdir)
     paths = check_outputs(workdir, {"output": output, "onnx": onnx, "tflite": tflite,
                                     "openvino": openvino, "calibration": record_path}, overwrite)
-    model, class_names = load_run(workdir)
+    model, class_names = run_lib.load_run(workdir)
     images = record = None
     if quantization == "int8":  # Before anything is written: the dataset may be gone.
         images, record = _calibration(workdir, calibration_images)
@@ -186,7 +177,7 @@ def export_run(workdir, output=None, *, overwrite=False, fold_batchnorm=False, t
 def _calibration(workdir, count):
     from zoo import calibration
 
-    recipe, config = run_lib.load_recipe(pathlib.Path(cli.expand(workdir)))
+    recipe, config = run_lib.load_recipe(workdir)
     return calibration.draw(recipe, config, calibration.DEFAULT_COUNT if count is None else count)
 
 

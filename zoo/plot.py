@@ -31,7 +31,7 @@ def load_run(workdir):
         zoo.run.MissingRunFile: the directory holds no history.csv (nor a
             group of runs that do); a ValueError, as an empty one raises.
     """
-    workdir = pathlib.Path(cli.expand(workdir))
+    workdir = run_lib.directory(workdir)
     if run_lib.is_group(workdir):
         return _load_group(workdir)
     label, plain, steps, train_error, val_error = _load_single(workdir)

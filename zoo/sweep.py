@@ -100,10 +100,6 @@ def check_runs(runs, root):
             raise ValueError(f"RUN directory {dirname!r} is not a folder of --root={root}.")
 
 
-# Whether a run is finished is `zoo.run`'s to say; kept here for older callers.
-is_finished = run.is_finished
-
-
 def command(name, overrides, workdir, extra_flags, seeds=None):
     return (
         [sys.executable, "-m", "zoo.train", f"--recipe={name}", f"--workdir={workdir}"]
@@ -154,37 +150,18 @@ def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0, dataset=
     try:
         while pending or running:
             expired = deadline is not None and time.monotonic() - start > deadline
-            for dirname, (process, log) in list(running.items()):
-                rc = process.poll()
-                if rc is None and not expired:
-                    continue
-                if rc is None:
-                    process.kill()
-                    process.wait()
-                    status[dirname] = "stopped"
-                else:
-                    status[dirname] = "finished" if rc == 0 else f"failed (rc {rc})"
-                log.close()
-                del running[dirname]
-                print(f"zoo.sweep: {dirname}: {status[dirname]}", flush=True)
+            _collect(running, status, expired)
             while pending and len(running) < parallel and not expired:
                 name, overrides, dirname = pending.pop(0)
-                workdir = root / dirname
-                if run.is_finished(workdir, name, overrides, dataset, seeds):
+                if run.is_finished(root / dirname, name, overrides, dataset, seeds):
                     status[dirname] = "finished"
                     print(f"zoo.sweep: {dirname}: finished before", flush=True)
                     continue
-                workdir.mkdir(parents=True, exist_ok=True)
-                log = open(workdir / run.TRAIN_LOG, "a")
-                process = subprocess.Popen(
-                    command(name, overrides, workdir, extra_flags, seeds),
-                    stdout=log, stderr=subprocess.STDOUT, env=env,
-                )
-                running[dirname] = (process, log)
+                running[dirname] = _start(root / dirname, command(name, overrides, root / dirname,
+                                                                  extra_flags, seeds), env)
                 print(f"zoo.sweep: {dirname}: started", flush=True)
             if expired:
-                for name, overrides, dirname in pending:
-                    status[dirname] = "not started"
+                status.update({dirname: "not started" for _, _, dirname in pending})
                 pending = []
             if running:
                 time.sleep(poll_s)
@@ -196,6 +173,30 @@ def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0, dataset=
             log.close()
             status[dirname] = "stopped"
     return status
+
+
+def _start(workdir, argv, env):
+    """Starts one zoo.train in `workdir`, its output appended to its train.log: (process, log)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = open(workdir / run.TRAIN_LOG, "a")
+    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env), log
+
+
+def _collect(running, status, expired):
+    """Records the runs that ended (and kills those still running past the deadline) in `status`."""
+    for dirname, (process, log) in list(running.items()):
+        rc = process.poll()
+        if rc is None and not expired:
+            continue
+        if rc is None:
+            process.kill()
+            process.wait()
+            status[dirname] = "stopped"
+        else:
+            status[dirname] = "finished" if rc == 0 else f"failed (rc {rc})"
+        log.close()
+        del running[dirname]
+        print(f"zoo.sweep: {dirname}: {status[dirname]}", flush=True)
 
 
 def summary(root, dirnames, status=None):
