@@ -224,13 +224,15 @@ def _names_a_run_dir(node):
     return any(isinstance(n, ast.Name) and "workdir" in n.id for n in ast.walk(node))
 
 
-def run_path_sites():
-    """{module: [(function, line)]}: where a run directory's path is expanded or made a Path.
+def run_path_sites(expanded=True):
+    """{module: [(function, line)]}: where a run directory's path is normalised.
 
-    A call of `cli.expand` or `pathlib.Path` on a name holding "workdir"
-    (one site for `pathlib.Path(cli.expand(workdir))`), or of
-    `zoo.run.directory`, the one function that does it.
+    With `expanded`: a call of `cli.expand` on a name holding "workdir", or
+    of `zoo.run.directory`, the one function that does it. Otherwise: a
+    call of `pathlib.Path` on such a name (a str made a Path; one site for
+    `pathlib.Path(cli.expand(workdir))`, counted with `expanded`).
     """
+    wanted = (("cli", "expand"),) if expanded else (("pathlib", "Path"),)
     sites = {}
     for path in sorted(ZOO.glob("*.py")):
         tree = ast.parse(path.read_text())
@@ -238,18 +240,15 @@ def run_path_sites():
         for function in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
             for call in ast.walk(function):
                 func = getattr(call, "func", None)
-                if (isinstance(func, ast.Attribute) and func.attr == "directory"
-                        and isinstance(func.value, ast.Name) and func.value.id in ("run", "run_lib")):
+                if not isinstance(func, ast.Attribute) or not isinstance(func.value, ast.Name):
+                    continue
+                if expanded and func.attr == "directory" and func.value.id in ("run", "run_lib"):
                     found.add((function.name, call.lineno))
-                    continue
-                if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
-                        and (func.value.id, func.attr) in (("cli", "expand"), ("pathlib", "Path"))):
-                    continue
-                if call.args and _names_a_run_dir(call.args[0]):
+                elif (func.value.id, func.attr) in wanted and call.args and _names_a_run_dir(call.args[0]):
                     inner = call.args[0]
                     nested = isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute) and (
-                        inner.func.attr in ("expand", "Path"))
-                    if not nested:
+                        inner.func.attr == "expand")
+                    if expanded or not nested:
                         found.add((function.name, call.lineno))
         if found:
             sites[path.stem] = sorted(found, key=lambda item: item[1])
@@ -294,7 +293,8 @@ def report():
     long = long_functions()
     print(f"functions over 80 lines: {len(long)} " + ", ".join(f"{name} {n}" for n, name in long))
     for what, sites in (("parse the dataset spec", spec_parse_sites()),
-                        ("normalise a run's path", run_path_sites())):
+                        ("expand a run's path (~)", run_path_sites()),
+                        ("make a run's path a Path", run_path_sites(expanded=False))):
         total = sum(len(found) for found in sites.values())
         print(f"places that {what}: {total} in {len(sites)} modules")
         for module, found in sites.items():

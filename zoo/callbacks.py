@@ -1,6 +1,7 @@
 """The callbacks every training loop passes to `fit`, in their order."""
 
 import importlib
+import pathlib
 
 import keras
 
@@ -22,8 +23,9 @@ def callbacks(workdir, schedule, tensorboard=True):
        consistent state.
     4. TensorBoard, if installed and wanted.
 
-    `workdir` is the run's directory (a `pathlib.Path`, `zoo.run.directory`).
+    `workdir` is the run's directory.
     """
+    workdir = pathlib.Path(workdir)
     result = [
         nonfinite.StopOnNonFinite(workdir),
         history.HistoryCSV(workdir / run.HISTORY, schedule),

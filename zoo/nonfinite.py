@@ -5,6 +5,7 @@ is the one scan of a model's weights (`zoo.seeds` checks each replica with it).
 """
 
 import math
+import pathlib
 
 import keras
 import numpy as np
@@ -39,12 +40,12 @@ class StopOnNonFinite(keras.callbacks.Callback):
     few steps, say), not training that diverged.
 
     Args:
-        workdir: the run's directory (a `pathlib.Path`), for the message.
+        workdir: the run's directory, for the message.
     """
 
     def __init__(self, workdir):
         super().__init__()
-        self.workdir = workdir
+        self.workdir = pathlib.Path(workdir)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self._step()
