@@ -8,13 +8,15 @@ digits, two epochs, TensorFlow's `fit`) under `sys.setprofile` and records,
 from the moment zoo.train's `main` starts (imports aside), every call from a
 function of zoo/ into a function of *another* zoo/ file: a stop. Calls
 within a file, and calls into zoo/ from Keras (its callback hooks), are not
-stops; comprehensions and lambdas are not functions here; the same call
+stops (a `with` block's context manager counts as called from the block's
+code); comprehensions and lambdas are not functions here; the same call
 repeated in a row (a loop) is one stop. A stop that enters a file entered
 before is a return into a file already visited. The same command gives the same figures, so they can be
 compared before and after a change of the code (issue 30).
 """
 
 import collections
+import contextlib
 import pathlib
 import runpy
 import sys
@@ -41,6 +43,10 @@ def trace(workdir):
             return
         callee = _zoo_file(frame.f_code)
         caller = frame.f_back
+        # A `with` block's context manager is entered from contextlib: the
+        # stop is from the code that wrote the `with`.
+        while caller is not None and caller.f_code.co_filename == contextlib.__file__:
+            caller = caller.f_back
         if callee is None or caller is None:
             return
         if not started:
