@@ -121,6 +121,36 @@ def register_preset(
     overwrite = specs.check_bool("overwrite", overwrite)
     if preprocessing is not None:
         presets_lib.preprocessing_parameters(preprocessing)  # Raises on a bad mode.
+    path, url, sha256 = _checked_file(path, sha256)
+    if url is None:
+        preprocessing = _registered_preprocessing(path, preprocessing)
+    _check_free(name, depth, overwrite)
+    defaults = specs.DEFAULTS[spec.family]
+    preset = presets_lib.Preset(
+        name=name,
+        depth=depth,
+        family=spec.family,
+        variant=variant,
+        shortcut=shortcut or defaults.shortcut,
+        classes=classes or defaults.classes,
+        preprocessing="none" if preprocessing is None else preprocessing,
+        source_format=presets_lib.KERAS_RESNET,
+        url=url,
+        file_hash=sha256,
+        fname=None if url is None else f"{name}_{depth}_{sha256[:12]}_{os.path.basename(url)}",
+        path=path,
+        top1=top1,
+        accuracy_source=accuracy_source,
+        recipe=recipe,
+    )
+    PRESETS.setdefault(name, {})[depth] = preset
+    return preset
+
+
+def _checked_file(path, sha256):
+    """Where a registered preset's weights are: (local path or None, URL or
+    None, sha256). A local file must exist and have `sha256` if given (its
+    hash is computed); a URL must come with its `sha256`."""
     path = os.fspath(path)
     is_url = path.startswith(("http://", "https://"))
     if not is_url:
@@ -133,47 +163,26 @@ def register_preset(
                 f"Registering a download ({path}) needs its `sha256`: an "
                 "unpinned download would load whatever the server sends."
             )
-    else:
-        if not os.path.isfile(path):
-            raise ValueError(f"Weights file not found. Received path={path!r}.")
-        actual = downloads.file_sha256(path)
-        if sha256 is not None and sha256 != actual:
-            raise ValueError(f"{path!r} has sha256 {actual}, not the given {sha256}.")
-        sha256 = actual
-        path = os.path.abspath(path)
-        preprocessing = _registered_preprocessing(path, preprocessing)
-    if preprocessing is None:
-        preprocessing = "none"
+        return None, path, sha256
+    if not os.path.isfile(path):
+        raise ValueError(f"Weights file not found. Received path={path!r}.")
+    actual = downloads.file_sha256(path)
+    if sha256 is not None and sha256 != actual:
+        raise ValueError(f"{path!r} has sha256 {actual}, not the given {sha256}.")
+    return os.path.abspath(path), None, actual
+
+
+def _check_free(name, depth, overwrite):
+    """Refuses to register under an alias, or over an existing entry unless `overwrite`."""
     if name in ALIASES:
         raise ValueError(
             f"{name!r} is an alias (of {sorted(set(ALIASES[name].values()))}); "
             f"choose another name, e.g. 'my_{name}'."
         )
-    entries = PRESETS.setdefault(name, {})
-    if depth in entries and not overwrite:
+    if depth in PRESETS.get(name, {}) and not overwrite:
         raise ValueError(
             f"Preset {name!r} already has depth {depth}; pass overwrite=True to replace it."
         )
-    defaults = specs.DEFAULTS[spec.family]
-    preset = presets_lib.Preset(
-        name=name,
-        depth=depth,
-        family=spec.family,
-        variant=variant,
-        shortcut=shortcut or defaults.shortcut,
-        classes=classes or defaults.classes,
-        preprocessing=preprocessing,
-        source_format=presets_lib.KERAS_RESNET,
-        url=path if is_url else None,
-        file_hash=sha256,
-        fname=f"{name}_{depth}_{sha256[:12]}_{os.path.basename(path)}" if is_url else None,
-        path=None if is_url else path,
-        top1=top1,
-        accuracy_source=accuracy_source,
-        recipe=recipe,
-    )
-    entries[depth] = preset
-    return preset
 
 
 def _registered_preprocessing(path, given):
