@@ -15,6 +15,7 @@ import os
 import re
 
 from keras_resnet import downloads
+from keras_resnet import labels
 from keras_resnet import presets as presets_lib
 from keras_resnet import specs
 from keras_resnet import weight_files
@@ -83,6 +84,7 @@ def register_preset(
     recipe=None,
     top1=None,
     accuracy_source=None,
+    class_names=None,
     overwrite=False,
 ):
     """Registers a local or downloadable weights file under a preset name.
@@ -112,39 +114,53 @@ def register_preset(
             given, checked); it is checked again at every load.
         recipe, top1, accuracy_source: metadata: the training recipe, the
             measured top-1 accuracy (fraction) and where it was measured.
+        class_names: the classifier's classes, so that `decode_predictions`
+            and `export` name them: a list of `classes` distinct names by
+            class id, or a class list's name ("cifar10", "imagenet1k").
+            None: not recorded.
         overwrite: replace an existing entry for this name and depth.
 
     Returns:
         The registered `Preset`.
+
+    Raises:
+        ValueError: for a bad argument, a missing or changed file, an
+            alias's name, or an existing entry without `overwrite`.
     """
     spec = specs.get_spec(depth, family)
     overwrite = specs.check_bool("overwrite", overwrite)
     if preprocessing is not None:
         presets_lib.preprocessing_parameters(preprocessing)  # Raises on a bad mode.
+    defaults = specs.DEFAULTS[spec.family]
+    classes = classes or defaults.classes
+    class_names = _checked_class_names(class_names, name, classes)
     path, url, sha256 = _checked_file(path, sha256)
     if url is None:
         preprocessing = _registered_preprocessing(path, preprocessing)
     _check_free(name, depth, overwrite)
-    defaults = specs.DEFAULTS[spec.family]
     preset = presets_lib.Preset(
-        name=name,
-        depth=depth,
-        family=spec.family,
-        variant=variant,
-        shortcut=shortcut or defaults.shortcut,
-        classes=classes or defaults.classes,
+        name=name, depth=depth, family=spec.family, variant=variant,
+        shortcut=shortcut or defaults.shortcut, classes=classes, class_names=class_names,
         preprocessing="none" if preprocessing is None else preprocessing,
-        source_format=presets_lib.KERAS_RESNET,
-        url=url,
-        file_hash=sha256,
+        source_format=presets_lib.KERAS_RESNET, url=url, file_hash=sha256, path=path,
         fname=None if url is None else f"{name}_{depth}_{sha256[:12]}_{os.path.basename(url)}",
-        path=path,
-        top1=top1,
-        accuracy_source=accuracy_source,
-        recipe=recipe,
+        top1=top1, accuracy_source=accuracy_source, recipe=recipe,
     )
     PRESETS.setdefault(name, {})[depth] = preset
     return preset
+
+
+def _checked_class_names(class_names, name, classes):
+    """`class_names` as a `labels.ClassList` of `classes` names, or None."""
+    if class_names is None:
+        return None
+    found = labels.class_list(class_names, key=name)
+    if len(found) != classes:
+        raise ValueError(
+            f"`class_names` must name each of the preset's {classes} classes; received "
+            f"{len(found)} ({found!r}). Pass classes= if the classifier has {len(found)}."
+        )
+    return found
 
 
 def _checked_file(path, sha256):
