@@ -189,7 +189,11 @@ def _checked_file(path, sha256):
 
 
 def _check_free(name, depth, overwrite):
-    """Refuses to register under an alias, or over an existing entry unless `overwrite`."""
+    """Refuses a name that is not a non-empty str, an alias's name, or an
+    existing entry unless `overwrite`."""
+    if not isinstance(name, str) or not name.strip():
+        # Any other key would break every listing of presets (sorted names).
+        raise ValueError(f"A preset's `name` must be a non-empty str. Received name={name!r}.")
     if name in ALIASES:
         raise ValueError(
             f"{name!r} is an alias (of {sorted(set(ALIASES[name].values()))}); "
