@@ -27,7 +27,8 @@ Where things live (one owner per idea; the others call it):
     torch_checkpoint  torch.save files read into numpy, without torch or pickled code
     preprocessing   preprocess_input and the Preprocessing layer
     flops           count_flops
-    labels          class names of every preset (CIFAR-10, ImageNet-1k), decode_predictions
+    class_lists     the class names presets carry: CIFAR-10's, ImageNet-1k's (package data)
+    labels          decode_predictions; which preset (so which classes) a model was built with
     model_cards     the model cards of every preset, and `python -m keras_resnet.model_cards`
     fold            fold_batchnorm
     atomic          write-then-rename (every export and download), occupied(path)

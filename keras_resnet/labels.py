@@ -1,17 +1,8 @@
-"""Class names: what each output of a classifier is, and `decode_predictions`.
+"""Reading predictions as classes: `decode_predictions`, and a model's preset.
 
-Every preset carries its class list (`Preset.class_names`, a `ClassList`):
-
-    CIFAR10       the 10 CIFAR-10 classes, airplane ... truck, in the label
-                  order of the dataset's release (its batches.meta
-                  label_names, https://www.cs.toronto.edu/~kriz/cifar.html),
-                  which tfds and torchvision keep and the presets were
-                  trained with; alphabetical, as the folders of the JPEG copy.
-    IMAGENET_1K   the 1,000 ImageNet-1k classes: WordNet id and name, in the
-                  order of the keras.applications, torchvision, timm and
-                  keras-hub weights (0 = n01440764 tench ... 999 = n15075141
-                  toilet_tissue). Package data, labels_data/imagenet1k.tsv,
-                  whose header cites its sources; read on first use.
+Every preset carries its class list (`Preset.class_names`, a
+`keras_resnet.class_lists.ClassList`): CIFAR-10's ten names, or
+ImageNet-1k's thousand WordNet ids and names.
 
 `decode_predictions(preds, top=5, classes=...)` reads a batch of
 predictions as named classes, with the contract of keras.applications'
@@ -28,160 +19,18 @@ cloned, or given a new head has no record.
 """
 
 import collections
-import collections.abc
-import functools
-import os
 
 import keras
 import numpy as np
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "labels_data")
+from keras_resnet import class_lists
+from keras_resnet import registry
+from keras_resnet import specs
+
 DEFAULT_TOP = 5
 NAN_POLICIES = ("raise", "empty")
 # The attribute `ResNet(weights=PRESET)` leaves on its model: (name, depth).
 _PRESET_RECORD = "_keras_resnet_preset"
-
-
-class ClassList(collections.abc.Sequence):
-    """The class names of a classifier, index = class id; optionally ids too.
-
-    A sequence of names (`len`, indexing, iteration, `list(...)`), plus:
-
-    Attributes:
-        key: a short name ("cifar10", "imagenet1k"; a preset's name for a
-            list registered with it).
-        title: what to call it in text ("CIFAR-10").
-        ids: a tuple of identifiers by class id (WordNet ids for
-            ImageNet-1k), or None: then a class's id is its index.
-        source: where the names come from.
-    """
-
-    def __init__(self, key, names=None, *, title=None, ids=None, source=None, loader=None):
-        """Args:
-            key: see Attributes.
-            names: the names, by class id; or None with `loader`.
-            title, ids, source: see Attributes.
-            loader: called once, on first use, for (ids, names) instead.
-        """
-        self.key, self.title, self.source = key, title or key, source
-        self._loader = loader
-        if loader is None:  # Filled now, where `_table` would cache the loader's answer.
-            self.__dict__["_table"] = (None if ids is None else tuple(ids), tuple(names))
-
-    @functools.cached_property
-    def _table(self):
-        ids, names = self._loader()
-        return tuple(ids), tuple(names)
-
-    @property
-    def names(self):
-        """The names, a tuple by class id."""
-        return self._table[1]
-
-    @property
-    def ids(self):
-        """The ids, a tuple by class id, or None (the index is the id)."""
-        return self._table[0]
-
-    def class_id(self, index):
-        """The id of class `index`: its WordNet id (ImageNet-1k) or `index`."""
-        return int(index) if self.ids is None else self.ids[index]
-
-    def distinct_names(self):
-        """The names, where a name that several classes share is followed by
-        the class's id: ImageNet-1k's two "crane" (bird, machine) and two
-        "maillot" classes become "crane (n02012849)", ... A SavedModel's
-        `top_k_names` needs one name per class."""
-        counts = collections.Counter(self.names)
-        return [f"{name} ({self.class_id(i)})" if counts[name] > 1 else name
-                for i, name in enumerate(self.names)]
-
-    def __getitem__(self, index):
-        return self.names[index]
-
-    def __len__(self):
-        return len(self.names)
-
-    def __eq__(self, other):
-        if not isinstance(other, ClassList):
-            return NotImplemented
-        return self.key == other.key and self._table == other._table
-
-    def __hash__(self):
-        return hash((self.key, len(self)))
-
-    def __repr__(self):
-        return f"ClassList({self.key!r}, {len(self)} classes)"
-
-
-def _read_imagenet():
-    """(WordNet ids, names) from labels_data/imagenet1k.tsv, checked."""
-    path = os.path.join(DATA, "imagenet1k.tsv")
-    try:
-        with open(path, encoding="utf-8") as f:
-            rows = [line.rstrip("\n").split("\t") for line in f if not line.startswith("#")]
-    except OSError as error:
-        raise ValueError(
-            f"Cannot read the ImageNet-1k class names {path!r} ({error}): was keras-resnet "
-            "installed without its package data? Reinstall it."
-        ) from None
-    if len(rows) != 1000 or any(len(r) != 3 or r[0] != str(i) for i, r in enumerate(rows)):
-        raise ValueError(f"{path!r} is damaged: it must hold 1000 rows 'id<TAB>wnid<TAB>name', ids 0..999.")
-    return [r[1] for r in rows], [r[2] for r in rows]
-
-
-CIFAR10 = ClassList(
-    "cifar10",
-    ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-    title="CIFAR-10",
-    source="CIFAR-10's batches.meta label_names (Krizhevsky, 2009)",
-)
-IMAGENET_1K = ClassList(
-    "imagenet1k",
-    title="ImageNet-1k",
-    source="keras_resnet/labels_data/imagenet1k.tsv (tfds' WordNet ids, keras_hub's names)",
-    loader=_read_imagenet,
-)
-CLASS_LISTS = {CIFAR10.key: CIFAR10, IMAGENET_1K.key: IMAGENET_1K}
-
-
-def class_list(class_names, key="custom"):
-    """`class_names` as a `ClassList`: a `CLASS_LISTS` key, a `ClassList`,
-    or a list (tuple, 1-d array) of distinct non-empty strings by class id.
-
-    Args:
-        class_names: see above.
-        key: the `ClassList.key` a list of strings gets.
-
-    Returns:
-        A `ClassList`.
-
-    Raises:
-        ValueError: naming what was received and what is valid.
-    """
-    if isinstance(class_names, ClassList):
-        return class_names
-    if isinstance(class_names, str):
-        if class_names in CLASS_LISTS:
-            return CLASS_LISTS[class_names]
-        raise ValueError(
-            f"Class names must be a class list's name {sorted(CLASS_LISTS)} or a list of names. "
-            f"Received {class_names!r}."
-        )
-    expected = "Class names must be a list of distinct non-empty strings, index = class id"
-    if isinstance(class_names, np.ndarray):
-        class_names = class_names.tolist() if class_names.ndim == 1 else class_names
-    if isinstance(class_names, (bytes, np.ndarray)) or not isinstance(class_names, collections.abc.Sequence):
-        raise ValueError(f"{expected}. Received a {type(class_names).__name__}: {class_names!r:.200}.")
-    names = list(class_names)
-    bad = [n for n in names if not isinstance(n, str) or not n]
-    counts = collections.Counter(n for n in names if isinstance(n, str))
-    repeated = sorted(n for n, count in counts.items() if count > 1)
-    if not names or bad or repeated:
-        problem = ("none" if not names else f"{bad[:3]!r} among them" if bad
-                   else f"{repeated[:5]!r} more than once")
-        raise ValueError(f"{expected}. Received {len(names)} entries, {problem}.")
-    return ClassList(key, names)
 
 
 def class_list_of_preset(name):
@@ -191,8 +40,6 @@ def class_list_of_preset(name):
         ValueError: an unknown preset; one that records no class names; one
             whose depths have different class lists.
     """
-    from keras_resnet import registry
-
     entries = registry.presets_of(name)
     found = {depth: preset.class_names for depth, preset in entries.items()}
     lists = set(found.values())
@@ -304,12 +151,12 @@ def _as_batch(preds):
 def _resolve_classes(classes, width):
     """The `ClassList` of `classes` (see decode_predictions), checked against the width."""
     if classes is None:
-        if width == len(IMAGENET_1K):
-            return IMAGENET_1K
+        if width == len(class_lists.IMAGENET_1K):
+            return class_lists.IMAGENET_1K
         raise ValueError(
             f"decode_predictions cannot tell which classes {width} outputs are: only 1000 "
             "(ImageNet-1k) is inferred. Pass classes= a preset or class list name "
-            f"({', '.join(sorted(CLASS_LISTS))}), a model built with a preset, or the {width} names"
+            f"({', '.join(sorted(class_lists.CLASS_LISTS))}), a model built with a preset, or the {width} names"
             + (" (classes='cifar10' for CIFAR-10: ten outputs may be any ten classes)." if width == 10 else ".")
         )
     if isinstance(classes, keras.Model):
@@ -321,17 +168,15 @@ def _resolve_classes(classes, width):
                 "a file, cloned, or with a new head). Pass classes= the names or the preset's name."
             )
         names = found
-    elif isinstance(classes, str) and classes not in CLASS_LISTS:
-        from keras_resnet import registry
-
+    elif isinstance(classes, str) and classes not in class_lists.CLASS_LISTS:
         if classes not in registry.preset_names():
             raise ValueError(
-                f"classes={classes!r} is neither a class list ({sorted(CLASS_LISTS)}) nor a preset "
+                f"classes={classes!r} is neither a class list ({sorted(class_lists.CLASS_LISTS)}) nor a preset "
                 f"({registry.preset_names()}); pass one of those, or a list of names."
             )
         names = class_list_of_preset(classes)
     else:
-        names = class_list(classes)
+        names = class_lists.class_list(classes)
     if len(names) != width:
         raise ValueError(
             f"The predictions have {width} columns, but classes={_describe(classes, names)} has "
@@ -345,8 +190,6 @@ def _describe(classes, names):
 
 
 def _check_top(top, count):
-    from keras_resnet import specs
-
     as_int = specs.integer(top)
     if as_int is None or not 1 <= as_int <= count:
         raise ValueError(f"`top` must be an int in [1, {count}] (the number of classes). Received top={top!r}.")
@@ -368,8 +211,6 @@ def preset_of(model):
     have. (Once a `ResNetModel`'s config records its preset, this reads it
     there, and saved models know their presets too.)
     """
-    from keras_resnet import registry
-
     record = getattr(model, _PRESET_RECORD, None)
     if record is None:
         return None

@@ -55,7 +55,7 @@ ImageNet presets record the publishers' ImageNet-1k validation top-1
 three test errors in `test_error` (see `TEST_SETS`): the publisher's, and
 two measured here, which tests/test_cifar10_presets.py re-measures. Every
 preset also records its class names (`class_names`, a
-`keras_resnet.labels.ClassList`), source, licence and training data: the
+`keras_resnet.class_lists.ClassList`), source, licence and training data: the
 model cards (`keras_resnet.model_cards`) show them.
 """
 
@@ -64,7 +64,7 @@ import os
 
 import numpy as np
 
-from keras_resnet import labels
+from keras_resnet import class_lists
 from keras_resnet import specs
 
 KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
@@ -235,7 +235,7 @@ class Preset:
         test_error: top-1 error (%) by test set (`TEST_SETS` keys); None
             where not measured.
         class_names: the classes of its classifier, a
-            `keras_resnet.labels.ClassList` (`decode_predictions` and
+            `keras_resnet.class_lists.ClassList` (`decode_predictions` and
             `export` read it); None if not recorded.
         source: who published the weights, and where.
         license: the weights' licence (an SPDX id), or None if not recorded.
@@ -286,7 +286,7 @@ def _keras_applications(depth, md5_top, md5_no_top, top1):
         file_hash_no_top=md5_no_top,
         top1=top1,
         accuracy_source="keras.io/api/applications table (ImageNet val, 224 crop)",
-        class_names=labels.IMAGENET_1K,
+        class_names=class_lists.IMAGENET_1K,
         source="keras.applications (Kaiming He's Caffe models, ported)",
         license="MIT",  # keras.io/api/applications/resnet: "under the MIT license"
         training_data=IMAGENET_TRAIN,
@@ -328,7 +328,7 @@ def _torchvision(name, repo, depth, variant, top1):
         fname=f"{repo}.safetensors",
         top1=top1,
         accuracy_source="torchvision model docs (ImageNet val, acc@1)",
-        class_names=labels.IMAGENET_1K,
+        class_names=class_lists.IMAGENET_1K,
         source=f"torchvision, via timm: huggingface.co/timm/{repo}",
         license="BSD-3-Clause",  # torchvision's licence, which timm's model cards give
         training_data=IMAGENET_TRAIN,
@@ -339,7 +339,7 @@ def _torchvision(name, repo, depth, variant, top1):
 def _cifar10(name, depth, **fields):
     """A CIFAR-10 net of the paper's Sec. 4.2: option A, 10 classes."""
     return Preset(name=name, depth=depth, family="cifar", variant="v1", shortcut="A", classes=10,
-                  class_names=labels.CIFAR10, **fields)
+                  class_names=class_lists.CIFAR10, **fields)
 
 
 def _akamaster(depth, **fields):

@@ -15,7 +15,7 @@ import os
 import re
 
 from keras_resnet import downloads
-from keras_resnet import labels
+from keras_resnet import class_lists
 from keras_resnet import presets as presets_lib
 from keras_resnet import specs
 from keras_resnet import weight_files
@@ -151,10 +151,10 @@ def register_preset(
 
 
 def _checked_class_names(class_names, name, classes):
-    """`class_names` as a `labels.ClassList` of `classes` names, or None."""
+    """`class_names` as a `class_lists.ClassList` of `classes` names, or None."""
     if class_names is None:
         return None
-    found = labels.class_list(class_names, key=name)
+    found = class_lists.class_list(class_names, key=name)
     if len(found) != classes:
         raise ValueError(
             f"`class_names` must name each of the preset's {classes} classes; received "

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 import keras_resnet
+from keras_resnet import class_lists
 from keras_resnet import labels
 from keras_resnet import presets
 from keras_resnet import registry
@@ -42,7 +43,7 @@ def cifar_model():
 
 
 def test_imagenet_class_file_is_its_sources():
-    table = labels.IMAGENET_1K
+    table = class_lists.IMAGENET_1K
     wnids = (importlib.resources.files("tensorflow_datasets") / "datasets" / "imagenet2012" / "labels.txt")
     assert list(table.ids) == wnids.read_text().split()
     assert list(table.ids) == sorted(table.ids) and len(set(table.ids)) == 1000
@@ -59,10 +60,10 @@ def test_imagenet_class_file_is_its_sources():
 def test_every_builtin_preset_carries_its_class_names():
     for name, entries in presets.BUILTIN.items():
         for depth, preset in entries.items():
-            expected = labels.CIFAR10 if preset.family == "cifar" else labels.IMAGENET_1K
+            expected = class_lists.CIFAR10 if preset.family == "cifar" else class_lists.IMAGENET_1K
             assert preset.class_names is expected, (name, depth)
             assert len(preset.class_names) == preset.classes
-    assert tuple(labels.CIFAR10) == CIFAR10 and labels.CIFAR10.ids is None
+    assert tuple(class_lists.CIFAR10) == CIFAR10 and class_lists.CIFAR10.ids is None
 
 
 def test_decode_is_keras_hubs_on_imagenet():
@@ -80,7 +81,7 @@ def test_decode_takes_every_form_of_classes(cifar_model):
     logits = np.arange(20, dtype="float32").reshape(2, 10)[:, ::-1]  # class 0 highest
     expected = [[(0, "airplane", 9.0), (1, "automobile", 8.0)], [(0, "airplane", 19.0), (1, "automobile", 18.0)]]
     for classes in ("cifar10", "akamaster_cifar10", "zoo_cifar10", list(CIFAR10), np.array(CIFAR10),
-                    labels.CIFAR10, cifar_model):
+                    class_lists.CIFAR10, cifar_model):
         assert keras_resnet.decode_predictions(logits, top=2, classes=classes) == expected, classes
     assert keras_resnet.decode_predictions(tf.constant(logits), top=2, classes="cifar10") == expected
     assert keras_resnet.decode_predictions(logits.tolist(), top=2, classes="cifar10") == expected
@@ -140,7 +141,7 @@ def test_decode_nan_rows():
 
 def test_a_preset_model_knows_its_class_names(cifar_model):
     assert labels.preset_of(cifar_model) is registry.PRESETS["akamaster_cifar10"][20]
-    assert labels.class_names_of(cifar_model) is labels.CIFAR10
+    assert labels.class_names_of(cifar_model) is class_lists.CIFAR10
     assert labels.preset_of(keras_resnet.ResNet(20)) is None
     backbone = keras_resnet.ResNet(20, weights="cifar10", include_top=False, pooling="avg")
     assert labels.preset_of(backbone).name == "akamaster_cifar10" and labels.class_names_of(backbone) is None
@@ -187,7 +188,7 @@ def test_register_preset_class_names(tmp_path):
         keras_resnet.decode_predictions(np.zeros((1, 3)), classes="unnamed")
     cifar_file = tmp_path / "r8_10.weights.h5"
     keras_resnet.ResNet(8).save_weights(str(cifar_file))
-    assert keras_resnet.register_preset("c8", cifar_file, depth=8, class_names="cifar10").class_names is labels.CIFAR10
+    assert keras_resnet.register_preset("c8", cifar_file, depth=8, class_names="cifar10").class_names is class_lists.CIFAR10
     with pytest.raises(ValueError, match=r"name each of the preset's 3 classes; received 2"):
         keras_resnet.register_preset("x", path, depth=8, classes=3, class_names=["a", "b"])
     with pytest.raises(ValueError, match=r"name each of the preset's 3 classes; received 10"):
@@ -210,7 +211,7 @@ def test_cifar10_names_are_the_folders_a_preset_predicts(cifar_root, cifar_model
     from PIL import Image
 
     folders = sorted(p.name for p in (cifar_root / "test").iterdir() if p.is_dir())
-    assert tuple(folders) == CIFAR10 == tuple(labels.CIFAR10)
+    assert tuple(folders) == CIFAR10 == tuple(class_lists.CIFAR10)
     images, truth = [], []
     for folder in folders:
         for path in sorted((cifar_root / "test" / folder).glob("*.jpg"))[:20]:
