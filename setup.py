@@ -22,8 +22,10 @@ setuptools.setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["keras_resnet", "keras_resnet.*", "zoo", "zoo.*"]),
-    # The CIFAR-10 presets' weights (float16, about 5.4 MB) and their licence notice.
-    package_data={"keras_resnet": ["weights_data/*.weights.h5", "weights_data/*.npy", "weights_data/NOTICE"]},
+    # The CIFAR-10 presets' weights (float16, about 5.4 MB) and their licence notice;
+    # the ImageNet-1k class names (keras_resnet.labels).
+    package_data={"keras_resnet": ["weights_data/*.weights.h5", "weights_data/*.npy", "weights_data/NOTICE",
+                                   "labels_data/*.tsv"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.0",

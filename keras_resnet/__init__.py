@@ -27,6 +27,9 @@ Where things live (one owner per idea; the others call it):
     torch_checkpoint  torch.save files read into numpy, without torch or pickled code
     preprocessing   preprocess_input and the Preprocessing layer
     flops           count_flops
+    class_lists     the class names presets carry: CIFAR-10's, ImageNet-1k's (package data)
+    labels          decode_predictions; which preset (so which classes) a model was built with
+    model_cards     the model cards of every preset, and `python -m keras_resnet.model_cards`
     fold            fold_batchnorm
     atomic          write-then-rename (every export and download), occupied(path)
     serving         export: SavedModel with serving signatures, the graph every format serves
@@ -39,6 +42,7 @@ Where things live (one owner per idea; the others call it):
 from keras_resnet import convert
 from keras_resnet.architecture import Architecture, architecture_of
 from keras_resnet.flops import count_flops
+from keras_resnet.labels import decode_predictions
 from keras_resnet.fold import fold_batchnorm
 from keras_resnet.layers import FusedBatchNormalization, NaNPropagatingMaxPooling2D, ZeroPadShortcut
 from keras_resnet.models import (

@@ -70,6 +70,7 @@ import keras
 
 from keras_resnet import architecture as architecture_lib
 from keras_resnet import downloads
+from keras_resnet import labels
 from keras_resnet import porting
 from keras_resnet import presets as presets_lib
 from keras_resnet import torch_checkpoint
@@ -199,7 +200,9 @@ def load_into(model, path):
             `PresetWeights`.
     """
     if isinstance(path, PresetWeights):
-        return _load_preset(model, path.preset)
+        _load_preset(model, path.preset)
+        labels.record_preset(model, path.preset)  # so its class names go with it
+        return None
     return weight_checks.load_file(model, path)
 
 
