@@ -10,14 +10,17 @@ passed deadline and dropped or truncated connections; not a missing file or
 an unknown host), and is written beside its target and renamed into place
 (`keras_resnet.atomic`).
 
-Each attempt has a deadline: its connect and read timeouts, plus the file's
-size at `min_speed` bytes per second (the size is the Content-Length; a
-server that sends none must keep up that speed over what it has sent so
-far). Without it a server that sends one byte every second keeps every
-read inside its timeout and a 1.27 MB file takes 15 days. When the deadline
-passes, the connection is shut, whatever it was waiting for (the response's
-headers or its body). A body shorter than its Content-Length is a truncated
-download, said so and tried again, not a file with the wrong hash.
+Each attempt has a deadline that grows with what has arrived: its connect
+and read timeouts, plus the bytes received so far at `min_speed` bytes per
+second. A download that keeps up that average speed (after a start as slow
+as the timeouts allow) never meets it, and a whole file takes at most the
+timeouts plus its size at that speed. Without it a server that sends one
+byte every second keeps every read inside its timeout and a 1.27 MB file
+takes 15 days; a Content-Length does not move it (a server could announce
+any). When the deadline passes, the connection is shut, whatever it was
+waiting for (the response's headers or its body). A body shorter than its
+Content-Length is a truncated download, said so and tried again, not a
+file with the wrong hash.
 
 The settings users change are `keras_resnet.weights.DOWNLOAD_TIMEOUTS`,
 `DOWNLOAD_ATTEMPTS`, `DOWNLOAD_BACKOFF` and `DOWNLOAD_MIN_SPEED`;
@@ -60,7 +63,8 @@ def fetch(preset, no_top=False, *, timeouts, attempts, backoff, min_speed=None):
         attempts: how many times to try.
         backoff: seconds to wait before the second try (doubling after).
         min_speed: bytes per second; each attempt's deadline is its timeouts
-            plus the file's size at this speed. None or 0: no deadline.
+            plus the bytes received so far at this speed. None or 0: no
+            deadline.
 
     Returns:
         The path of the file in the Keras cache.
@@ -145,18 +149,18 @@ def _check_min_speed(min_speed):
 
 
 class _Deadline:
-    """One attempt's deadline: `slack` seconds plus `size` bytes at `min_speed`.
+    """One attempt's deadline: `slack` seconds plus the bytes received so far
+    (`received`, which `_copy` counts) at `min_speed`.
 
-    `size` is the Content-Length once the headers give it, and otherwise the
-    bytes received so far (`received`). A watcher thread shuts the
-    connection's sockets down when the deadline passes: a read blocked on a
-    server that trickles (each byte inside the read timeout) returns then.
+    A watcher thread shuts the connection's sockets down when the deadline
+    passes: a read blocked on a server that trickles (each byte inside the
+    read timeout) returns then.
     """
 
     def __init__(self, slack, min_speed):
         self.slack, self.min_speed = slack, min_speed
         self.start = time.monotonic()
-        self.size = self.received = 0
+        self.received = 0
         self.expired = False
         self._sockets = []
         self._lock = threading.Lock()
@@ -166,7 +170,7 @@ class _Deadline:
 
     def seconds(self):
         """The deadline, in seconds from the attempt's start."""
-        return self.slack + self.size / self.min_speed
+        return self.slack + self.received / self.min_speed
 
     def watch(self, sock):
         """Shuts `sock` down when the deadline passes (at once if it has)."""
@@ -180,7 +184,7 @@ class _Deadline:
         self._done.set()
 
     def _watch(self):
-        # The deadline only moves later (size grows), so waking early and
+        # The deadline only moves later (received grows), so waking early and
         # waiting again is all it takes.
         while not self._done.wait(max(0.0, self.start + self.seconds() - time.monotonic())):
             if time.monotonic() >= self.start + self.seconds():
@@ -292,13 +296,10 @@ def _download(url, target, timeouts, attempts, backoff, min_speed=None):
 def _failure(error, deadline, timeouts):
     """(what went wrong, whether another try can help) for an attempt's error."""
     if deadline.expired:
-        size = (f"its {deadline.size:,} bytes" if deadline.size > deadline.received
-                else f"the {deadline.received:,} bytes received")
-        return (f"took longer than this attempt's deadline of {deadline.seconds():.3g} s "
-                f"(connect and read timeouts, {deadline.slack:g} s, plus {size} at "
-                f"{deadline.min_speed:,} bytes/s) with {deadline.received:,} bytes received: "
-                "a server or link that slow would take too long. See "
-                "keras_resnet.weights.DOWNLOAD_MIN_SPEED"), True
+        return (f"too slow: {deadline.received:,} bytes had arrived when this attempt's "
+                f"deadline passed, {deadline.seconds():.3g} s after it started (the connect "
+                f"and read timeouts, {deadline.slack:g} s, plus what has arrived at "
+                f"{deadline.min_speed:,} bytes/s, keras_resnet.weights.DOWNLOAD_MIN_SPEED)"), True
     if isinstance(error, urllib.error.HTTPError):
         return f"HTTP Error {error.code}: {error.reason}", error.code in _RETRY_STATUSES
     if isinstance(error, urllib.error.URLError):
@@ -335,15 +336,12 @@ def _copy(response, target, deadline):
     def write(staging):
         with response, open(staging, "wb") as f:
             total = _content_length(response)
-            deadline.size = total or 0
             progress = keras.utils.Progbar(total)
             # read1: whatever one read brings, so the deadline sees progress
             # as it comes (read(n) waits for all n bytes).
             for chunk in iter(lambda: response.read1(1 << 20), b""):
                 f.write(chunk)
                 deadline.received += len(chunk)
-                if total is None:
-                    deadline.size = deadline.received
                 progress.update(deadline.received)
             if deadline.expired or (total is not None and deadline.received < total):
                 raise _Truncated(

@@ -45,8 +45,8 @@ their source and hold one entry per depth; an alias ("imagenet",
    download whose hash differs is deleted and never used; a cached file
    whose hash differs is downloaded again. An unpinned preset is never
    downloaded. A download waits at most `DOWNLOAD_TIMEOUTS` (connect, read),
-   each attempt must end by its deadline (those timeouts plus the file's
-   size at `DOWNLOAD_MIN_SPEED` bytes per second), and it is tried
+   each attempt must keep ahead of its deadline (those timeouts plus what
+   has arrived at `DOWNLOAD_MIN_SPEED` bytes per second), and it is tried
    `DOWNLOAD_ATTEMPTS` times (server errors, timeouts, a passed deadline,
    dropped and truncated connections; not a missing file or an unknown
    host). When it fails (offline, say), the error names the URL and the path
@@ -113,7 +113,7 @@ DOWNLOAD_TIMEOUTS = (30.0, 60.0)
 DOWNLOAD_ATTEMPTS = 3
 DOWNLOAD_BACKOFF = 1.0
 # And the slowest speed, in bytes per second, that a download may average:
-# each attempt's deadline is its two timeouts plus the file's size at this
+# each attempt's deadline is its two timeouts plus what has arrived at this
 # speed, so a server that trickles bytes (each inside the read timeout) is
 # given up on. 100 kB/s is a slow but real link (0.8 Mbit/s): akamaster's
 # ResNet-20 (1.1 MB) may take 101 s, timm's ResNet-50 (102 MB) 19 min.
