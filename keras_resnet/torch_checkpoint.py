@@ -326,8 +326,9 @@ def _tracking_tuples(opcode):
 
 
 _HASHING = (
-    "tuples that hold the same tuples again and again, nested, cost a few bytes "
-    "in the file and exponentially many steps to hash."
+    "keys that are slow to hash, used again and again: tuples that hold the same "
+    "tuples again and again, nested, cost a few bytes in the file and exponentially "
+    "many steps to hash, and an int is hashed digit by digit each time."
 )
 _COLLIDING = (
     "{} keys of one dict or set share the hash {} (Python does not randomise the "

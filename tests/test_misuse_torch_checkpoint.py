@@ -111,6 +111,18 @@ def test_colliding_keys_are_refused_wherever_they_are_inserted(how, tmp_path):
     assert str(path) in str(error.value)
 
 
+def test_a_huge_int_hashed_again_and_again_is_refused(tmp_path):
+    # An int does not cache its hash: one of 100 kB, put into 50,000 sets
+    # (5 bytes each), would be hashed digit by digit 50,000 times.
+    data = pickle.encode_long(2**800_000 - 1)
+    huge = b"\x8b" + len(data).to_bytes(4, "little") + data  # LONG4
+    payload = huge + b"q\x00]" + b"\x8f(h\x00\x90a" * 50_000
+    path = tmp_path / "huge.th"
+    path.write_bytes(_legacy(payload))
+    with pytest.raises(ValueError, match=r"an int is hashed digit by digit each time"):
+        torch_checkpoint.load(path)
+
+
 def test_int_keys_with_their_own_hashes_load(tmp_path):
     # An optimizer's state is keyed 0, 1, 2, ...: no two share a hash.
     path = tmp_path / "optimizer.th"
