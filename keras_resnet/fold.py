@@ -14,11 +14,12 @@ that keeps NaN through TensorFlow's conv+bias+ReLU fusion) under the conv's
 name, and every other layer and weight copied. The result is for inference
 only: it has no BN to train.
 
-Statistics that cannot be folded are refused: a NaN or infinite `gamma`,
-`beta`, `moving_mean` or `moving_variance`, or `moving_variance + epsilon <= 0`
-(its square root is not a number). The BN itself would answer NaN for every
-image there; a folded conv would hide that behind finite (often uniform)
-answers, or carry NaN into weights that look like any others.
+Statistics that cannot be folded are refused, naming the layer: a NaN or
+infinite `gamma`, `beta`, `moving_mean` or `moving_variance` (a diverged run
+or a damaged file; the result would be NaN or infinite weights), or
+`moving_variance + epsilon <= 0`, whose square root is not a number: the
+BN answers NaN there, and the folded model, whose NaN weights a fused ReLU
+could zero, answered a uniform 0.1 without a word.
 """
 
 import keras
