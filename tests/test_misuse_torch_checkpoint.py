@@ -175,13 +175,15 @@ def test_legacy_files_cut_anywhere_are_called_truncated(saved, tmp_path):
     for where, cuts in sizes.items():
         for size in cuts:
             path = _cut(tmp_path, data, size)
-            with pytest.raises(ValueError, match=rf"is truncated: its {size} bytes end inside .*{where}") as e:
+            expected = rf"is truncated: its {size} bytes end inside .*{where}"
+            with pytest.raises(ValueError, match=expected) as e:
                 torch_checkpoint.load(path)
             assert str(e.value).startswith(str(path)), e.value
     # In the storages: the file says how long it should be.
     for size in (start, start + 5, len(data) // 2 + 500, len(data) - 1):
         path = _cut(tmp_path, data, size)
-        expected = rf"is truncated: it has {size} bytes, where .* 2 storages take {len(data)} \({len(data) - size} bytes are missing\)"
+        expected = (rf"is truncated: it has {size} bytes, where .* 2 storages take {len(data)} "
+                    rf"\({len(data) - size} bytes are missing\)")
         with pytest.raises(ValueError, match=expected):
             torch_checkpoint.load(path)
 
@@ -190,7 +192,8 @@ def test_zip_files_cut_anywhere_are_called_truncated(saved, tmp_path):
     data = saved["zip"]
     for size in (1, 3, 4, 30, len(data) // 3, len(data) // 2, len(data) - 30, len(data) - 1):
         path = _cut(tmp_path, data, size)
-        with pytest.raises(ValueError, match=rf"{path} is truncated: it starts as a zip file .* after {size} byte"):
+        expected = rf"{path} is truncated: it starts as a zip file .* after {size} byte"
+        with pytest.raises(ValueError, match=expected):
             torch_checkpoint.load(path)
 
 
