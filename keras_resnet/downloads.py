@@ -311,6 +311,9 @@ def _failure(error, deadline, timeouts):
         return _timed_out(*timeouts), True
     if isinstance(error, _Truncated):
         return str(error), True
+    if isinstance(error, http.client.IncompleteRead):  # a chunked body cut short
+        return (f"the connection closed after {deadline.received:,} bytes, inside the body's "
+                "chunks: the download was truncated"), True
     # A dropped connection (also one that TLS reports).
     return f"{type(error).__name__}: {error}", not isinstance(error, ssl.SSLCertVerificationError)
 

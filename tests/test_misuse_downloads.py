@@ -86,6 +86,12 @@ def half(connection, stop):
     connection.sendall(headers(len(BODY)) + BODY[: len(BODY) // 2])
 
 
+def half_chunked(connection, stop):
+    chunk = BODY[: len(BODY) // 2]
+    connection.sendall(headers(extra=b"Transfer-Encoding: chunked\r\n") + b"%x\r\n" % len(chunk) + chunk
+                       + b"\r\n")
+
+
 def trickle(chunk, every, send_length=True):
     """The body, `chunk` bytes every `every` seconds; the Content-Length is
     the body's (True), none (False) or `send_length`."""
@@ -183,18 +189,24 @@ def test_a_transfer_slower_than_its_timeouts_but_fast_enough_completes(serve, mo
     assert took > 0.8
 
 
-def test_a_truncated_download_is_retried(serve):
-    server, preset = serve(half, whole)
+@pytest.mark.parametrize("cut", [half, half_chunked], ids=["length", "chunked"])
+def test_a_truncated_download_is_retried(cut, serve):
+    server, preset = serve(cut, whole)
     path, _ = fetch_in_thread(preset)
     assert open(path, "rb").read() == BODY and server.requests == 2
 
 
-def test_a_download_truncated_every_time_is_called_truncated(serve):
-    server, preset = serve(half)
+@pytest.mark.parametrize("cut, message", [
+    (half, "closed after 10,000 of the 20,000 bytes its Content-Length announced: the download was "
+           "truncated (2 attempts)"),
+    (half_chunked, "closed after 10,000 bytes, inside the body's chunks: the download was truncated "
+                   "(2 attempts)"),
+], ids=["length", "chunked"])
+def test_a_download_truncated_every_time_is_called_truncated(cut, message, serve):
+    server, preset = serve(cut)
     error, _ = fetch_in_thread(preset)
     assert isinstance(error, OSError), repr(error)
-    assert ("closed after 10,000 of the 20,000 bytes its Content-Length announced: the download "
-            "was truncated (2 attempts)") in str(error), error
+    assert message in str(error), error
     assert server.requests == 2 and not os.path.exists(cached(preset))
 
 
