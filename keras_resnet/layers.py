@@ -1,4 +1,4 @@
-"""Our layers: the option-A shortcut, BatchNorm as one fused kernel, a NaN-safe max-pool."""
+"""Our layers: the option-A shortcut, BatchNorm as one fused kernel, a folded conv, a NaN-safe max-pool."""
 
 import keras
 from keras import ops
@@ -151,16 +151,46 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 epsilon=self.epsilon, exponential_avg_factor=1.0,
                 data_format="NHWC", is_training=False,
             )[0]
-        # A no-op that Grappler keeps, between the kernel and whatever comes
-        # next. Without it Grappler's remapper fuses a following ReLU into
+        # Without the barrier Grappler's remapper fuses a following ReLU into
         # oneDNN's conv/BN kernels (_MklNativeFusedConv2D with
         # fused_ops=[FusedBatchNorm, Relu] at inference, _FusedBatchNormEx in
-        # training), and that fused ReLU computes max(x, 0) in a way that
-        # maps NaN to 0: a NaN image then gets a confident class and a NaN
-        # batch a finite loss. Conv + BN still fuse (that fusion keeps NaN);
-        # the ReLU runs as TF's own op, which propagates NaN.
-        outputs = tf.ensure_shape(outputs, inputs.shape)
+        # training). Conv + BN still fuse (that fusion keeps NaN).
+        outputs = _relu_fusion_barrier(outputs)
         return ops.cast(outputs, self.compute_dtype)
+
+
+def _relu_fusion_barrier(outputs):
+    """A no-op that Grappler keeps, between a TF kernel and whatever comes next.
+
+    Grappler's remapper fuses a ReLU into the conv, conv+bias or conv+BN
+    kernel before it, and on oneDNN CPUs that fused ReLU computes max(x, 0)
+    in a way that maps NaN to 0: a NaN image then gets a confident class and
+    a NaN batch a finite loss. `EnsureShape` sits between the two, so the
+    ReLU runs as TF's own op, which propagates NaN. TensorFlow backend only.
+    """
+    import tensorflow as tf
+
+    return tf.ensure_shape(outputs, outputs.shape)
+
+
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class FoldedConv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D` that holds a folded BatchNormalization.
+
+    `keras_resnet.fold_batchnorm` puts one in place of each conv+BN pair: the
+    kernel scaled per output channel and a bias. Same arguments, config and
+    results as `Conv2D`. On TensorFlow its output goes through the same
+    barrier as `FusedBatchNormalization`'s, which keeps Grappler from fusing
+    a following ReLU (conv + bias + ReLU) into a oneDNN kernel that maps NaN
+    to 0; with a plain `Conv2D` there, a folded model's `predict` gave an
+    image with a NaN pixel finite probabilities.
+    """
+
+    def call(self, inputs):
+        outputs = super().call(inputs)
+        if keras.backend.backend() != "tensorflow":
+            return outputs
+        return _relu_fusion_barrier(outputs)
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet")

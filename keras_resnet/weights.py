@@ -44,11 +44,13 @@ their source and hold one entry per depth; an alias ("imagenet",
    converts the weights (`keras_resnet.porting`) and assigns them. A
    download whose hash differs is deleted and never used; a cached file
    whose hash differs is downloaded again. An unpinned preset is never
-   downloaded. A download waits at most `DOWNLOAD_TIMEOUTS` (connect, read)
-   and is tried `DOWNLOAD_ATTEMPTS` times (server errors, timeouts and
-   dropped connections; not a missing file or an unknown host). When it
-   fails (offline, say), the error names the URL and the path to put the
-   file at by hand.
+   downloaded. A download waits at most `DOWNLOAD_TIMEOUTS` (connect, read),
+   each attempt must keep ahead of its deadline (those timeouts plus what
+   has arrived at `DOWNLOAD_MIN_SPEED` bytes per second), and it is tried
+   `DOWNLOAD_ATTEMPTS` times (server errors, timeouts, a passed deadline,
+   dropped and truncated connections; not a missing file or an unknown
+   host). When it fails (offline, say), the error names the URL and the path
+   to put the file at by hand.
 
 `include_top=False` works with every preset. Images must be preprocessed
 as the preset says: `keras_resnet.preprocess_input(x, weights=name)`.
@@ -97,7 +99,8 @@ from keras_resnet.weight_files import (  # noqa: F401
 )
 
 __all__ = [
-    "ALIASES", "DOWNLOAD_ATTEMPTS", "DOWNLOAD_BACKOFF", "DOWNLOAD_TIMEOUTS", "FILE_SUFFIXES", "PRESETS",
+    "ALIASES", "DOWNLOAD_ATTEMPTS", "DOWNLOAD_BACKOFF", "DOWNLOAD_MIN_SPEED", "DOWNLOAD_TIMEOUTS",
+    "FILE_SUFFIXES", "PRESETS",
     "PresetWeights", "architecture", "describe_preprocessing", "fetch", "file_preprocessing", "file_sha256",
     "get_preset", "load_into", "load_registry", "pin_hash", "positional_keys", "preprocessing_of",
     "preset_names", "presets_of", "register_preset", "resolve",
@@ -110,6 +113,13 @@ __all__ = [
 DOWNLOAD_TIMEOUTS = (30.0, 60.0)
 DOWNLOAD_ATTEMPTS = 3
 DOWNLOAD_BACKOFF = 1.0
+# And the slowest speed, in bytes per second, that a download may average:
+# each attempt's deadline is its two timeouts plus what has arrived at this
+# speed, so a server that trickles bytes (each inside the read timeout) is
+# given up on. 100 kB/s is a slow but real link (0.8 Mbit/s): akamaster's
+# ResNet-20 (1.1 MB) may take 101 s, timm's ResNet-50 (102 MB) 19 min.
+# None: no deadline.
+DOWNLOAD_MIN_SPEED = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,7 +294,8 @@ def fetch(preset, no_top=False):
     """`keras_resnet.downloads.fetch` with this module's download settings:
     a preset's file from the Keras cache, or downloaded there, hash checked."""
     return downloads.fetch(
-        preset, no_top, timeouts=DOWNLOAD_TIMEOUTS, attempts=DOWNLOAD_ATTEMPTS, backoff=DOWNLOAD_BACKOFF)
+        preset, no_top, timeouts=DOWNLOAD_TIMEOUTS, attempts=DOWNLOAD_ATTEMPTS, backoff=DOWNLOAD_BACKOFF,
+        min_speed=DOWNLOAD_MIN_SPEED)
 
 
 def architecture(layers):
