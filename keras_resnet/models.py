@@ -6,19 +6,12 @@ from keras import layers
 from keras_resnet import architecture
 from keras_resnet import blocks
 from keras_resnet import fast_build
-from keras_resnet import features
 from keras_resnet import model_classes
 from keras_resnet import preprocessing
 from keras_resnet import specs
 from keras_resnet import weights as weights_lib
 from keras_resnet.layers import NaNPropagatingMaxPooling2D
-from keras_resnet.model_classes import DeepResNet, ResNetModel
 
-# These live in modules of their own; the names stay importable from here.
-check_graph_model = architecture.check_graph_model
-feature_extractor = features.feature_extractor
-stage_output_names = features.stage_output_names
-recursion_headroom = model_classes.recursion_headroom
 POOLINGS = (None, "avg", "max")
 # Keras builds a functional graph with one recursive Python call per layer on
 # the longest path (keras/src/ops/function.py, `_build_map_helper`), and a
@@ -193,7 +186,8 @@ def ResNet(
         elif pooling is not None:
             x = _global_pool(pooling, data_format)(x)
 
-        model_class = DeepResNet if spec.depth > DEEP_GRAPH_DEPTH else ResNetModel
+        deep = spec.depth > DEEP_GRAPH_DEPTH
+        model_class = model_classes.DeepResNet if deep else model_classes.ResNetModel
         model = model_class(inputs, x, name=name)
     fast_build.restore_initializers(model)
     if weights_path is not None:

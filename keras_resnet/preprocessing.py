@@ -34,9 +34,6 @@ from keras_resnet import presets
 from keras_resnet import specs
 from keras_resnet import registry
 
-# The modes, {name: (mean, std, bgr)}; each preset declares its own.
-MODES = presets.MODES
-
 
 def mode_of(weights, depth=None):
     """The preprocessing mode that `weights` (a preset name) was trained with.
@@ -48,8 +45,9 @@ def mode_of(weights, depth=None):
             with different preprocessing at different depths.
 
     Returns:
-        A key of `MODES`, or a dict {"mean": ..., "std": ...} (RGB, in pixel
-        units) for presets registered with their own statistics.
+        A key of `keras_resnet.presets.MODES`, or a dict {"mean": ...,
+        "std": ...} (RGB, in pixel units) for presets registered with their
+        own statistics.
     """
     if depth is not None:
         return registry.get_preset(weights, depth=depth).preprocessing
@@ -181,9 +179,9 @@ class Preprocessing(keras.layers.Layer):
     config, so the model does not need the file it came from).
 
     Args:
-        mode: a key of `MODES` ("caffe", "torch", "rescale", "none") or a
-            dict {"mean": (r, g, b) or an (H, W, 3) array, "std": (r, g, b)}
-            in pixel units (see `keras_resnet.presets.preprocessing_parameters`).
+        mode: a key of `keras_resnet.presets.MODES` ("caffe", "torch",
+            "rescale", "none") or a dict {"mean": (r, g, b) or an (H, W, 3)
+            array, "std": (r, g, b)} in pixel units (see `keras_resnet.presets.preprocessing_parameters`).
         data_format: "channels_last" or "channels_first"; defaults to the
             Keras config.
     """
