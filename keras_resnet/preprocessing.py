@@ -99,7 +99,24 @@ def preprocess_input(x, weights, data_format=None, depth=None):
 
 
 def preprocessing_layer(weights, data_format=None, name="preprocessing", depth=None):
-    """A `Preprocessing` layer for the weights `weights`, to put in a model."""
+    """A `Preprocessing` layer for the weights `weights`, to put in a model.
+
+    Args:
+        weights: a registered preset name or alias.
+        data_format: "channels_last" or "channels_first"; defaults to the
+            Keras config.
+        name: the layer's name.
+        depth: the model's depth; needed only for an alias whose weights
+            have different preprocessing at different depths.
+
+    Returns:
+        A `keras_resnet.Preprocessing` layer: raw RGB pixels 0..255 in, the
+        input the weights were trained on out.
+
+    Raises:
+        ValueError: if `weights` is not a preset, or is an alias that needs
+            `depth`.
+    """
     return Preprocessing(mode_of(weights, depth), data_format=data_format, name=name)
 
 
