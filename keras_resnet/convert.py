@@ -131,7 +131,7 @@ def from_keras_cv(model, **kwargs):
         model: a `keras_cv.models.ResNetBackbone` (e.g. `ResNet50Backbone`),
             or a `keras_cv.models.ImageClassifier` on one (ported with its
             classifier). keras-cv is an optional extra:
-            `pip install keras-resnet[peers]`.
+            `pip install keras-resnet-zoo[peers]`.
         **kwargs: passed to `ResNet`; by default the result copies the
             source's input shape and top.
 

@@ -195,7 +195,7 @@ def _mean_file(name, sha256):
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ValueError(
             f"The preprocessing mean file {path!r} has sha256 "
-            f"{hashlib.sha256(data).hexdigest()}, not the pinned {sha256}: reinstall keras-resnet."
+            f"{hashlib.sha256(data).hexdigest()}, not the pinned {sha256}: reinstall keras-resnet-zoo."
         )
     return np.load(path, allow_pickle=False)
 
