@@ -43,7 +43,6 @@ Where things live (one owner per idea; the others call it):
 """
 
 import importlib
-import pkgutil
 
 from keras_resnet import _startup
 from keras_resnet import xla_cpu
@@ -103,6 +102,8 @@ def _submodules():
     Returns:
         A sorted list of names; each is reachable as `keras_resnet.NAME`.
     """
+    import pkgutil
+
     return sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
 
 

@@ -39,9 +39,7 @@ first use, keras_resnet/__init__.py). Two things still happen at once:
 """
 
 import importlib
-import importlib.abc
 import importlib.metadata
-import importlib.util
 import sys
 import warnings
 
@@ -108,12 +106,14 @@ def _register_after_keras():
         )
 
 
-class _AfterKerasImport(importlib.abc.MetaPathFinder):
-    """Takes part in the first `import keras`: runs `_register` right after it."""
+class _AfterKerasImport:
+    """A `sys.meta_path` finder for the first `import keras`: runs `_register` right after it."""
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != "keras":
             return None
+        import importlib.util
+
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec("keras")
         if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
@@ -121,7 +121,7 @@ class _AfterKerasImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-class _ThenRegister(importlib.abc.Loader):
+class _ThenRegister:
     """Keras's own loader, then `_register`; Keras's spec gets its loader back."""
 
     def __init__(self, spec, loader):
