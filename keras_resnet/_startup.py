@@ -10,6 +10,11 @@ first use, keras_resnet/__init__.py). Two things still happen at once:
    `keras_resnet/models/` folders shadow our `layers.py` and `models.py`, or
    its `__init__.py` replaces ours, and imports fail deep inside with
    messages that do not say why. So the import fails first, naming it.
+   Installed after ours, that package's `__init__.py` replaces ours and
+   `import keras_resnet` is that package: then the `keras-resnet` command
+   (zoo/command.py, which checks by itself) still refuses, and the fix is the
+   same, `pip uninstall keras-resnet`, then `pip install --force-reinstall
+   keras-resnet-zoo`.
 
 2. **Saved models keep loading** (`register_with_keras`). A `.keras` file of
    ours names our classes (`keras_resnet>ZeroPadShortcut`, ...), which Keras

@@ -14,6 +14,7 @@ import pytest
 from zoo import command
 
 from conftest import INSTALLED, REPO, keras_resnet_command, python_env
+from helpers_package import fake_distribution, with_site
 
 ZOO = pathlib.Path(command.__file__).resolve().parent
 
@@ -80,3 +81,14 @@ def test_each_command_is_python_m_of_its_module(tmp_path):
         assert ours.returncode == (1 if "--no_such_flag" in args else 0), (name, args, ours.stderr[-500:])
     listed = run(keras_resnet_command(), tmp_path)
     assert listed.returncode == 2 and listed.stderr.startswith("keras-resnet: no command given.")
+
+
+def test_a_command_refuses_the_other_keras_resnet(tmp_path):
+    # Installed after ours, that package's keras_resnet/__init__.py replaces
+    # ours, so the command checks by itself.
+    site = fake_distribution(tmp_path / "site", "keras-resnet", "0.2.0")
+    result = subprocess.run(keras_resnet_command("recipes"), cwd=tmp_path, env=with_site(site),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("keras-resnet: the distribution 'keras-resnet' 0.2.0 is installed"), result.stderr
+    assert "pip uninstall keras-resnet" in result.stderr and str(site) in result.stderr

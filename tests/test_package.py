@@ -8,7 +8,6 @@ import importlib
 import importlib.metadata
 import inspect
 import json
-import os
 import pathlib
 import re
 import subprocess
@@ -22,6 +21,7 @@ from keras_resnet import _startup
 from keras_resnet import xla_cpu
 
 from conftest import INSTALLED, REPO, TESTS, python_env
+from helpers_package import fake_distribution, with_site
 
 PACKAGE = pathlib.Path(keras_resnet.__file__).resolve().parent
 # Imported by none of `import keras_resnet` (each costs from 0.1 s to seconds).
@@ -108,21 +108,6 @@ def test_every_public_name_is_documented():
 
 
 # --- the other keras-resnet --------------------------------------------------
-
-def fake_distribution(site, name, version):
-    """A dist-info folder, as pip leaves one, in the folder `site`."""
-    folder = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    folder.mkdir(parents=True)
-    (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    (folder / "INSTALLER").write_text("pip\n")
-    return site
-
-
-def with_site(site):
-    env = python_env()
-    env["PYTHONPATH"] = os.pathsep.join([str(site), *[p for p in [env.get("PYTHONPATH")] if p]])
-    return env
-
 
 def test_the_other_keras_resnet_is_refused_by_name(tmp_path):
     site = fake_distribution(tmp_path / "site", "keras-resnet", "0.2.0")

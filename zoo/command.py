@@ -13,9 +13,15 @@ Without a command, with an unknown or misspelled one, it prints the
 commands (and the nearest name) and exits 2; `keras-resnet --help` prints
 them and exits 0. Nothing here imports Keras, TensorFlow or a command's
 module before the command is chosen, so the list comes at once.
+
+Before it runs a command it refuses, as `import keras_resnet` does, to run
+beside the unrelated `keras-resnet` distribution, and it checks that itself:
+when that package is installed after this one, its `keras_resnet/__init__.py`
+replaces ours, so `import keras_resnet` no longer holds our check.
 """
 
 import difflib
+import importlib.metadata
 import runpy
 import sys
 
@@ -78,11 +84,25 @@ def main(argv=None):
     if not argv or argv[0] not in COMMANDS:
         sys.stderr.write(_unknown(argv[0] if argv else None) + usage())
         raise SystemExit(2)
+    _refuse_other_distribution()
     module = COMMANDS[argv[0]][0]
     # As `python -m MODULE ARGS`: runpy puts the module's file in argv[0].
     sys.argv = [sys.argv[0], *argv[1:]]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
     return None
+
+
+def _refuse_other_distribution():
+    # keras_resnet/_startup.py says why; this copy needs no keras_resnet/__init__.py.
+    try:
+        other = importlib.metadata.distribution("keras-resnet")
+    except importlib.metadata.PackageNotFoundError:
+        return
+    raise SystemExit(
+        f"keras-resnet: the distribution 'keras-resnet' {other.version} is installed in this environment "
+        f"(in {other.locate_file('')}): an unrelated Keras 2 project that also imports as `keras_resnet` and "
+        "replaces this package's files. Run `pip uninstall keras-resnet`, then "
+        "`pip install --force-reinstall keras-resnet-zoo`.")
 
 
 def _unknown(name):
