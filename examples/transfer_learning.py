@@ -38,9 +38,10 @@ import uuid
 
 import keras
 
+from keras_resnet import features as features_lib
 from keras_resnet import models as models_lib
 from keras_resnet import preprocessing as preprocessing_lib
-from keras_resnet import weights as weights_lib
+from keras_resnet import registry
 
 # (depth, image size) by the family of the preset's weights.
 DEFAULTS = {"imagenet": (50, 224), "cifar": (56, 32)}
@@ -64,7 +65,7 @@ def build(depth, weights, classes, image_size, preprocessing=None, dropout=0.2):
         weights: a preset name, a weights file, or None (from scratch).
         classes: classes of the new head.
         image_size: side of the (square) input images.
-        preprocessing: a `keras_resnet.preprocessing.MODES` key or dict;
+        preprocessing: a `keras_resnet.presets.MODES` key or dict;
             defaults to the preset's own, and to "rescale" (0..1) for None.
             Needed for a weights file.
 
@@ -74,7 +75,7 @@ def build(depth, weights, classes, image_size, preprocessing=None, dropout=0.2):
     if preprocessing is None and weights is None:
         preprocessing = "rescale"  # from scratch: any fixed scaling; BN adapts
     if preprocessing is None:
-        if not (isinstance(weights, str) and weights in weights_lib.preset_names()):
+        if not (isinstance(weights, str) and weights in registry.preset_names()):
             raise ValueError(
                 "Say which `preprocessing` the weights expect: only presets "
                 f"carry it. Received weights={weights!r}."
@@ -94,7 +95,7 @@ def build(depth, weights, classes, image_size, preprocessing=None, dropout=0.2):
 
 def unfreeze_top(backbone, stages):
     """Makes the last `stages` stages trainable, BN layers excepted."""
-    names = list(models_lib.stage_output_names(backbone))[-stages:]
+    names = list(features_lib.stage_output_names(backbone))[-stages:]
     backbone.trainable = True
     for layer in backbone.layers:
         top = any(layer.name.startswith(f"{stage}_") for stage in names)
@@ -106,8 +107,8 @@ def unfreeze_top(backbone, stages):
 def defaults(weights, depth=None, image_size=None):
     """(depth, image_size), each defaulting from the weights' family."""
     family = "imagenet"
-    if isinstance(weights, str) and weights in weights_lib.preset_names():
-        family = weights_lib.get_preset(weights).family
+    if isinstance(weights, str) and weights in registry.preset_names():
+        family = registry.get_preset(weights).family
     default_depth, default_size = DEFAULTS[family]
     return depth or default_depth, image_size or default_size
 

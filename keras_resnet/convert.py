@@ -9,7 +9,7 @@ random weights, max abs difference <= 1e-4).
     model = keras_resnet.convert.from_keras_applications(
         keras.applications.ResNet50(weights="imagenet"))
     model = keras_resnet.convert.from_torchvision(
-        keras_resnet.convert.load_safetensors("resnet18.safetensors"))
+        keras_resnet.porting.load_safetensors("resnet18.safetensors"))
     model = keras_resnet.convert.from_keras_cv(backbone)
     model = keras_resnet.convert.from_cifar_option_a("resnet20-12fca82f.th")
 
@@ -40,22 +40,7 @@ from keras_resnet import torch_checkpoint
 from keras_resnet.architecture import STEM_CONV, check_graph_model
 from keras_resnet.models import ResNet
 
-# The array maps live in `porting`; these names are kept here as well.
-from keras_resnet.porting import (
-    TORCH_BN_EPSILON as TORCHVISION_BN_EPSILON,
-    assign,
-    fold_batch_norm,
-    keras_applications_arrays,
-    load_safetensors,
-    option_a_channel_orders,
-    torchvision_arrays,
-)
-
-__all__ = [
-    "TORCHVISION_BN_EPSILON", "assign", "fold_batch_norm", "from_cifar_option_a", "from_keras_applications",
-    "from_keras_cv", "from_torchvision", "keras_applications_arrays", "load_safetensors",
-    "option_a_channel_orders", "torchvision_arrays",
-]
+__all__ = ["from_cifar_option_a", "from_keras_applications", "from_keras_cv", "from_torchvision"]
 
 
 def from_keras_applications(model, **kwargs):
@@ -85,18 +70,19 @@ def from_keras_applications(model, **kwargs):
     if conv1.data_format != "channels_last":
         raise ValueError("Only channels_last keras.applications models are supported.")
     ours = _build_like(model, depth, "v1", kwargs)
-    return assign(ours, keras_applications_arrays(model, ours))
+    return porting.assign(ours, porting.keras_applications_arrays(model, ours))
 
 
-def from_torchvision(state_dict, *, variant=None, bn_epsilon=TORCHVISION_BN_EPSILON, **kwargs):
+def from_torchvision(state_dict, *, variant=None, bn_epsilon=porting.TORCH_BN_EPSILON, **kwargs):
     """Ports a torchvision/timm ResNet state dict to `keras_resnet.ResNet`.
 
     Args:
         state_dict: a mapping from torchvision's key names ("conv1.weight",
             "layer1.0.bn1.running_mean", "layer2.0.downsample.0.weight",
             "fc.weight", ...) to arrays: numpy arrays (e.g. from
-            `load_safetensors`), or anything `np.asarray` takes. timm's
-            ResNets use the same names. `num_batches_tracked` is ignored.
+            `keras_resnet.porting.load_safetensors`), or anything
+            `np.asarray` takes. timm's ResNets use the same names.
+            `num_batches_tracked` is ignored.
         variant: stride placement of the bottleneck nets; defaults to
             "v1.5" (torchvision's and timm's ResNet-50/101/152). Pass "v1"
             for checkpoints that stride in the first 1x1 conv (Caffe ports).
@@ -113,7 +99,7 @@ def from_torchvision(state_dict, *, variant=None, bn_epsilon=TORCHVISION_BN_EPSI
         `classifier_activation=None` is passed (torchvision returns logits).
     """
     if not isinstance(state_dict, collections.abc.Mapping):
-        hint = (" To read a file, pass keras_resnet.convert.load_safetensors(path) (or "
+        hint = (" To read a file, pass keras_resnet.porting.load_safetensors(path) (or "
                 "keras_resnet.torch_checkpoint.load(path)).") if isinstance(state_dict, (str, os.PathLike)) else ""
         raise ValueError(
             "`state_dict` must be a mapping from torchvision's key names to arrays. "
@@ -135,7 +121,7 @@ def from_torchvision(state_dict, *, variant=None, bn_epsilon=TORCHVISION_BN_EPSI
             )
         kwargs.setdefault("classes", arrays["fc.weight"].shape[0])
     ours = ResNet(depth, variant=variant, **kwargs)
-    return assign(ours, torchvision_arrays(arrays, ours, bn_epsilon))
+    return porting.assign(ours, porting.torchvision_arrays(arrays, ours, bn_epsilon))
 
 
 def from_keras_cv(model, **kwargs):
@@ -145,7 +131,7 @@ def from_keras_cv(model, **kwargs):
         model: a `keras_cv.models.ResNetBackbone` (e.g. `ResNet50Backbone`),
             or a `keras_cv.models.ImageClassifier` on one (ported with its
             classifier). keras-cv is an optional extra:
-            `pip install keras-resnet[peers]`.
+            `pip install keras-resnet-zoo[peers]`.
         **kwargs: passed to `ResNet`; by default the result copies the
             source's input shape and top.
 
@@ -181,13 +167,13 @@ def from_keras_cv(model, **kwargs):
         ) if layer.name.startswith(("conv2", "conv3", "conv4", "conv5")) else layer.name
         source = (model if layer.name == "predictions" else backbone).get_layer(source_name)
         if layer.name.endswith("_bn"):
-            arrays[layer.name] = fold_batch_norm(
+            arrays[layer.name] = porting.fold_batch_norm(
                 *(w.numpy() for w in source.weights),
                 epsilon=source.epsilon, target_epsilon=layer.epsilon,
             )
         else:
             arrays[layer.name] = [w.numpy() for w in source.weights]
-    return assign(ours, arrays)
+    return porting.assign(ours, arrays)
 
 
 def from_cifar_option_a(checkpoint, *, zeros="split", bn_epsilon=porting.TORCH_BN_EPSILON, **kwargs):
@@ -229,7 +215,7 @@ def from_cifar_option_a(checkpoint, *, zeros="split", bn_epsilon=porting.TORCH_B
         kwargs.setdefault("include_top", False)
     kwargs.setdefault("family", specs.CIFAR)
     ours = ResNet(depth, **kwargs)
-    return assign(ours, porting.cifar_option_a_arrays(state, ours, zeros, bn_epsilon))
+    return porting.assign(ours, porting.cifar_option_a_arrays(state, ours, zeros, bn_epsilon))
 
 def _depth_from_names(names, pattern, source, zero_based=False):
     """Finds the ImageNet depth from the names of each block's first conv.

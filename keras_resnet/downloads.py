@@ -88,8 +88,8 @@ def fetch(preset, no_top=False, *, timeouts, attempts, backoff, min_speed=None):
             "cannot verify could be anything. Either download "
             f"{url} yourself, check it against the publisher's listing and "
             "convert it directly with keras_resnet.convert.from_torchvision("
-            "keras_resnet.convert.load_safetensors(path)); or pin its sha256 "
-            f"with keras_resnet.weights.pin_hash({preset.name!r}, "
+            "keras_resnet.porting.load_safetensors(path)); or pin its sha256 "
+            f"with keras_resnet.registry.pin_hash({preset.name!r}, "
             f"{preset.depth}, sha256), after which it downloads to (or is "
             f"read from) {target}."
         )

@@ -106,6 +106,11 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     (channels_last), float32/float16/bfloat16, no mask, no renorm, not
     synchronized. Anywhere else, and on JAX and PyTorch, this is exactly
     `keras.layers.BatchNormalization.call`.
+
+    Args:
+        axis, momentum, epsilon, center, scale: as in Keras's layer; so are
+            the initializers, regularizers and constraints, `renorm*`,
+            `synchronized` and `**kwargs`, with the same defaults.
     """
 
     def _fuses(self, inputs, mask):
@@ -205,6 +210,11 @@ class NaNPropagatingMaxPooling2D(keras.layers.MaxPooling2D):
     where x is finite, NaN where it is NaN or infinite) to the max, without
     a gradient: for finite inputs the values and gradients are exactly
     those of `MaxPooling2D`. Same arguments and config.
+
+    Args:
+        pool_size, strides, padding, data_format, name: as in
+            `keras.layers.MaxPooling2D`, with the same defaults (so is
+            `**kwargs`).
     """
 
     def call(self, inputs):

@@ -20,6 +20,12 @@ def recursion_headroom(limit=_RECURSION_LIMIT):
     Python 3.11+ keeps pure-Python frames off the C stack, so a deep but
     finite recursion such as Keras's graph walk is safe with a higher limit.
     The old limit is restored on exit.
+
+    Args:
+        limit: the lowest recursion limit inside the block.
+
+    Returns:
+        A context manager (`with keras_resnet.recursion_headroom(): ...`).
     """
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(max(old, limit))
@@ -48,6 +54,10 @@ class ResNetModel(keras.Model):
 
     Datasets and generators go to Keras unchecked. Wrap your own functional
     model in it (`ResNetModel(inputs, outputs)`) for the same checks.
+
+    Args:
+        *args: those of the functional `keras.Model`: `inputs`, `outputs`.
+        **kwargs: those of `keras.Model` (`name`, ...).
     """
 
     def predict(self, x, *args, **kwargs):
@@ -101,6 +111,12 @@ class DeepResNet(ResNetModel):
     `keras.Model(model.input, model.get_layer(...).output)`, walk the same
     deep graph: make them inside `with keras_resnet.recursion_headroom():`
     (`feature_extractor` does).
+
+    Args:
+        inputs: the functional model's inputs.
+        outputs: its outputs.
+        name: its name.
+        **kwargs: the other arguments of `keras.Model`.
     """
 
     # The signature must be Functional's, (inputs, outputs, name), for Keras

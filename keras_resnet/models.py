@@ -6,19 +6,12 @@ from keras import layers
 from keras_resnet import architecture
 from keras_resnet import blocks
 from keras_resnet import fast_build
-from keras_resnet import features
 from keras_resnet import model_classes
 from keras_resnet import preprocessing
 from keras_resnet import specs
 from keras_resnet import weights as weights_lib
 from keras_resnet.layers import NaNPropagatingMaxPooling2D
-from keras_resnet.model_classes import DeepResNet, ResNetModel
 
-# These live in modules of their own; the names stay importable from here.
-check_graph_model = architecture.check_graph_model
-feature_extractor = features.feature_extractor
-stage_output_names = features.stage_output_names
-recursion_headroom = model_classes.recursion_headroom
 POOLINGS = (None, "avg", "max")
 # Keras builds a functional graph with one recursive Python call per layer on
 # the longest path (keras/src/ops/function.py, `_build_map_helper`), and a
@@ -193,7 +186,8 @@ def ResNet(
         elif pooling is not None:
             x = _global_pool(pooling, data_format)(x)
 
-        model_class = DeepResNet if spec.depth > DEEP_GRAPH_DEPTH else ResNetModel
+        deep = spec.depth > DEEP_GRAPH_DEPTH
+        model_class = model_classes.DeepResNet if deep else model_classes.ResNetModel
         model = model_class(inputs, x, name=name)
     fast_build.restore_initializers(model)
     if weights_path is not None:
@@ -312,95 +306,247 @@ def _default_name(spec, shortcut, plain, variant, default_shortcut):
 
 
 def resnet20(**kwargs):
-    """ResNet-20 for CIFAR (n=3): 0.27M parameters, 8.75% error (Table 6)."""
+    """ResNet-20 for CIFAR (n=3): 0.27M parameters, 8.75% error (Table 6).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(20, **kwargs)` returns.
+    """
     return ResNet(20, **kwargs)
 
 
 def resnet32(**kwargs):
-    """ResNet-32 for CIFAR (n=5): 0.46M parameters, 7.51% error (Table 6)."""
+    """ResNet-32 for CIFAR (n=5): 0.46M parameters, 7.51% error (Table 6).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(32, **kwargs)` returns.
+    """
     return ResNet(32, **kwargs)
 
 
 def resnet44(**kwargs):
-    """ResNet-44 for CIFAR (n=7): 0.66M parameters, 7.17% error (Table 6)."""
+    """ResNet-44 for CIFAR (n=7): 0.66M parameters, 7.17% error (Table 6).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(44, **kwargs)` returns.
+    """
     return ResNet(44, **kwargs)
 
 
 def resnet56(**kwargs):
-    """ResNet-56 for CIFAR (n=9): 0.85M parameters, 6.97% error (Table 6)."""
+    """ResNet-56 for CIFAR (n=9): 0.85M parameters, 6.97% error (Table 6).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(56, **kwargs)` returns.
+    """
     return ResNet(56, **kwargs)
 
 
 def resnet110(**kwargs):
-    """ResNet-110 for CIFAR (n=18): 1.7M parameters, 6.43% error (Table 6)."""
+    """ResNet-110 for CIFAR (n=18): 1.7M parameters, 6.43% error (Table 6).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(110, **kwargs)` returns.
+    """
     return ResNet(110, **kwargs)
 
 
 def resnet1202(**kwargs):
-    """ResNet-1202 for CIFAR (n=200): 19.4M parameters, 7.93% error."""
+    """ResNet-1202 for CIFAR (n=200): 19.4M parameters, 7.93% error.
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(1202, **kwargs)` returns.
+    """
     return ResNet(1202, **kwargs)
 
 
 def resnet18(**kwargs):
-    """ResNet-18 for ImageNet: basic blocks 2,2,2,2; 1.8 GFLOPs (Table 1)."""
+    """ResNet-18 for ImageNet: basic blocks 2,2,2,2; 1.8 GFLOPs (Table 1).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(18, **kwargs)` returns.
+    """
     return ResNet(18, **kwargs)
 
 
 def resnet34(**kwargs):
-    """ResNet-34 for ImageNet: basic blocks 3,4,6,3; 3.6 GFLOPs (Table 1)."""
+    """ResNet-34 for ImageNet: basic blocks 3,4,6,3; 3.6 GFLOPs (Table 1).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(34, **kwargs)` returns.
+    """
     return ResNet(34, **kwargs)
 
 
 def resnet50(**kwargs):
-    """ResNet-50 for ImageNet: bottlenecks 3,4,6,3; 3.8 GFLOPs (Table 1)."""
+    """ResNet-50 for ImageNet: bottlenecks 3,4,6,3; 3.8 GFLOPs (Table 1).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(50, **kwargs)` returns.
+    """
     return ResNet(50, **kwargs)
 
 
 def resnet101(**kwargs):
-    """ResNet-101 for ImageNet: bottlenecks 3,4,23,3; 7.6 GFLOPs (Table 1)."""
+    """ResNet-101 for ImageNet: bottlenecks 3,4,23,3; 7.6 GFLOPs (Table 1).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(101, **kwargs)` returns.
+    """
     return ResNet(101, **kwargs)
 
 
 def resnet152(**kwargs):
-    """ResNet-152 for ImageNet: bottlenecks 3,8,36,3; 11.3 GFLOPs (Table 1)."""
+    """ResNet-152 for ImageNet: bottlenecks 3,8,36,3; 11.3 GFLOPs (Table 1).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(152, **kwargs)` returns.
+    """
     return ResNet(152, **kwargs)
 
 
 def resnet200(**kwargs):
-    """ResNet-200 for ImageNet: bottlenecks 3,24,36,3 (not in this paper)."""
+    """ResNet-200 for ImageNet: bottlenecks 3,24,36,3 (not in this paper).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(200, **kwargs)` returns.
+    """
     return ResNet(200, **kwargs)
 
 
 def plain20(**kwargs):
-    """Plain-20 for CIFAR: ResNet-20 without shortcuts (Fig. 6, left)."""
+    """Plain-20 for CIFAR: ResNet-20 without shortcuts (Fig. 6, left).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(20, plain=True, **kwargs)` returns.
+    """
     return ResNet(20, plain=True, **kwargs)
 
 
 def plain32(**kwargs):
-    """Plain-32 for CIFAR: ResNet-32 without shortcuts (Fig. 6, left)."""
+    """Plain-32 for CIFAR: ResNet-32 without shortcuts (Fig. 6, left).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(32, plain=True, **kwargs)` returns.
+    """
     return ResNet(32, plain=True, **kwargs)
 
 
 def plain44(**kwargs):
-    """Plain-44 for CIFAR: ResNet-44 without shortcuts (Fig. 6, left)."""
+    """Plain-44 for CIFAR: ResNet-44 without shortcuts (Fig. 6, left).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(44, plain=True, **kwargs)` returns.
+    """
     return ResNet(44, plain=True, **kwargs)
 
 
 def plain56(**kwargs):
-    """Plain-56 for CIFAR: ResNet-56 without shortcuts (Fig. 6, left)."""
+    """Plain-56 for CIFAR: ResNet-56 without shortcuts (Fig. 6, left).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(56, plain=True, **kwargs)` returns.
+    """
     return ResNet(56, plain=True, **kwargs)
 
 
 def plain110(**kwargs):
-    """Plain-110 for CIFAR: ResNet-110 without shortcuts (Sec. 4.2)."""
+    """Plain-110 for CIFAR: ResNet-110 without shortcuts (Sec. 4.2).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(110, plain=True, **kwargs)` returns.
+    """
     return ResNet(110, plain=True, **kwargs)
 
 
 def plain18(**kwargs):
-    """Plain-18 for ImageNet: 27.94% top-1 error (Table 2)."""
+    """Plain-18 for ImageNet: 27.94% top-1 error (Table 2).
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(18, plain=True, **kwargs)` returns.
+    """
     return ResNet(18, plain=True, **kwargs)
 
 
 def plain34(**kwargs):
-    """Plain-34 for ImageNet: 28.54% top-1 error (Table 2), worse than 18."""
+    """Plain-34 for ImageNet: 28.54% top-1 error (Table 2), worse than 18.
+
+    Args:
+        **kwargs: keyword arguments of `ResNet` (`weights`, `input_shape`,
+            `classes`, `include_top`, ...).
+
+    Returns:
+        The model `ResNet(34, plain=True, **kwargs)` returns.
+    """
     return ResNet(34, plain=True, **kwargs)

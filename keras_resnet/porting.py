@@ -92,7 +92,7 @@ def load_safetensors(path):
     except ImportError as error:
         raise ImportError(
             "Reading .safetensors files needs the `safetensors` package: "
-            "pip install safetensors (or keras-resnet[peers])."
+            "pip install safetensors (or keras-resnet-zoo[peers])."
         ) from error
     return load_file(path)
 

@@ -34,9 +34,6 @@ from keras_resnet import presets
 from keras_resnet import specs
 from keras_resnet import registry
 
-# The modes, {name: (mean, std, bgr)}; each preset declares its own.
-MODES = presets.MODES
-
 
 def mode_of(weights, depth=None):
     """The preprocessing mode that `weights` (a preset name) was trained with.
@@ -48,8 +45,9 @@ def mode_of(weights, depth=None):
             with different preprocessing at different depths.
 
     Returns:
-        A key of `MODES`, or a dict {"mean": ..., "std": ...} (RGB, in pixel
-        units) for presets registered with their own statistics.
+        A key of `keras_resnet.presets.MODES`, or a dict {"mean": ...,
+        "std": ...} (RGB, in pixel units) for presets registered with their
+        own statistics.
     """
     if depth is not None:
         return registry.get_preset(weights, depth=depth).preprocessing
@@ -101,7 +99,24 @@ def preprocess_input(x, weights, data_format=None, depth=None):
 
 
 def preprocessing_layer(weights, data_format=None, name="preprocessing", depth=None):
-    """A `Preprocessing` layer for the weights `weights`, to put in a model."""
+    """A `Preprocessing` layer for the weights `weights`, to put in a model.
+
+    Args:
+        weights: a registered preset name or alias.
+        data_format: "channels_last" or "channels_first"; defaults to the
+            Keras config.
+        name: the layer's name.
+        depth: the model's depth; needed only for an alias whose weights
+            have different preprocessing at different depths.
+
+    Returns:
+        A `keras_resnet.Preprocessing` layer: raw RGB pixels 0..255 in, the
+        input the weights were trained on out.
+
+    Raises:
+        ValueError: if `weights` is not a preset, or is an alias that needs
+            `depth`.
+    """
     return Preprocessing(mode_of(weights, depth), data_format=data_format, name=name)
 
 
@@ -181,9 +196,9 @@ class Preprocessing(keras.layers.Layer):
     config, so the model does not need the file it came from).
 
     Args:
-        mode: a key of `MODES` ("caffe", "torch", "rescale", "none") or a
-            dict {"mean": (r, g, b) or an (H, W, 3) array, "std": (r, g, b)}
-            in pixel units (see `keras_resnet.presets.preprocessing_parameters`).
+        mode: a key of `keras_resnet.presets.MODES` ("caffe", "torch",
+            "rescale", "none") or a dict {"mean": (r, g, b) or an (H, W, 3)
+            array, "std": (r, g, b)} in pixel units (see `keras_resnet.presets.preprocessing_parameters`).
         data_format: "channels_last" or "channels_first"; defaults to the
             Keras config.
     """

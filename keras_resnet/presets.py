@@ -47,7 +47,7 @@ loading (`keras_resnet.porting`), pinned by the publisher's hash.
   with the training split's per-pixel mean (an .npy file, pinned too),
   which the preset's preprocessing subtracts from raw 0..255 pixels.
 - Our own checkpoints register under a name of their own
-  (`keras_resnet.weights.register_preset`, or a JSON registry file named by
+  (`keras_resnet.register_preset`, or a JSON registry file named by
   $KERAS_RESNET_PRESETS).
 
 ImageNet presets record the publishers' ImageNet-1k validation top-1
@@ -199,7 +199,7 @@ def _mean_file(name, sha256):
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ValueError(
             f"The preprocessing mean file {path!r} has sha256 "
-            f"{hashlib.sha256(data).hexdigest()}, not the pinned {sha256}: reinstall keras-resnet."
+            f"{hashlib.sha256(data).hexdigest()}, not the pinned {sha256}: reinstall keras-resnet-zoo."
         )
     return np.load(path, allow_pickle=False)
 
@@ -216,7 +216,7 @@ class Preset:
             "v1.5" (basic-block nets: "v1").
         shortcut: the shortcut option it was trained with ("A", "B", "C").
         classes: classes of its classifier.
-        preprocessing: a `keras_resnet.preprocessing.MODES` key, or a dict
+        preprocessing: a `keras_resnet.presets.MODES` key, or a dict
             {"mean", "std"} in pixel units.
         source_format: how the file is read (`SOURCE_FORMATS`).
         url: where to download it; None for a local file.

@@ -105,7 +105,7 @@ def register_preset(
         depth, family, variant, shortcut, classes: the architecture the
             file fits (family, shortcut and classes default from the depth).
         preprocessing: what the weights expect; a
-            `keras_resnet.preprocessing.MODES` key or a dict
+            `keras_resnet.presets.MODES` key or a dict
             {"mean": (r, g, b), "std": (r, g, b)} in pixel units. None (the
             default): what a local `.keras` file holds in front of its net
             (a zoo run's model.keras: its per-pixel mean), else "none". Given

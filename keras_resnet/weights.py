@@ -60,13 +60,11 @@ the jobs it calls have modules of their own: the preset registry
 (`keras_resnet.registry`), downloads and hashes (`keras_resnet.downloads`),
 reading weight files (`keras_resnet.weight_files`), checking one against a
 model and assigning it (`keras_resnet.weight_checks`), and what ResNet a
-model is (`keras_resnet.architecture`). Every name this module had stays
-importable from it (`keras_resnet.weights.register_preset`, ...).
+model is (`keras_resnet.architecture`).
 """
 
 import dataclasses
 import os
-import warnings
 
 import keras
 
@@ -75,35 +73,14 @@ from keras_resnet import downloads
 from keras_resnet import labels
 from keras_resnet import porting
 from keras_resnet import presets as presets_lib
+from keras_resnet import registry
 from keras_resnet import torch_checkpoint
 from keras_resnet import weight_checks
-
-# The registry, hashes and file reading have modules of their own; these
-# names stay importable from here, where they always were.
-from keras_resnet.downloads import file_sha256  # noqa: F401
-from keras_resnet.registry import (  # noqa: F401
-    ALIASES,
-    PRESETS,
-    get_preset,
-    load_registry,
-    pin_hash,
-    preset_names,
-    presets_of,
-    register_preset,
-)
-from keras_resnet.weight_files import (  # noqa: F401
-    FILE_SUFFIXES,
-    describe_preprocessing,
-    file_preprocessing,
-    positional_keys,
-)
+from keras_resnet import weight_files
 
 __all__ = [
-    "ALIASES", "DOWNLOAD_ATTEMPTS", "DOWNLOAD_BACKOFF", "DOWNLOAD_MIN_SPEED", "DOWNLOAD_TIMEOUTS",
-    "FILE_SUFFIXES", "PRESETS",
-    "PresetWeights", "architecture", "describe_preprocessing", "fetch", "file_preprocessing", "file_sha256",
-    "get_preset", "load_into", "load_registry", "pin_hash", "positional_keys", "preprocessing_of",
-    "preset_names", "presets_of", "register_preset", "resolve",
+    "DOWNLOAD_ATTEMPTS", "DOWNLOAD_BACKOFF", "DOWNLOAD_MIN_SPEED", "DOWNLOAD_TIMEOUTS", "PresetWeights",
+    "fetch", "load_into", "preprocessing_of", "resolve",
 ]
 
 # Downloads: seconds to wait for a connection and for each read (any bytes
@@ -151,8 +128,8 @@ def resolve(weights, spec, variant):
             "`weights` must be None, a path to a .weights.h5/.keras file, or "
             f"a preset name. Received weights={weights!r}."
         )
-    if weights in PRESETS or weights in ALIASES:
-        preset = get_preset(weights, depth=spec.depth, family=spec.family)
+    if weights in registry.PRESETS or weights in registry.ALIASES:
+        preset = registry.get_preset(weights, depth=spec.depth, family=spec.family)
         if spec.block == "bottleneck" and variant != preset.variant:
             raise ValueError(
                 f"Preset {weights!r} for depth {spec.depth} was trained with "
@@ -162,13 +139,13 @@ def resolve(weights, spec, variant):
                 f"variant={preset.variant!r}."
             )
         return PresetWeights(preset)
-    if weights.endswith(FILE_SUFFIXES):
+    if weights.endswith(weight_files.FILE_SUFFIXES):
         if not os.path.isfile(weights):
             raise ValueError(f"`weights` file not found. Received weights={weights!r}.")
         return weights
     raise ValueError(
         "`weights` must be None, a path to a file ending in .weights.h5 or "
-        f".keras, or a preset name (presets: {preset_names()}). "
+        f".keras, or a preset name (presets: {registry.preset_names()}). "
         f"Received weights={weights!r}."
     )
 
@@ -184,7 +161,7 @@ def preprocessing_of(resolved, weights):
     if isinstance(resolved, PresetWeights):
         return resolved.preset.preprocessing
     if isinstance(resolved, str) and resolved.endswith(".keras"):
-        found = file_preprocessing(resolved)
+        found = weight_files.file_preprocessing(resolved)
         if found is None:
             raise ValueError(
                 f"include_preprocessing=True puts the preprocessing the weights were trained "
@@ -196,7 +173,7 @@ def preprocessing_of(resolved, weights):
     raise ValueError(
         "include_preprocessing=True puts the preprocessing of a preset (or of a .keras file "
         "that holds it in front of its net, as a zoo run's model.keras does) in the model, so "
-        f"`weights` must be a preset name ({preset_names()}) or such a file. "
+        f"`weights` must be a preset name ({registry.preset_names()}) or such a file. "
         f"Received weights={weights!r}."
     )
 
@@ -253,7 +230,7 @@ def _checked_local_file(preset):
             + (" from the installed package (was it installed without its package data?)."
                if shipped else ".")
         )
-    actual = file_sha256(path)
+    actual = downloads.file_sha256(path)
     if actual != preset.file_hash:
         raise ValueError(
             f"{described}: file {path!r} changed since it was registered: "
@@ -296,21 +273,3 @@ def fetch(preset, no_top=False):
     return downloads.fetch(
         preset, no_top, timeouts=DOWNLOAD_TIMEOUTS, attempts=DOWNLOAD_ATTEMPTS, backoff=DOWNLOAD_BACKOFF,
         min_speed=DOWNLOAD_MIN_SPEED)
-
-
-def architecture(layers):
-    """Deprecated: use `keras_resnet.architecture_of(model)` (a built model)
-    or `keras_resnet.architecture.from_layers(layers)` (a saved config).
-
-    How a keras_resnet net was built, from (name, strides) of its layers, as
-    a dict with "family", "depth", "plain", "shortcut", "variant" and
-    "strides", or None if the layers are not a keras_resnet net.
-    """
-    warnings.warn(
-        "keras_resnet.weights.architecture is deprecated; use keras_resnet.architecture_of(model) "
-        "or keras_resnet.architecture.from_layers(layers).", DeprecationWarning, stacklevel=2)
-    arch = architecture_lib.from_layers(layers)
-    if arch is None:
-        return None
-    fields = ("family", "depth", "plain", "shortcut", "variant", "strides")
-    return {field: getattr(arch, field) for field in fields}

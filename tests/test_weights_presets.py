@@ -14,7 +14,7 @@ import keras_resnet
 from keras_resnet import convert
 from keras_resnet import downloads
 from keras_resnet import presets
-from keras_resnet import weights as weights_lib
+from keras_resnet import registry
 
 from helpers_presets import isolated, server, sha256  # noqa: F401 (fixtures; isolated is autouse)
 from helpers_torch import torch_reference, torchvision_state_dict
@@ -26,9 +26,9 @@ def test_torchvision_preset_downloads_converts_and_loads(server):
     state = torchvision_state_dict(18, classes=1000, seed=4)
     served = server.root / "resnet18.safetensors"
     safetensors.save_file(state, str(served))
-    builtin = weights_lib.PRESETS["torchvision_imagenet"][18]
+    builtin = registry.PRESETS["torchvision_imagenet"][18]
     assert builtin.file_hash == presets.TIMM_SHA256["resnet18.tv_in1k"]
-    weights_lib.PRESETS["torchvision_imagenet"][18] = dataclasses.replace(
+    registry.PRESETS["torchvision_imagenet"][18] = dataclasses.replace(
         builtin, url=server.url("resnet18.safetensors"), file_hash=sha256(served))
 
     x = np.random.default_rng(0).normal(0, 1, (2, 64, 64, 3)).astype("float32")
@@ -71,8 +71,8 @@ def test_imagenet_preset_from_keras_applications_h5(server):
     no_top = keras.applications.ResNet50(weights=None, include_top=False)
     no_top.set_weights(peer.get_weights()[: len(no_top.get_weights())])
     _save_legacy_h5(no_top, server.root / "notop.h5")
-    builtin = weights_lib.PRESETS["keras_applications_imagenet"][50]
-    weights_lib.PRESETS["keras_applications_imagenet"][50] = dataclasses.replace(
+    builtin = registry.PRESETS["keras_applications_imagenet"][50]
+    registry.PRESETS["keras_applications_imagenet"][50] = dataclasses.replace(
         builtin, url=server.url("top.h5"), file_hash=sha256(server.root / "top.h5"),
         url_no_top=server.url("notop.h5"), file_hash_no_top=sha256(server.root / "notop.h5"))
 
@@ -129,8 +129,8 @@ def test_builtin_presets_metadata():
         assert (preset.file_hash, preset.file_hash_no_top) == (top, no_top)
         assert preset.url.startswith(keras_resnet_app.BASE_WEIGHTS_PATH)
         assert (preset.variant, preset.preprocessing, preset.classes) == ("v1", "caffe", 1000)
-    assert weights_lib.get_preset("imagenet", depth=101).name == "keras_applications_imagenet"
-    assert weights_lib.get_preset("torchvision_imagenet", depth=50).variant == "v1.5"
+    assert registry.get_preset("imagenet", depth=101).name == "keras_applications_imagenet"
+    assert registry.get_preset("torchvision_imagenet", depth=50).variant == "v1.5"
     for depth, preset in presets.BUILTIN["torchvision_imagenet"].items():
         assert re.fullmatch("[0-9a-f]{64}", preset.file_hash), (depth, preset.file_hash)
         assert preset.url.endswith(".tv_in1k/resolve/main/model.safetensors")
