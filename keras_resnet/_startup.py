@@ -67,6 +67,8 @@ def refuse_other_distribution():
     except importlib.metadata.PackageNotFoundError:
         return
     where = other.locate_file("")
+    if _is_this_checkout(where):
+        return
     raise ImportError(
         f"keras_resnet: the distribution {OTHER_DISTRIBUTION!r} {other.version} is installed in this "
         f"environment (in {where}). That name belongs to an unrelated Keras 2 project from 2019 (or to "
@@ -76,6 +78,27 @@ def refuse_other_distribution():
         "share).",
         name="keras_resnet",
     )
+
+
+def _is_this_checkout(folder):
+    """Whether `folder` is the source checkout this package is imported from.
+
+    A checkout where `pip install .` once ran under the old name keeps a
+    `keras_resnet.egg-info` build folder beside `keras_resnet/`, which
+    importlib.metadata reports as an installed `keras-resnet` when the
+    checkout is on `sys.path`. That is a leftover of this very project, not
+    the other package: the checkout's own `pyproject.toml` names
+    `keras-resnet-zoo`.
+    """
+    import pathlib
+
+    try:
+        folder = pathlib.Path(folder).resolve()
+        ours = pathlib.Path(__file__).resolve().parent.parent
+        project = (folder / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return folder == ours and 'name = "keras-resnet-zoo"' in project
 
 
 def register_with_keras():

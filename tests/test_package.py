@@ -126,6 +126,20 @@ def test_only_that_name_is_refused(tmp_path):
     assert result.returncode == 0 and result.stdout.split() == ["imported"], result.stderr[-2000:]
 
 
+def test_a_checkouts_own_old_build_folder_is_not_the_other_package(tmp_path):
+    # `pip install .` in a pre-1.0 checkout left keras_resnet.egg-info beside keras_resnet/; with the
+    # checkout on sys.path, importlib.metadata reports it as an installed keras-resnet 0.1.0.
+    checkout = PACKAGE.parent
+    assert _startup._is_this_checkout(checkout) == (checkout / "pyproject.toml").is_file()
+    # The same leftover anywhere else (here: a folder with our pyproject.toml but not our package) is
+    # another install, and refused.
+    site = fake_distribution(tmp_path / "site", "keras-resnet", "0.1.0")
+    (site / "pyproject.toml").write_text('[project]\nname = "keras-resnet-zoo"\n')
+    assert not _startup._is_this_checkout(site)
+    result = run_python("import keras_resnet", env=with_site(site))
+    assert result.returncode == 1 and "'keras-resnet' 0.1.0 is installed" in result.stderr
+
+
 # --- saved models load whichever of keras and keras_resnet comes first --------
 
 LOAD = """

@@ -34,6 +34,7 @@ COMMANDS = {
     "plot": ("zoo.plot", "error curves of runs (the paper's Fig. 6)"),
     "analysis": ("zoo.analysis", "layer-response statistics of runs and presets (Fig. 7)"),
     "recipes": ("zoo", "list the recipes (python -m zoo)"),
+    "presets": ("keras_resnet.model_cards", "list the pretrained presets: depths, source, licence, test error"),
 }
 HELP_FLAGS = ("-h", "--help", "help")
 VERSION_FLAGS = ("-V", "--version")
