@@ -33,9 +33,9 @@ def recursion_headroom(limit=_RECURSION_LIMIT):
 class ResNetModel(keras.Model):
     """The functional model `ResNet` returns; its `predict` checks arrays first.
 
-    Identical to `keras.Model(inputs, outputs)` (same layers, config,
-    weights, saving), except that `predict` on an array or tensor checks it
-    before Keras sees it:
+    Identical to `keras.Model(inputs, outputs)` (same layers, weights,
+    saving), except for its architecture record (below) and that `predict`
+    on an array or tensor checks it before Keras sees it:
 
     - no images (a batch of 0) give no predictions, an empty array of the
       output's shape (Keras's predict loop raises UnboundLocalError);
@@ -45,16 +45,70 @@ class ResNetModel(keras.Model):
       after that it ran a 32x32 model on 64x64 images without a word.)
     - with `include_preprocessing=True`, pixels outside 0..255 are refused
       as in an eager call (`keras_resnet.preprocessing.check_pixels`).
+    - built with preset weights and without `include_preprocessing=True`,
+      values that no preprocessed image can have (raw pixels 0..255 where
+      the preset's normalised pixels stay within a few units) are refused,
+      naming both fixes, in `predict` and in eager calls (`model(x)`);
+      `keras_resnet.preprocessing.check_preprocessed` says how the bound is
+      derived. NaN and infinities pass (NaN in, NaN out).
 
-    Datasets and generators go to Keras unchecked. Wrap your own functional
+    Datasets and generators go to Keras unchecked, and so do values inside
+    a compiled graph (`fit`, `evaluate`, exports). Wrap your own functional
     model in it (`ResNetModel(inputs, outputs)`) for the same checks.
+
+    Its config is the functional graph's plus, for a model `ResNet` built,
+    `"architecture"`: the record `keras_resnet.architecture_of` reads
+    (`keras_resnet.architecture.Architecture.to_config`). `.keras` files
+    keep it; a model made another way (`keras.models.clone_model`,
+    `fold_batchnorm`, your own `ResNetModel(inputs, outputs)`) has none, and
+    `architecture_of` reads its layer names instead.
+
+    Args:
+        inputs, outputs, name: as for `keras.Model(inputs, outputs, name)`.
+        architecture: the architecture record, a dict; None for none.
     """
+
+    # The positional arguments must be Functional's, (inputs, outputs,
+    # name), for Keras to save and clone the graph rather than a subclassed
+    # model; the record is keyword-only.
+    def __init__(self, inputs, outputs, name=None, *, architecture=None, **kwargs):
+        super().__init__(inputs, outputs, name=name, **kwargs)
+        if architecture is not None:
+            from keras_resnet.architecture import Architecture  # a cycle at import time
+
+            architecture = Architecture.from_config(architecture).to_config()  # checked
+        self._architecture_record = architecture
+
+    @property
+    def architecture_record(self):
+        """The architecture record (a dict; see `get_config`), or None."""
+        return None if self._architecture_record is None else dict(self._architecture_record)
+
+    def get_config(self):
+        config = super().get_config()
+        if self._architecture_record is not None:
+            config["architecture"] = dict(self._architecture_record)
+        return config
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        _check_expected_input(self, inputs)
+        return super().call(inputs, training=training, mask=mask, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         empty = _check_images(self, x)
         if empty is not None:
             return empty
         return super().predict(x, *args, **kwargs)
+
+
+def _check_expected_input(model, x):
+    """Refuses values that cannot be the preprocessed input a preset expects."""
+    record = model._architecture_record
+    if record is None or record.get("input_preprocessing") is None:
+        return
+    preprocessing.check_preprocessed(
+        x, record["input_preprocessing"], data_format=record.get("data_format"),
+        described=f"Model {model.name!r}", weights=record.get("weights"), depth=record.get("depth"))
 
 
 def _check_images(model, x):
@@ -80,6 +134,8 @@ def _check_images(model, x):
         )
     if any(isinstance(layer, preprocessing.Preprocessing) for layer in model.layers):
         preprocessing.check_pixels(x, f"Model {model.name!r} (with its preprocessing inside)")
+    if isinstance(model, ResNetModel):
+        _check_expected_input(model, x)
     if shape[0] != 0:
         return None
     with recursion_headroom():

@@ -1,5 +1,7 @@
 """`ResNet(...)`: the model factory, its argument checks, named constructors."""
 
+import dataclasses
+
 import keras
 from keras import layers
 
@@ -8,10 +10,10 @@ from keras_resnet import blocks
 from keras_resnet import fast_build
 from keras_resnet import features
 from keras_resnet import model_classes
+from keras_resnet import names
 from keras_resnet import preprocessing
 from keras_resnet import specs
 from keras_resnet import weights as weights_lib
-from keras_resnet.layers import NaNPropagatingMaxPooling2D
 from keras_resnet.model_classes import DeepResNet, ResNetModel
 
 # These live in modules of their own; the names stay importable from here.
@@ -19,7 +21,7 @@ check_graph_model = architecture.check_graph_model
 feature_extractor = features.feature_extractor
 stage_output_names = features.stage_output_names
 recursion_headroom = model_classes.recursion_headroom
-POOLINGS = (None, "avg", "max")
+POOLINGS = architecture.POOLINGS
 # Keras builds a functional graph with one recursive Python call per layer on
 # the longest path (keras/src/ops/function.py, `_build_map_helper`), and a
 # ResNet's longest path has about 2 layers per block. Past this many weighted
@@ -123,15 +125,45 @@ def ResNet(
         ValueError: for any argument out of range, naming the value received
             and what is valid.
     """
+    net = _checked_net(
+        depth, shortcut, plain, family, variant, include_top, pooling, classes,
+        classifier_activation, data_format, weight_decay)
+    include_preprocessing = specs.check_bool("include_preprocessing", include_preprocessing)
+    weights_path = weights_lib.resolve(weights, spec=net.spec, variant=net.variant)
+    arch = _architecture(net, weights, weights_path, include_preprocessing)
+    model = _build_model(net, arch, input_tensor, input_shape, name)
+    if weights_path is not None:
+        weights_lib.load_into(model, weights_path)
+    return model
+
+
+@dataclasses.dataclass(frozen=True)
+class _Net:
+    """`ResNet`'s arguments that shape the graph, checked."""
+
+    spec: specs.Spec
+    shortcut: object
+    plain: bool
+    variant: str
+    include_top: bool
+    pooling: object
+    classes: int
+    classifier_activation: object
+    options: blocks.LayerOptions
+
+
+def _checked_net(depth, shortcut, plain, family, variant, include_top, pooling, classes,
+                 classifier_activation, data_format, weight_decay):
+    """Checks the arguments that shape the graph, each refused by name."""
     spec = specs.get_spec(depth, family)
     defaults = specs.DEFAULTS[spec.family]
+    plain = specs.check_bool("plain", plain)
     shortcut = _check_shortcut(shortcut, plain, defaults.shortcut)
     if variant not in blocks.VARIANTS:
         raise ValueError(
             f"`variant` must be one of {blocks.VARIANTS}. Received variant={variant!r}."
         )
     include_top = specs.check_bool("include_top", include_top)
-    include_preprocessing = specs.check_bool("include_preprocessing", include_preprocessing)
     if pooling not in POOLINGS:
         raise ValueError(
             f"`pooling` must be one of {POOLINGS}. Received pooling={pooling!r}."
@@ -142,67 +174,95 @@ def ResNet(
             f"`classes` must be a positive int. Received classes={classes!r}."
         )
     if include_top:
-        try:
-            keras.activations.get(classifier_activation)
-        except ValueError as error:
-            raise ValueError(
-                "`classifier_activation` must be None or a Keras activation. "
-                f"Received classifier_activation={classifier_activation!r}."
-            ) from error
-    data_format = specs.check_data_format(data_format)
-    regularizer = _regularizer(weight_decay)
-    options = blocks.LayerOptions(data_format=data_format, kernel_regularizer=regularizer)
+        _check_activation(classifier_activation)
+    options = blocks.LayerOptions(
+        data_format=specs.check_data_format(data_format), kernel_regularizer=_regularizer(weight_decay))
+    return _Net(spec, shortcut, plain, variant, include_top, pooling, classes, classifier_activation, options)
 
-    weights_path = weights_lib.resolve(weights, spec=spec, variant=variant)
+
+def _check_activation(classifier_activation):
+    try:
+        keras.activations.get(classifier_activation)
+    except ValueError as error:
+        raise ValueError(
+            "`classifier_activation` must be None or a Keras activation. "
+            f"Received classifier_activation={classifier_activation!r}."
+        ) from error
+
+
+def _architecture(net, weights, weights_path, include_preprocessing):
+    """The net's `Architecture`, with the input it takes: the record the model carries."""
     preprocessing_mode = (
         weights_lib.preprocessing_of(weights_path, weights) if include_preprocessing else None)
+    preset = weights_path.preset if isinstance(weights_path, weights_lib.PresetWeights) else None
+    return architecture.Architecture(
+        family=net.spec.family,
+        depth=net.spec.depth,
+        plain=net.plain,
+        shortcut=net.shortcut,
+        variant=net.variant if net.spec.block == specs.BOTTLENECK else None,
+        strides={},
+        classes=net.classes if net.include_top else None,
+        include_top=net.include_top,
+        pooling=net.pooling or ("avg" if net.include_top else None),
+        data_format=net.options.data_format,
+        preprocessing=preprocessing_mode,
+        weights=weights if preset is not None else None,
+        input_preprocessing=preset.preprocessing if preset is not None and not include_preprocessing else None,
+    )
+
+
+def _build_model(net, arch, input_tensor, input_shape, name):
+    """Builds the graph: input, preprocessing, stem, stages, head."""
+    defaults = specs.DEFAULTS[net.spec.family]
     if name is None:
-        name = _default_name(spec, shortcut, plain, variant, defaults.shortcut)
+        name = _default_name(net.spec, net.shortcut, net.plain, net.variant, defaults.shortcut)
+    data_format = net.options.data_format
     # fast_build explains this scope and the initializer swap after it.
     with fast_build.gc_paused(), fast_build.variable_scope():
-        inputs, x = _inputs(input_tensor, input_shape, spec, defaults.size, data_format)
-        if include_preprocessing:
+        inputs, x = _inputs(input_tensor, input_shape, net.spec, defaults.size, data_format)
+        if arch.preprocessing is not None:
             x = preprocessing.Preprocessing(
-                preprocessing_mode, data_format=data_format, name="preprocessing"
+                arch.preprocessing, data_format=data_format, name=names.PREPROCESSING
             )(x)
-
-        if spec.family == specs.IMAGENET:
-            x = blocks.conv_bn_relu(x, 64, 7, 2, "conv1", options)
-            # Zero padding equals Caffe/PyTorch's -inf padding here: inputs are
-            # post-ReLU, so >= 0.
-            x = layers.ZeroPadding2D(1, data_format=data_format, name="pool1_pad")(x)
-            x = NaNPropagatingMaxPooling2D(
-                3, strides=2, data_format=data_format, name="pool1_pool"
-            )(x)
-        else:
-            x = blocks.conv_bn_relu(x, 16, 3, 1, "conv1", options)
-        for stage in spec.stages:
-            x = blocks.apply_stage(x, stage, spec.block, shortcut, options, variant)
-
-        if include_top:
-            x = _global_pool(pooling or "avg", data_format)(x)
-            x = layers.Dense(
-                classes,
-                activation=classifier_activation,
-                kernel_initializer=fast_build.GlorotUniform(),
-                kernel_regularizer=regularizer,
-                # Logits and probabilities stay float32 under mixed precision.
-                dtype=keras.config.dtype_policy().variable_dtype,
-                name=architecture.CLASSIFIER,
-            )(x)
-        elif pooling is not None:
-            x = _global_pool(pooling, data_format)(x)
-
-        model_class = DeepResNet if spec.depth > DEEP_GRAPH_DEPTH else ResNetModel
-        model = model_class(inputs, x, name=name)
+        x = blocks.apply_stem(x, net.spec.family, net.options)
+        for stage in net.spec.stages:
+            x = blocks.apply_stage(x, stage, net.spec.block, net.shortcut, net.options, net.variant)
+        x = _head(x, net)
+        model_class = DeepResNet if net.spec.depth > DEEP_GRAPH_DEPTH else ResNetModel
+        model = model_class(inputs, x, name=name, architecture=_record(arch))
     fast_build.restore_initializers(model)
-    if weights_path is not None:
-        weights_lib.load_into(model, weights_path)
     return model
 
 
+def _record(arch):
+    """The record the model carries: self-contained (a mean file's values, not its name)."""
+    record = arch.to_config()
+    for field in ("preprocessing", "input_preprocessing"):
+        if record[field] is not None:
+            record[field] = preprocessing.portable_mode(record[field])
+    return record
+
+
+def _head(x, net):
+    """The global pooling and the classifier, as `include_top` and `pooling` say."""
+    if net.include_top:
+        x = _global_pool(net.pooling or "avg", net.options.data_format)(x)
+        return layers.Dense(
+            net.classes,
+            activation=net.classifier_activation,
+            kernel_initializer=fast_build.GlorotUniform(),
+            kernel_regularizer=net.options.kernel_regularizer,
+            # Logits and probabilities stay float32 under mixed precision.
+            dtype=keras.config.dtype_policy().variable_dtype,
+            name=names.CLASSIFIER,
+        )(x)
+    if net.pooling is not None:
+        x = _global_pool(net.pooling, net.options.data_format)(x)
+    return x
+
+
 def _check_shortcut(shortcut, plain, default):
-    plain = specs.check_bool("plain", plain)
     if plain:
         if shortcut is not None:
             raise ValueError(
@@ -287,13 +347,13 @@ def _inputs(input_tensor, input_shape, spec, size, data_format):
     if input_shape is None:
         input_shape = (size, size, 3) if data_format == "channels_last" else (3, size, size)
     shape = check_input_shape(input_shape, spec, data_format)
-    inputs = keras.Input(shape=shape, name="images")
+    inputs = keras.Input(shape=shape, name=names.INPUT)
     return inputs, inputs
 
 
 def _global_pool(pooling, data_format):
     cls = layers.GlobalAveragePooling2D if pooling == "avg" else layers.GlobalMaxPooling2D
-    return cls(data_format=data_format, name=f"{pooling}_pool")
+    return cls(data_format=data_format, name=names.POOLS[pooling])
 
 
 def _default_name(spec, shortcut, plain, variant, default_shortcut):
