@@ -304,7 +304,7 @@ def _nets_in(model):
     return found
 
 
-def _keras_hub_class(model):
+def keras_hub_class(model):
     """The keras-hub class of `model` or of a model nested in it, or None."""
     for candidate in [model] + [layer for layer in model.layers if isinstance(layer, keras.Model)]:
         if type(candidate).__module__.split(".")[0] == "keras_hub":
@@ -313,7 +313,7 @@ def _keras_hub_class(model):
 
 
 def _refuse_keras_hub(model):
-    cls = _keras_hub_class(model)
+    cls = keras_hub_class(model)
     if cls is not None:
         raise ValueError(
             f"Model {model.name!r} is a keras-hub {cls}, not a keras_resnet net: its layers "
@@ -402,7 +402,7 @@ def _spec_of(ours):
             counts[stage] = max(counts.get(stage, 0), index)
             bottleneck = bottleneck or rest == f"3_{names_lib.CONV}"
     family = specs.IMAGENET if names_lib.STEM_POOL_LAYER in ours else specs.CIFAR
-    stages = sorted(counts, key=lambda name: int(name[len("conv"):]))
+    stages = sorted(counts, key=names_lib.stage_number)
     layout = tuple(counts[stage] for stage in stages)
     block = specs.BOTTLENECK if bottleneck else specs.BASIC
     expected_stages = [names_lib.stage(i + 2) for i in range(len(stages))]

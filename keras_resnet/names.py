@@ -51,6 +51,11 @@ def stage(index):
     return f"conv{index}"
 
 
+def stage_number(stage_name):
+    """The number of a stage's name: 3 for "conv3"."""
+    return int(stage_name[len("conv"):])
+
+
 def block(stage_name, index):
     """The prefix of block `index` (counted from 1) of a stage, e.g. "conv3_block1"."""
     return f"{stage_name}_block{index}"
