@@ -132,12 +132,7 @@ def check_pixels(x, described, normalises="the preprocessing normalises them its
     values = _values(x)
     if values is None or values.dtype == np.uint8 or values.size == 0:
         return
-    if values.dtype.kind == "f":
-        finite = np.isfinite(values)  # a mask, not a copy of the images
-        low = np.min(values, where=finite, initial=np.inf)
-        high = np.max(values, where=finite, initial=-np.inf)
-    else:
-        low, high = values.min(), values.max()
+    low, high = _finite_extremes(values)
     if low < 0:
         raise ValueError(
             f"{described} expects raw RGB pixels in 0..255, but the input has values "
@@ -150,6 +145,14 @@ def check_pixels(x, described, normalises="the preprocessing normalises them its
             f"up to {float(high):.6g}: more than 8 bits per channel (16-bit images go up to "
             "65535: divide them by 257, or decode them to 8 bits)."
         )
+
+
+def _finite_extremes(values, finite=None):
+    """(lowest, highest) finite value of a non-empty array."""
+    if values.dtype.kind != "f":
+        return values.min(), values.max()
+    finite = np.isfinite(values) if finite is None else finite  # a mask, not a copy of the images
+    return np.min(values, where=finite, initial=np.inf), np.max(values, where=finite, initial=-np.inf)
 
 
 # How far a preprocessed value may lie outside the range of 0..255 pixels,
@@ -191,8 +194,7 @@ def check_preprocessed(x, mode, data_format=None, described="The model", weights
     outside = finite & ((values < low) | (values > high))
     if not outside.any():
         return
-    found_low = np.min(values, where=finite, initial=np.inf)
-    found_high = np.max(values, where=finite, initial=-np.inf)
+    found_low, found_high = _finite_extremes(values, finite)
     fix = f"keras_resnet.preprocess_input(x, weights={weights!r}{_depth_argument(weights, depth)})"
     raise ValueError(
         f"{described} was built with weights={weights!r}, whose input is images preprocessed "
