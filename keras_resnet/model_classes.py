@@ -86,9 +86,11 @@ class ResNetModel(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        if self._architecture_record is not None:
-            config["architecture"] = dict(self._architecture_record)
-        return config
+        if self._architecture_record is None:
+            return config
+        # First, so that the start of a saved config (and of the error Keras
+        # raises when it loads one without keras_resnet) says what the net is.
+        return {"architecture": dict(self._architecture_record), **config}
 
     def call(self, inputs, training=None, mask=None, **kwargs):
         _check_expected_input(self, inputs)
