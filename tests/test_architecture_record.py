@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import keras_resnet
-from keras_resnet import architecture, blocks, names, specs
+from keras_resnet import architecture, blocks, specs
 
 
 def _save_without_record(model, path):
@@ -147,6 +147,8 @@ def test_a_new_shortcut_option_is_one_entry_in_blocks(monkeypatch):
 
 
 def test_layer_names_are_the_names_resnet_gives():
+    from keras_resnet import names
+
     # ResNet-50 option B (v1) is checked by test_extra_shortcut_layers_are_not_option_b.
     for depth, shortcut, variant in [(8, None, "v1"), (8, "A", "v1"), (8, "C", "v1"), (18, "B", "v1"),
                                      (50, "C", "v1.5")]:
