@@ -1,4 +1,39 @@
-"""`ResNet(...)`: the model factory, its argument checks, named constructors."""
+"""`ResNet(...)`: the model factory, its argument checks, named constructors.
+
+What `ResNet`'s arguments mean, in more words than its docstring has room for:
+
+- The family follows the depth. 18, 34, 50, 101, 152 (and 200) are the
+  ImageNet nets of Table 1: a 7x7/2 stem, a 3x3/2 max-pool, four stages
+  conv2_x..conv5_x. Any other depth 6n+2 is the CIFAR net of Sec. 4.2: a
+  3x3 stem with 16 filters and three stages of n basic blocks with 16, 32
+  and 64 filters. The CIFAR nets of depth 50, 152 and 200 need
+  `family="cifar"`. Both end with global average pooling and a dense
+  classifier.
+- `variant`: "v1" strides a bottleneck in its first 1x1 conv, as the
+  paper's released model, keras.applications and keras-cv do; "v1.5" in
+  its 3x3 conv, as torchvision, NVIDIA and keras-hub do: slightly more
+  accurate, about 12% more FLOPs at depth 50, and its weights are not
+  interchangeable with v1's. Basic-block nets (18, 34, CIFAR) are the same
+  in both.
+- `weights`: a `.keras` file must come from the same architecture (family,
+  depth, shortcut, variant, strides: read from its architecture record, or
+  from its layer names for older files). A `.weights.h5` file is checked by
+  weight shapes and by whether it has the ResNet's additions (so a plain
+  net's file is refused by its ResNet and vice versa), but it cannot tell
+  v1 from v1.5. A model built with a preset and without
+  `include_preprocessing=True` refuses input no preprocessed image has.
+- `data_format`: TensorFlow's CPU kernels run only channels_last
+  convolutions; channels_first runs on GPUs, and on any device under the
+  JAX and PyTorch backends.
+- `weight_decay` is added as `keras.regularizers.L2(weight_decay / 2)` on
+  every conv and dense kernel, so the gradient gains `weight_decay * w`:
+  exactly Caffe's and PyTorch's coupled `weight_decay`, momentum included.
+  (The `weight_decay` argument of Keras optimizers is decoupled,
+  AdamW-style, and is not the paper's.) BN parameters and biases are not
+  decayed.
+- `include_preprocessing` puts a `Preprocessing` layer right after the
+  input.
+"""
 
 import dataclasses
 
@@ -50,76 +85,49 @@ def ResNet(
 ):
     """Builds a network of He et al. (2015) as a functional `keras.Model`.
 
-    The family follows the depth. 18, 34, 50, 101, 152 (and 200) are the
-    ImageNet nets of Table 1: a 7x7/2 stem, a 3x3/2 max-pool, four stages
-    conv2_x..conv5_x. Any other depth 6n+2 is the CIFAR net of Sec. 4.2: a
-    3x3 stem with 16 filters and three stages of n basic blocks with 16, 32
-    and 64 filters. The CIFAR nets of depth 50, 152 and 200 need
-    `family="cifar"`. Both end with global average pooling and a dense
-    classifier.
+    The family follows the depth: 18, 34, 50, 101, 152 (and 200) are the
+    ImageNet nets of Table 1, any other depth 6n+2 the CIFAR net of Sec.
+    4.2 (the module docstring says more about each argument).
 
     Args:
         depth: number of weighted layers, as the paper counts them.
-        shortcut: "A" (identity, zero-padded where dimensions grow; no
-            parameters), "B" (1x1 projections where dimensions change) or
-            "C" (projections everywhere). Defaults to "A" for CIFAR and "B"
-            for ImageNet, as in the paper. Must be None when `plain=True`.
+        shortcut: "A" (identity, zero-padded where dimensions grow), "B"
+            (1x1 projections where dimensions change) or "C" (projections
+            everywhere); defaults to "A" for CIFAR, "B" for ImageNet. Must
+            be None when `plain=True`.
         plain: build the plain baseline: the same net with no shortcuts.
         family: None (follow the depth), "cifar" or "imagenet".
-        variant: where a bottleneck block strides. "v1" (default): in the
-            first 1x1 conv, as in the paper's released model,
-            keras.applications and keras-cv. "v1.5": in the 3x3 conv, as in
-            torchvision, NVIDIA and keras-hub; slightly more accurate, about
-            12% more FLOPs at depth 50, and its weights are not
-            interchangeable with v1's. Basic-block nets (18, 34, CIFAR) are
-            the same in both.
+        variant: where a bottleneck block strides: "v1" (default) in the
+            first 1x1 conv, "v1.5" in the 3x3 conv (torchvision, keras-hub).
         include_top: whether to end with the pooling + dense classifier.
-        weights: None (random He-normal init), a path to a `.weights.h5` or
-            `.keras` file saved from a model with the same layer names, or
-            a registered preset name (see `keras_resnet.weights`). A
-            `.keras` file must come from the same architecture (family,
-            depth, shortcut, variant, strides: checked); a `.weights.h5`
-            file is checked by weight shapes and by whether it has the
-            ResNet's additions (so a plain net's file is refused by its
-            ResNet and vice versa), but it cannot tell v1 from v1.5.
+        weights: None (random He-normal init), a `.weights.h5` or `.keras`
+            file saved from the same architecture (checked), or a preset
+            name (see `keras_resnet.weights`).
         input_tensor: optional Keras tensor to use as the model's input.
-        input_shape: shape of one image, (H, W, C) for channels_last or
-            (C, H, W) for channels_first. H and W may be None (any size);
-            they must be at least the net's total stride (4 for CIFAR, 32
-            for ImageNet). Defaults to 32x32x3 (CIFAR) or 224x224x3.
-        pooling: with `include_top=False`: None returns the last stage's
-            feature map, "avg" or "max" a global pooling of it. With
-            `include_top=True`: the pooling before the classifier, "avg"
-            (the paper's, the default) or "max".
+        input_shape: shape of one image, (H, W, C) for channels_last; H and
+            W may be None (any size), else at least the net's total stride
+            (4 CIFAR, 32 ImageNet). Defaults to 32x32x3 or 224x224x3.
+        pooling: with `include_top=False`: None for the last stage's feature
+            map, "avg" or "max" for its global pooling; with the top, the
+            pooling before the classifier ("avg", the paper's, or "max").
         classes: number of classes; defaults to 10 (CIFAR) or 1000.
-        classifier_activation: activation of the classifier, "softmax" by
-            default; None returns logits. The classifier always computes in
-            float32, also under a mixed-precision policy.
-        data_format: "channels_last" (default, from
-            `keras.config.image_data_format()`) or "channels_first". Note
-            that TensorFlow's CPU kernels run only channels_last
-            convolutions; channels_first runs on GPUs, and on any device
-            under the JAX and PyTorch backends.
-        weight_decay: None, or the paper's SGD weight decay (1e-4). It is
-            added as `keras.regularizers.L2(weight_decay / 2)` on every conv
-            and dense kernel, so the gradient gains `weight_decay * w`:
-            exactly Caffe's and PyTorch's coupled `weight_decay`, momentum
-            included. (The `weight_decay` argument of Keras optimizers is
-            decoupled, AdamW-style, and is not the paper's.) BN parameters
-            and biases are not decayed.
+        classifier_activation: "softmax" by default; None returns logits.
+            The classifier computes in float32 under mixed precision too.
+        data_format: "channels_last" (default, from Keras's config) or
+            "channels_first" (not on TensorFlow's CPU kernels).
+        weight_decay: None, or the paper's SGD weight decay (1e-4), as a
+            coupled L2 on every conv and dense kernel.
         include_preprocessing: put the preprocessing the `weights` were
-            trained with inside the model (a `Preprocessing` layer right
-            after the input), so that it takes raw RGB pixels 0..255. Needs
-            `weights` to be a preset name, or a `.keras` file that holds its
+            trained with inside the model, so that it takes raw RGB pixels
+            0..255. Needs a preset, or a `.keras` file holding its
             preprocessing in front of its net (a zoo run's model.keras).
         name: model name; defaults to e.g. "resnet56" or "plain34".
 
     Returns:
-        A functional `keras.Model` (a `ResNetModel`, whose `predict` checks
-        its images first; a `DeepResNet` above 400 layers). Each stage's
-        output is the layer named
-        `"{stage}_block{last}_out"` (`stage_output_names(model)` lists them,
-        `feature_extractor(model)` returns them all).
+        A `ResNetModel` (a `DeepResNet` above 400 layers): a functional
+        model whose `predict` checks its images, and whose config carries
+        its architecture record (`keras_resnet.architecture_of` reads it).
+        Each stage's output is the layer `"{stage}_block{last}_out"`.
 
     Raises:
         ValueError: for any argument out of range, naming the value received
