@@ -352,7 +352,8 @@ def decode(layer_names, strides=None):
 
     Names `ResNet` never gives (an input, a preprocessing layer, a user's
     head) are ignored; every name it could give (`keras_resnet.names.
-    is_ours`) must belong to the net found. The net is found from the
+    is_ours`) must belong to the net found. A net without any BN layer
+    reads as the net whose BNs `fold_batchnorm` folded away. The net is found from the
     blocks per stage (depth, family, block type), then each shortcut option
     and variant is tried: the one whose names (`blocks.layer_names`) are the
     net's, pooling and classifier apart, is the answer.
@@ -368,11 +369,15 @@ def decode(layer_names, strides=None):
     spec = _spec_of(ours)
     pooling, include_top = _head_of(ours)
     body = ours - {names_lib.CLASSIFIER, *names_lib.POOLS.values()}
+    # `fold_batchnorm` folds every BN into its conv: such a net has none left.
+    folded = not any(name.endswith(f"_{names_lib.BN}") for name in body)
     variants = blocks.VARIANTS if spec.block == specs.BOTTLENECK else ("v1",)
     candidates = [(shortcut, variant) for shortcut in (None,) + blocks.SHORTCUTS for variant in variants]
     differences = {}
     for shortcut, variant in candidates:
         expected = blocks.layer_names(spec, shortcut, variant)
+        if folded:
+            expected = {name for name in expected if not name.endswith(f"_{names_lib.BN}")}
         if expected == body:
             return Architecture(
                 family=spec.family, depth=spec.depth, plain=shortcut is None, shortcut=shortcut,

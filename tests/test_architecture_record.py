@@ -124,6 +124,13 @@ def test_keras_applications_and_user_heads_still_decode():
     assert (arch.depth, arch.include_top, arch.net) == (8, False, headed)
 
 
+def test_a_folded_net_reads_as_its_net():
+    model = keras_resnet.ResNet(8, shortcut="B")
+    folded = keras_resnet.fold_batchnorm(model)  # a clone: no record, no BN layers
+    assert "architecture" not in folded.get_config()
+    assert keras_resnet.architecture_of(folded) == keras_resnet.architecture_of(model)
+
+
 def test_a_new_shortcut_option_is_one_entry_in_blocks(monkeypatch):
     # Option "D" (avg-pool, then a 1x1 projection: He et al. 2019's ResNet-D),
     # added the way a developer would: one SHORTCUT_OPTIONS entry.
