@@ -3,12 +3,15 @@ checks its images first) and `DeepResNet` (a graph too deep for Keras's
 default recursion limit), and `recursion_headroom`, the limit raised."""
 
 import contextlib
+import dataclasses
+import json
 import sys
 
 import keras
 import numpy as np
 
 from keras_resnet import preprocessing
+from keras_resnet.architecture import Architecture
 
 _RECURSION_LIMIT = 50_000
 
@@ -74,23 +77,24 @@ class ResNetModel(keras.Model):
     def __init__(self, inputs, outputs, name=None, *, architecture=None, **kwargs):
         super().__init__(inputs, outputs, name=name, **kwargs)
         if architecture is not None:
-            from keras_resnet.architecture import Architecture  # a cycle at import time
-
             architecture = Architecture.from_config(architecture).to_config()  # checked
-        self._architecture_record = architecture
+        # Kept as text: immutable, and out of Keras's attribute tracking
+        # (which would wrap its dicts).
+        self._architecture_json = None if architecture is None else json.dumps(architecture)
+        self._expected_input = _expected_input(architecture)
 
     @property
     def architecture_record(self):
         """The architecture record (a dict; see `get_config`), or None."""
-        return None if self._architecture_record is None else dict(self._architecture_record)
+        return None if self._architecture_json is None else json.loads(self._architecture_json)
 
     def get_config(self):
         config = super().get_config()
-        if self._architecture_record is None:
+        if self._architecture_json is None:
             return config
         # First, so that the start of a saved config (and of the error Keras
         # raises when it loads one without keras_resnet) says what the net is.
-        return {"architecture": dict(self._architecture_record), **config}
+        return {"architecture": self.architecture_record, **config}
 
     def call(self, inputs, training=None, mask=None, **kwargs):
         _check_expected_input(self, inputs)
@@ -103,14 +107,31 @@ class ResNetModel(keras.Model):
         return super().predict(x, *args, **kwargs)
 
 
+@dataclasses.dataclass(frozen=True)
+class _ExpectedInput:
+    """What a record says a model's input must be: preprocessed with `mode`."""
+
+    mode: object
+    data_format: str
+    weights: str
+    depth: int
+
+
+def _expected_input(record):
+    if record is None or record.get("input_preprocessing") is None:
+        return None
+    return _ExpectedInput(
+        record["input_preprocessing"], record["data_format"], record["weights"], record["depth"])
+
+
 def _check_expected_input(model, x):
     """Refuses values that cannot be the preprocessed input a preset expects."""
-    record = model._architecture_record
-    if record is None or record.get("input_preprocessing") is None:
+    expected = getattr(model, "_expected_input", None)
+    if expected is None:
         return
     preprocessing.check_preprocessed(
-        x, record["input_preprocessing"], data_format=record.get("data_format"),
-        described=f"Model {model.name!r}", weights=record.get("weights"), depth=record.get("depth"))
+        x, expected.mode, data_format=expected.data_format, described=f"Model {model.name!r}",
+        weights=expected.weights, depth=expected.depth)
 
 
 def _check_images(model, x):
@@ -136,8 +157,7 @@ def _check_images(model, x):
         )
     if any(isinstance(layer, preprocessing.Preprocessing) for layer in model.layers):
         preprocessing.check_pixels(x, f"Model {model.name!r} (with its preprocessing inside)")
-    if isinstance(model, ResNetModel):
-        _check_expected_input(model, x)
+    _check_expected_input(model, x)
     if shape[0] != 0:
         return None
     with recursion_headroom():
