@@ -17,6 +17,17 @@ only if its layer names are exactly those `ResNet` gives some net
 a net with layers ours never has, or a foreign model that shares a name or
 two is refused with the reason, never given a made-up depth.
 
+Why a record beside the functional graph, rather than a config of the
+constructor's arguments with the graph rebuilt by `from_config` (keras-hub's
+way): the graph is what Keras saves, clones and quantizes. A config of
+arguments would lose what users change in place (a frozen layer, a
+regularizer, a layer's dtype policy, `model.quantize`'s variables), could not
+describe what `clone_model`, `fold_batchnorm` or an `input_tensor` make, and
+would leave `.keras` files without the layer list that the `weights=` checks
+and files written before read. Nesting in another model, `DeepResNet` and old
+files work as before. The price: a file loaded without `import keras_resnet`
+fails with Keras's TypeError, which quotes the whole config.
+
 Everything in the library that needs to know how a net was built (the
 checks of `weights=`, `stage_output_names`, the zoo's analysis and
 evaluation) asks this module. keras-hub, torchvision and akamaster nets
