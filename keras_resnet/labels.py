@@ -12,10 +12,11 @@ tuples, most probable first. `class_id` is the WordNet id for ImageNet-1k
 without ids (CIFAR-10, your own names).
 
 A model built with a preset knows it: `ResNet(depth, weights=PRESET)`
-records the preset on the model (`preset_of(model)` reads it), so
-`decode_predictions(preds, classes=model)` and `keras_resnet.export(model,
-path)` name its classes without being told. A model loaded from a file,
-cloned, or given a new head has no record.
+records the preset in the model's architecture record, which `.keras` files
+keep (`preset_of(model)` reads it), so `decode_predictions(preds,
+classes=model)` and `keras_resnet.export(model, path)` name its classes
+without being told, after a save and load too. A model cloned or given a new
+head has no record.
 """
 
 import collections
@@ -29,8 +30,6 @@ from keras_resnet import specs
 
 DEFAULT_TOP = 5
 NAN_POLICIES = ("raise", "empty")
-# The attribute `ResNet(weights=PRESET)` leaves on its model: (name, depth).
-_PRESET_RECORD = "_keras_resnet_preset"
 
 
 def class_list_of_preset(name):
@@ -196,26 +195,22 @@ def _check_top(top, count):
     return as_int
 
 
-def record_preset(model, preset):
-    """Records on `model` that it was built with `preset`'s weights
-    (`ResNet(weights=PRESET)` calls this); `preset_of` reads it."""
-    setattr(model, _PRESET_RECORD, (preset.name, preset.depth))
-
-
 def preset_of(model):
     """The `Preset` whose weights `model` was built with, or None.
 
-    The one place that reads what a model says about its preset: today the
-    record `ResNet(depth, weights=PRESET)` leaves on the model it returns
-    (`record_preset`), which a model loaded from a file or cloned does not
-    have. (Once a `ResNetModel`'s config records its preset, this reads it
-    there, and saved models know their presets too.)
+    The one place that reads what a model says about its preset: the
+    architecture record of a `ResNetModel` (`get_config()["architecture"]`,
+    kept in `.keras` files), whose `weights` is the preset (or alias) that
+    `ResNet(depth, weights=PRESET)` loaded. A model made another way (your
+    own, `clone_model`, `fold_batchnorm`) has no record, and no preset.
     """
-    record = getattr(model, _PRESET_RECORD, None)
-    if record is None:
+    record = getattr(model, "architecture_record", None)
+    if not record or record.get("weights") is None:
         return None
-    name, depth = record
-    return registry.PRESETS.get(name, {}).get(depth)
+    try:
+        return registry.get_preset(record["weights"], record["depth"])
+    except ValueError:  # A preset registered in another session, not in this one.
+        return None
 
 
 def class_names_of(model):

@@ -70,7 +70,6 @@ import keras
 
 from keras_resnet import architecture as architecture_lib
 from keras_resnet import downloads
-from keras_resnet import labels
 from keras_resnet import porting
 from keras_resnet import presets as presets_lib
 from keras_resnet import registry
@@ -187,9 +186,7 @@ def load_into(model, path):
             `PresetWeights`.
     """
     if isinstance(path, PresetWeights):
-        _load_preset(model, path.preset)
-        labels.record_preset(model, path.preset)  # so its class names go with it
-        return None
+        return _load_preset(model, path.preset)
     return weight_checks.load_file(model, path)
 
 

@@ -8,6 +8,7 @@ class folders, and a preset's decoded top-1 names its images' folders.
 import importlib.resources
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -139,12 +140,18 @@ def test_decode_nan_rows():
         keras_resnet.decode_predictions(many, classes="cifar10")
 
 
-def test_a_preset_model_knows_its_class_names(cifar_model):
+def test_a_preset_model_knows_its_class_names(cifar_model, tmp_path):
     assert labels.preset_of(cifar_model) is registry.PRESETS["akamaster_cifar10"][20]
     assert labels.class_names_of(cifar_model) is class_lists.CIFAR10
     assert labels.preset_of(keras_resnet.ResNet(20)) is None
     backbone = keras_resnet.ResNet(20, weights="cifar10", include_top=False, pooling="avg")
     assert labels.preset_of(backbone).name == "akamaster_cifar10" and labels.class_names_of(backbone) is None
+    # The record is the model's architecture record: a saved and loaded model keeps it.
+    path = tmp_path / "cifar.keras"
+    cifar_model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert labels.preset_of(loaded) is registry.PRESETS["akamaster_cifar10"][20]
+    assert labels.class_names_of(loaded) is class_lists.CIFAR10
     with pytest.raises(ValueError, match="Model 'resnet20' records no preset classes"):
         keras_resnet.decode_predictions(np.zeros((1, 10)), classes=keras_resnet.ResNet(20))
 

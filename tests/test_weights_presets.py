@@ -31,7 +31,10 @@ def test_torchvision_preset_downloads_converts_and_loads(server):
     registry.PRESETS["torchvision_imagenet"][18] = dataclasses.replace(
         builtin, url=server.url("resnet18.safetensors"), file_hash=sha256(served))
 
-    x = np.random.default_rng(0).normal(0, 1, (2, 64, 64, 3)).astype("float32")
+    # Preprocessed images, as the preset's model takes them (it refuses
+    # values no preprocessed image has, e.g. normal(0, 1)'s 4s).
+    raw = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    x = keras_resnet.preprocess_input(raw, weights="torchvision_imagenet")
     model = keras_resnet.ResNet(
         18, weights="torchvision_imagenet", input_shape=(64, 64, 3), classifier_activation=None)
     np.testing.assert_allclose(model.predict(x, verbose=0), torch_reference(state, x), atol=1e-4)
