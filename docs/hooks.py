@@ -1,7 +1,7 @@
 """MkDocs hooks (mkdocs.yml `hooks:`): the pages generated when the site is built.
 
 - `model-cards.md`: `keras_resnet.model_cards.page()`, from the preset registry, so the page cannot
-  drift from it.
+  drift from it. Its wide table gets the page's whole width (no menu beside it).
 - `api/`: the API reference. `api/index.md` lists every name of `keras_resnet.__all__`, each linked to
   its documentation on the page of the module that defines it; one page per public module of
   `keras_resnet` and of `zoo` renders that module's docstrings (mkdocstrings). Nothing is listed by
@@ -59,7 +59,8 @@ def on_config(config):
     # after it has imported this file, so this is done here.)
     if ROOT not in sys.path:
         sys.path.insert(0, ROOT)
-    sections = [{package: [{module: path} for module, path in pages]} for package, pages in api_pages().items()]
+    sections = [{package: [{module.removeprefix(f"{package}."): path} for module, path in pages]}
+                for package, pages in api_pages().items()]
     for i, entry in enumerate(config.nav):
         if isinstance(entry, dict) and entry.get(API_TITLE) == API_INDEX:
             config.nav[i] = {API_TITLE: [API_INDEX, *sections]}
@@ -85,8 +86,8 @@ def api_index():
         module = keras_resnet._PUBLIC[name]
         target = package[f"{module}.{name}"]
         docstring = target.docstring.value if target.docstring else ""
-        rows.append(f"| [`{name}`][keras_resnet.{module}.{name}] | [`keras_resnet.{module}`]"
-                    f"(keras_resnet/{module}.md) | {_summary(docstring)} |")
+        rows.append(f"| [`{name}`][keras_resnet.{module}.{name}] | [`{module}`](keras_resnet/{module}.md) | "
+                    f"{_summary(docstring)} |")
     modules = ", ".join(f"[`{module}`]({path.removeprefix('api/')})" for module, path in api_pages()["zoo"])
     return "\n".join([
         "# API reference",
@@ -99,7 +100,7 @@ def api_index():
         "",
         "## `keras_resnet`",
         "",
-        "| name | defined in | what it is |",
+        "| name | module | what it is |",
         "|---|---|---|",
         *rows,
         "",
@@ -167,8 +168,14 @@ def _rewrite_links(markdown, page, config, files, included):
     return LINK.sub(replace, markdown)
 
 
+# The model cards' table has eleven columns: that page gives the menu's width to it.
+WIDE_PAGES = ("model-cards.md",)
+
+
 def on_page_markdown(markdown, page, config, files):
     """Includes the repository's files where a page asks, and makes their links the site's."""
+    if page.file.src_uri in WIDE_PAGES:
+        page.meta.setdefault("hide", []).append("navigation")  # Material's page option
     included = _includes(files)
 
     def include(match):
