@@ -270,6 +270,26 @@ def test_the_shell_commands_exist(request):
     assert checked >= 30
 
 
+def test_the_extras_table_is_pyproject_toml():
+    """Getting started's table of extras names every extra and every package pyproject.toml gives it."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {"(none)": project["dependencies"], **project["optional-dependencies"]}
+    table = {}
+    for line in (DOCS / "getting-started.md").read_text().split("| extra | brings |")[1].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        extra, brings = (cell.strip() for cell in line.strip("|").split("|"))
+        table[extra.strip("`")] = brings
+    assert sorted(table) == sorted(declared)
+    for extra, requirements in declared.items():
+        names = {re.split(r"[\[<>=!~ ;]", requirement)[0] for requirement in requirements}
+        missing = [name for name in names if name not in table[extra] and not (
+            extra == "test" and name in declared["zoo"] and "`zoo` extra" in table[extra])]
+        assert missing == [], f"the `{extra}` row does not name {missing}"
+
+
 # --- the README, also the package index page -----------------------------------
 
 def site_pages():
