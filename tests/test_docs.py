@@ -20,7 +20,6 @@ import ast
 import contextlib
 import doctest
 import io
-import pathlib
 import pkgutil
 import re
 import shlex
@@ -150,13 +149,14 @@ ABSL_FLAGS = {"--help", "--helpfull", "--helpshort", "--flagfile", "--verbosity"
 
 def defined_flags(source):
     """{--flag: allowed values or None} that a module defines (absl DEFINE_*, argparse add_argument)."""
-    found = {}
+    found, absl = {}, False
     for node in ast.walk(ast.parse(source.read_text())):
         if not isinstance(node, ast.Call) or not isinstance(node.func, (ast.Attribute, ast.Name)):
             continue
         function = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
         strings = [arg.value for arg in node.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
         if function.startswith("DEFINE_") and strings:
+            absl = True
             values = None
             if function in ("DEFINE_enum", "DEFINE_multi_enum") and len(node.args) > 2:
                 try:
@@ -164,21 +164,12 @@ def defined_flags(source):
                 except ValueError:
                     values = None  # computed: not checked
             found[f"--{strings[0]}"] = values
-            if function == "DEFINE_bool" or function == "DEFINE_boolean":
+            if function in ("DEFINE_bool", "DEFINE_boolean"):
                 found[f"--no{strings[0]}"] = None
         elif function == "add_argument":
-            for option in strings:
-                if option.startswith("-"):
-                    found[option] = None
-    if any(name.startswith("DEFINE_") for name in map(str, _names(source))):
-        found.update(dict.fromkeys(ABSL_FLAGS))
-    else:
-        found.update(dict.fromkeys(("-h", "--help")))
+            found.update((option, None) for option in strings if option.startswith("-"))
+    found.update(dict.fromkeys(ABSL_FLAGS if absl else ("-h", "--help")))
     return found
-
-
-def _names(source):
-    return {node.attr for node in ast.walk(ast.parse(source.read_text())) if isinstance(node, ast.Attribute)}
 
 
 def module_source(module):
@@ -374,7 +365,8 @@ def test_the_site_generates_the_model_cards_and_a_page_per_module(monkeypatch):
     nav = next(entry["API reference"] for entry in config.nav if isinstance(entry, dict) and "API reference" in entry)
     for package in (keras_resnet, zoo):
         modules = [info.name for info in pkgutil.iter_modules(package.__path__) if not info.name.startswith("_")]
-        section = next(entry[package.__name__] for entry in nav if isinstance(entry, dict) and package.__name__ in entry)
+        section = next(entry[package.__name__] for entry in nav
+                       if isinstance(entry, dict) and package.__name__ in entry)
         assert [list(entry) for entry in section] == [[name] for name in modules]
         for name in modules:
             page = files.get_file_from_path(f"api/{package.__name__}/{name}.md")
