@@ -15,12 +15,13 @@ the unrelated `keras-resnet` distribution (keras_resnet/_startup.py).
 Where things live (one owner per idea; the others call it):
 
     specs           depth -> stage tables, family defaults (shortcut, classes, size), argument coercion
-    blocks          basic / bottleneck blocks, the one place that decides each shortcut (A/B/C/none)
+    names           how layer names are spelled: blocks/models write them, architecture reads them
+    blocks          stem, basic / bottleneck blocks; SHORTCUT_OPTIONS, the one place for each shortcut (A/B/C/none)
     layers          ZeroPadShortcut (option A), FusedBatchNormalization, NaNPropagatingMaxPooling2D
     fast_build      why and how ResNet(...) builds fast
     models          ResNet(...), its argument checks, the named constructors (resnet50, plain20, ...)
     model_classes   ResNetModel (predict checks its images), DeepResNet, recursion_headroom
-    architecture    architecture_of(model): what ResNet a built model is, the one decoder of layer names
+    architecture    architecture_of(model): what ResNet a model is (its record; else its layer names)
     features        stage_output_names, feature_extractor: the stages' feature maps
     weights         what `weights=` means: resolve before the build, load_into after; download settings
     registry        the preset registry: register_preset, load_registry, get_preset, aliases, pin_hash
@@ -29,7 +30,8 @@ Where things live (one owner per idea; the others call it):
     weight_files    reading .keras / .weights.h5 files without building them, and their preprocessing
     weight_checks   checking a weights file against a model, then assigning its weights
     porting         other projects' weights as arrays for our layers
-    convert         from_keras_applications / from_torchvision / from_keras_cv / from_cifar_option_a
+    convert         from_keras_applications / from_torchvision / from_keras_cv / from_keras_hub /
+                    to_keras_hub / from_cifar_option_a
     torch_checkpoint  torch.save files read into numpy, without torch or pickled code
     preprocessing   preprocess_input and the Preprocessing layer
     flops           count_flops

@@ -1,11 +1,11 @@
 """Model cards: what each preset is and how well it does, from the registry.
 
     keras_resnet.model_cards.cards()     # one ModelCard per preset and depth
-    keras_resnet.model_cards.page()      # docs/model-cards.md, as text
+    keras_resnet.model_cards.page()      # the documentation's model-card page, as text
 
     python -m keras_resnet.model_cards                  # a table in the terminal
     python -m keras_resnet.model_cards --format=json    # or markdown, csv
-    python -m keras_resnet.model_cards --format=page --output=docs/model-cards.md
+    python -m keras_resnet.model_cards --format=page --output=model-cards.md
 
 The command (`keras-resnet presets` once installed) lists every preset with
 its depths, source, licence and recorded test errors; `--format=page`
@@ -48,7 +48,7 @@ SHIPPED, DOWNLOAD, LOCAL = "shipped", "download", "local file"
 NOT_APPLICABLE = "n/a (ImageNet)"
 NOT_MEASURED = "not measured"
 NOT_KNOWN = "not known"
-PAGE_COMMAND = "python -m keras_resnet.model_cards --format=page --output=docs/model-cards.md"
+PAGE_COMMAND = "python -m keras_resnet.model_cards --format=page"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -350,7 +350,7 @@ def _preset_section(group):
 
 
 def page(all_cards=None):
-    """The documentation's model-card page (docs/model-cards.md), as Markdown.
+    """The documentation's model-card page, as Markdown (docs/hooks.py makes it when the site is built).
 
     Args:
         all_cards: the cards to show; default `builtin_cards()`.
@@ -362,8 +362,8 @@ def page(all_cards=None):
     groups = {}
     for card in all_cards:
         groups.setdefault(card.preset, []).append(card)
-    intro = f"""<!-- Generated from the preset registry by `{PAGE_COMMAND}`.
-Do not edit: run that command again. tests/test_model_cards.py fails when this file differs. -->
+    intro = f"""<!-- Generated from the preset registry when the site is built (docs/hooks.py); `{PAGE_COMMAND}`
+prints it. -->
 
 # Model cards
 
@@ -429,7 +429,7 @@ def main(argv=None):
     parser.add_argument(
         "--format", choices=FORMATS, default="table",
         help="table (for a terminal, the default), markdown (the cards' table), json or csv (every field "
-             "of every card), or page (docs/model-cards.md: the built-in presets)")
+             "of every card), or page (the documentation's model-card page: the built-in presets)")
     parser.add_argument("--preset", action="append", metavar="NAME",
                         help="only this preset (repeat for several); default all")
     parser.add_argument("--output", metavar="PATH", help="write to PATH instead of standard output")

@@ -282,7 +282,7 @@ def test_weights_h5_of_plain18_into_resnet18_option_a(tmp_path):
 
 def test_weights_h5_of_v1_and_v1_5_cannot_be_told_apart(saved):
     # Same layers, same shapes, only a stride differs, and a .weights.h5 has
-    # no strides: this one still loads (documented, README "Weights").
+    # no strides: this one still loads (documented: docs/pretrained-weights.md, "Local files").
     model = keras_resnet.ResNet(50, variant="v1.5", input_shape=(64, 64, 3), classes=10,
                                 weights=str(saved["resnet50_h5"]))
     assert model.count_params() > 0

@@ -1,5 +1,5 @@
-"""Model cards (keras_resnet.model_cards): generated from the registry, so the
-page cannot drift from it; the architecture arithmetic against built nets;
+"""Model cards (keras_resnet.model_cards): generated from the registry (the site's
+page too, when it is built: tests/test_docs.py), so the page cannot drift from it; the architecture arithmetic against built nets;
 and `python -m keras_resnet.model_cards` (`keras-resnet presets`)."""
 
 import csv
@@ -19,17 +19,9 @@ from keras_resnet import specs
 
 from helpers_presets import isolated  # noqa: F401 (autouse: the registry is restored after each test)
 
-PAGE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "model-cards.md"
-
-
-def test_the_page_is_what_the_registry_generates():
-    assert PAGE.read_text() == model_cards.page(), (
-        f"{PAGE} differs from the registry: regenerate it with `{model_cards.PAGE_COMMAND}`.")
-
-
 def _page_rows():
     """The page's overview table, read back as {(preset, depth): {column: cell}}."""
-    lines = [line for line in PAGE.read_text().splitlines() if line.startswith("| ")]
+    lines = [line for line in model_cards.page().splitlines() if line.startswith("| ")]
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     rows = {}
     for line in lines[1:]:
@@ -127,7 +119,7 @@ def test_command_formats(capsys, tmp_path):
     assert out.splitlines()[2].startswith("| `zoo_cifar10` | 20 |")
     target = tmp_path / "docs" / "model-cards.md"
     status, out, _ = run(["--format=page", f"--output={target}"], capsys)
-    assert status == 0 and target.read_text() == PAGE.read_text()
+    assert status == 0 and target.read_text() == model_cards.page()
 
 
 def test_command_runs_as_a_module(capsys, monkeypatch):

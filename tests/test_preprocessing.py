@@ -62,7 +62,7 @@ def test_layer_inside_a_model_survives_saving(tmp_path):
 
 # The contract: raw RGB pixels 0..255. Outside that range, where the values
 # are at hand (eager), the input is refused; NaN and infinities pass through,
-# since a non-finite pixel gives NaN outputs (README, "NaN stays NaN").
+# since a non-finite pixel gives NaN outputs (docs/guarantees.md, "NaN in gives NaN out").
 
 @pytest.mark.parametrize("values, dtype, says", [
     ([65535, 1000], "uint16", r"values up to 65535.*16-bit"),           # 16-bit images

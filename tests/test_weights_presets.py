@@ -145,7 +145,7 @@ def test_builtin_presets_metadata():
 
 
 # A zoo run's model.keras: the net nested behind the run's per-pixel mean
-# (zoo/model.py). The README registers it as a preset; it failed to load
+# (zoo/model.py). docs/pretrained-weights.md registers it as a preset; it failed to load
 # ("different architecture"), and so did ResNet(20, weights=<it>).
 
 def _zoo_like_file(path, nested_class=None, seed=0):
@@ -181,7 +181,7 @@ def test_zoo_run_model_keras_as_weights_and_as_preset(tmp_path, nested):
     whole = keras_resnet.ResNet(20, weights=str(path), include_preprocessing=True)
     np.testing.assert_allclose(whole.predict(raw, verbose=0), expected, atol=1e-5)
 
-    # As the README shows: the preset takes its preprocessing from the file.
+    # As docs/pretrained-weights.md shows: the preset takes its preprocessing from the file.
     keras_resnet.register_preset("my_cifar10", path, depth=20, recipe="cifar10_resnet20", top1=0.5)
     from_preset = keras_resnet.ResNet(20, weights="my_cifar10", include_preprocessing=True)
     np.testing.assert_allclose(from_preset.predict(raw, verbose=0), expected, atol=1e-5)

@@ -8,7 +8,7 @@ class, 100 validation images per class from the test split, so the tasks
 share no class and no image.
 
 The CLI test turns scikit-learn's handwritten digits into an image folder
-and fine-tunes from the CIFAR-10 preset, as the README shows.
+and fine-tunes from the CIFAR-10 preset, as docs/pretrained-weights.md shows.
 """
 
 import importlib.util
@@ -113,7 +113,7 @@ def _digits_folder(root, per_class_train=30, per_class_val=20):
 
 @pytest.mark.slow
 def test_cli_transfer_from_cifar10_weights(tmp_path, capsys):
-    # As the README shows it: --weights=cifar10 takes the shipped akamaster
+    # As docs/pretrained-weights.md shows it: --weights=cifar10 takes the shipped akamaster
     # weights (no download), here on handwritten digits. The default depth
     # is 56 (0.70 here); 20 (0.61) keeps the test short.
     example = _example()
