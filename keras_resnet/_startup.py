@@ -23,24 +23,27 @@ first use, keras_resnet/__init__.py). Two things still happen at once:
    own packages when a class is missing. Before 1.0, `import keras_resnet`
    imported those modules, so `import keras_resnet; keras.saving.load_model(
    "m.keras")` worked; it must still work when importing keras_resnet no
-   longer imports Keras. So:
+   longer imports Keras. So each of our registered names gets a stand-in in
+   Keras's registry (`_Deferred`): an object whose `from_config`, the one
+   thing Keras asks of a registered class when it loads a file, imports the
+   module that defines the class and hands over to it. The class's own
+   registration then replaces the stand-in. The stand-ins go in
 
-   - if Keras is already imported, the modules in `SERIALIZABLE_MODULES`
-     are imported at once (they need nothing but Keras);
-   - else a finder on `sys.meta_path` waits for `import keras`, lets Keras
-     import as usual, and imports them right after Keras's own `__init__`
-     has run, before the `import keras` statement returns. It takes part in
-     that one import only (it removes itself first), wraps the loader Python
-     found for Keras for the duration of `exec_module`, and puts that loader
-     back on Keras's spec afterwards, so nothing of Keras is changed.
+   - at once, if Keras is already imported;
+   - else right after Keras's own `__init__` has run, before the `import
+     keras` statement returns: a finder on `sys.meta_path` waits for that one
+     import (it removes itself first), wraps the loader Python found for
+     Keras for the duration of `exec_module`, and puts that loader back on
+     Keras's spec afterwards, so nothing of Keras is changed.
 
-   We chose this over the alternatives: importing Keras in
-   `import keras_resnet` is the cost the lazy package removes (seconds,
-   TensorFlow included); registering only when one of our modules is used
-   misses the plain `import keras_resnet; keras.saving.load_model(...)`;
-   and a module `__getattr__` cannot see Keras's registry lookups. If the
-   modules fail to import there, Keras still imports and a `RuntimeWarning`
-   names the error (loading our files will then fail on the missing class).
+   Putting stand-ins in a dict imports nothing of ours, so it cannot run into
+   an import of ours that is under way (importing our modules there did,
+   when Keras was first imported by one of them, e.g. `keras_resnet.specs`).
+   We chose this over the alternatives: importing Keras in `import
+   keras_resnet` is the cost the lazy package removes (seconds, TensorFlow
+   included); registering only when one of our modules is used misses the
+   plain `import keras_resnet; keras.saving.load_model(...)`; and a module
+   `__getattr__` cannot see Keras's registry lookups.
 """
 
 import importlib
@@ -50,9 +53,19 @@ import warnings
 
 # The distribution that must not be installed beside this one.
 OTHER_DISTRIBUTION = "keras-resnet"
-# The modules of keras_resnet that register classes with Keras
-# (@keras.saving.register_keras_serializable); a test keeps this complete.
-SERIALIZABLE_MODULES = ("layers", "model_classes", "preprocessing")
+# Each class of keras_resnet registered with Keras
+# (@keras.saving.register_keras_serializable(package="keras_resnet")) -> the
+# module that defines it; a test keeps this complete.
+SERIALIZABLE = {
+    "ZeroPadShortcut": "layers",
+    "FusedBatchNormalization": "layers",
+    "NaNPropagatingMaxPooling2D": "layers",
+    "FoldedConv2D": "layers",
+    "ResNetModel": "model_classes",
+    "DeepResNet": "model_classes",
+    "Preprocessing": "preprocessing",
+}
+SERIALIZABLE_MODULES = tuple(sorted(set(SERIALIZABLE.values())))
 
 
 def refuse_other_distribution():
@@ -114,10 +127,13 @@ def register_with_keras():
 
 
 def _register():
+    from keras.saving import get_custom_objects
+
     from keras_resnet import xla_cpu
 
-    for name in SERIALIZABLE_MODULES:
-        importlib.import_module(f"keras_resnet.{name}")
+    registry = get_custom_objects()
+    for name, module in SERIALIZABLE.items():
+        registry.setdefault(f"keras_resnet>{name}", _Deferred(f"keras_resnet.{module}", name))
     # Keras now knows its backend for sure (before, it was read from Keras's config).
     xla_cpu.keep_nan()
 
@@ -132,6 +148,38 @@ def _register_after_keras():
             RuntimeWarning,
             stacklevel=2,
         )
+
+
+class _Deferred:
+    """Stands in Keras's registry for a class of ours until its module has run.
+
+    Keras loads a registered class by calling its `from_config`; this one
+    imports the module that defines the class (whose registration replaces
+    this stand-in) and returns the class's own `from_config`. Anything else
+    asked of it is asked of the class.
+    """
+
+    def __init__(self, module, name):
+        self.module = module
+        self.name = name
+
+    def resolve(self):
+        """The class itself, its module imported."""
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def from_config(self, config, *args, **kwargs):
+        return self.resolve().from_config(config, *args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        return self.resolve()(*args, **kwargs)
+
+    def __getattr__(self, attribute):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return getattr(self.resolve(), attribute)
+
+    def __repr__(self):
+        return f"<keras_resnet: {self.module}.{self.name}, imported when first loaded>"
 
 
 class _AfterKerasImport:
