@@ -1,7 +1,7 @@
-"""Every deployment path on real images: error, agreement, speed (README's table).
+"""Every deployment path on real images: error, agreement, speed (the table of docs/export.md).
 
-    python -m benchmarks.deploy --zoo-run=/tmp/r20 --readme=README.md --json=deploy.json
-    python -m benchmarks.deploy --from-json=deploy.json --readme=README.md   # tables again
+    python -m benchmarks.deploy --zoo-run=/tmp/r20 --readme=docs/export.md --json=deploy.json
+    python -m benchmarks.deploy --from-json=deploy.json --readme=docs/export.md   # tables again
 
 For the shipped `cifar10` presets (ResNet-20 and ResNet-56, raw 0..255
 pixels in) and optionally one zoo run (--zoo-run, exported with zoo.export
@@ -77,7 +77,7 @@ def parse_args(argv):
     parser.add_argument("--latency-calls", type=int, default=20, help="batch-1 calls per round")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--markdown", help="write the tables here")
-    parser.add_argument("--readme", help="rewrite the generated block of this README")
+    parser.add_argument("--readme", help="rewrite the generated block of this page (docs/export.md)")
     parser.add_argument("--from-json", help="make the tables from a saved --json report instead of running")
     args = parser.parse_args(argv)
     args_lib.require_positive(parser, args, ("repeats", "batch", "latency_calls", "calibration"))

@@ -43,10 +43,11 @@ import uuid
 
 import keras
 
+from keras_resnet import features as features_lib
 from keras_resnet import models as models_lib
 from keras_resnet import preprocessing as preprocessing_lib
+from keras_resnet import registry
 from keras_resnet import specs
-from keras_resnet import weights as weights_lib
 
 # (depth, image size) by the family of the preset's weights.
 DEFAULTS = {"imagenet": (50, 224), "cifar": (56, 32)}
@@ -70,7 +71,7 @@ def build(depth, weights, classes, image_size, preprocessing=None, dropout=0.2):
         weights: a preset name, a weights file, or None (from scratch).
         classes: classes of the new head.
         image_size: side of the (square) input images.
-        preprocessing: a `keras_resnet.preprocessing.MODES` key or dict;
+        preprocessing: a `keras_resnet.presets.MODES` key or dict;
             defaults to the preset's own, and to "rescale" (0..1) for None.
             Needed for a weights file.
 
@@ -80,7 +81,7 @@ def build(depth, weights, classes, image_size, preprocessing=None, dropout=0.2):
     if preprocessing is None and weights is None:
         preprocessing = "rescale"  # from scratch: any fixed scaling; BN adapts
     if preprocessing is None:
-        if not (isinstance(weights, str) and weights in weights_lib.preset_names()):
+        if not (isinstance(weights, str) and weights in registry.preset_names()):
             raise ValueError(
                 "Say which `preprocessing` the weights expect: only presets "
                 f"carry it. Received weights={weights!r}."
@@ -101,7 +102,7 @@ def build(depth, weights, classes, image_size, preprocessing=None, dropout=0.2):
 
 def unfreeze_top(backbone, stages):
     """Makes the last `stages` stages trainable, BN layers excepted."""
-    names = list(models_lib.stage_output_names(backbone))[-stages:]
+    names = list(features_lib.stage_output_names(backbone))[-stages:]
     backbone.trainable = True
     for layer in backbone.layers:
         top = any(layer.name.startswith(f"{stage}_") for stage in names)
@@ -118,8 +119,8 @@ def defaults(weights, depth=None, image_size=None):
     either, ImageNet's (ResNet-50 at 224x224).
     """
     family = "imagenet"
-    if isinstance(weights, str) and weights in weights_lib.preset_names():
-        family = weights_lib.get_preset(weights).family
+    if isinstance(weights, str) and weights in registry.preset_names():
+        family = registry.get_preset(weights).family
     elif depth is not None:
         family = specs.resolve_family(depth)
     default_depth, default_size = DEFAULTS[family]
@@ -132,7 +133,7 @@ def run(data, out, depth=None, weights="imagenet", image_size=None, preprocessin
     keras.utils.set_random_seed(seed)
     chosen = depth, image_size
     depth, image_size = defaults(weights, depth, image_size)
-    if None in chosen and not (isinstance(weights, str) and weights in weights_lib.preset_names()):
+    if None in chosen and not (isinstance(weights, str) and weights in registry.preset_names()):
         print(f"transfer_learning: weights={weights!r} is no preset to take the net from: ResNet-{depth} "
               f"at {image_size}x{image_size} (set --depth and --image_size to choose)")
     train, val, class_names = load_folder(data, image_size, batch_size, seed)

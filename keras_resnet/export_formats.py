@@ -40,7 +40,7 @@ dimension's name, LiteRT restricted to its builtin ops (so the file runs
 in the plain `ai-edge-litert` interpreter, without TensorFlow's Flex ops),
 the int8 calibration checks, and errors that name what was received.
 
-ONNX and OpenVINO need the `deploy` extra: pip install "keras-resnet[deploy]".
+ONNX and OpenVINO need the `deploy` extra: pip install "keras-resnet-zoo[deploy]".
 `keras_resnet.runtimes.load(path)` runs each file in its own runtime.
 """
 
@@ -60,7 +60,7 @@ LITERT = "litert"
 OPENVINO = "openvino"
 FORMATS = (SAVED_MODEL, ONNX, LITERT, OPENVINO)
 OPENVINO_XML = "model.xml"
-DEPLOY_EXTRA = 'pip install "keras-resnet[deploy]" (from a clone: pip install ".[deploy]")'
+DEPLOY_EXTRA = 'pip install "keras-resnet-zoo[deploy]" (from a clone: pip install ".[deploy]")'
 
 
 def export(
@@ -169,7 +169,18 @@ def export_tflite(
     3) (uint8 for int8 with io_dtype="uint8"), output `probabilities` (or
     `features` for a model without a classifier). Run it with
     `ai_edge_litert.interpreter.Interpreter` or `keras_resnet.runtimes.load`.
-    The arguments are those of `export`.
+
+    Args:
+        model: a `keras.Model` with one image input.
+        path: the `.tflite` file to write.
+        quantization, preprocessing, fold_batchnorm, overwrite: as in `export`.
+        calibration_images, io_dtype: as in `export` (quantization="int8").
+
+    Returns:
+        The path written, as a string.
+
+    Raises:
+        FileExistsError, ValueError, ImportError: as `export` raises them.
     """
     return _export_file(model, path, LITERT, preprocessing, fold_batchnorm, overwrite,
                         quantization, calibration_images, io_dtype)

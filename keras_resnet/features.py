@@ -10,6 +10,9 @@ from keras_resnet.model_classes import recursion_headroom
 def stage_output_names(model):
     """Names of the layers that output each stage, e.g. `conv2_block3_out`.
 
+    Args:
+        model: a keras_resnet net (what `ResNet` returns).
+
     Returns:
         A dict from stage name ("conv2", ..., "conv5") to layer name, in
         network order. These are the feature maps a detection backbone uses

@@ -9,15 +9,24 @@ BN equals one conv with the kernel scaled per output channel and a bias:
     bias'   = (bias - mean) * scale + beta
 
 `fold_batchnorm(model)` returns a new model with every such conv+BN pair
-replaced by one `Conv2D(use_bias=True)` under the conv's name, and every other
-layer and weight copied. The result is for inference only: it has no BN to
-train.
+replaced by one `keras_resnet.layers.FoldedConv2D(use_bias=True)` (a `Conv2D`
+that keeps NaN through TensorFlow's conv+bias+ReLU fusion) under the conv's
+name, and every other layer and weight copied. The result is for inference
+only: it has no BN to train.
+
+Statistics that cannot be folded are refused, naming the layer: a NaN or
+infinite `gamma`, `beta`, `moving_mean` or `moving_variance` (a diverged run
+or a damaged file; the result would be NaN or infinite weights), or
+`moving_variance + epsilon <= 0`, whose square root is not a number: the
+BN answers NaN there, and the folded model, whose NaN weights a fused ReLU
+could zero, answered a uniform 0.1 without a word.
 """
 
 import keras
 import numpy as np
 
 from keras_resnet.architecture import check_graph_model
+from keras_resnet.layers import FoldedConv2D
 from keras_resnet.model_classes import recursion_headroom
 
 
@@ -35,11 +44,20 @@ def fold_batchnorm(model):
 
     Returns:
         A new `keras.Model` with the same inputs, outputs and layer names,
-        less the folded `BatchNormalization` layers.
+        less the folded `BatchNormalization` layers; each folded conv is a
+        `keras_resnet.layers.FoldedConv2D`.
+
+    Raises:
+        ValueError: if a BN to be folded has statistics that cannot be
+            folded (NaN or infinite values, or `moving_variance + epsilon
+            <= 0`), naming the layer, the variable, the channel and the value;
+            or if the folded weights would overflow float32.
     """
     check_graph_model(model)
     with recursion_headroom():
         pairs = _foldable_pairs(model)  # conv name -> BN layer
+        for bn in pairs.values():
+            _check_foldable_statistics(bn)
         folded_bns = {id(bn) for bn in pairs.values()}
         skipped_names = {bn.name for bn in pairs.values()}
 
@@ -47,6 +65,7 @@ def fold_batchnorm(model):
             config = layer.get_config()
             if layer.name in pairs:
                 config["use_bias"] = True
+                return FoldedConv2D.from_config(config)
             return layer.__class__.from_config(config)
 
         def call(layer, *args, **kwargs):
@@ -96,6 +115,35 @@ def _foldable_pairs(model):
     return pairs
 
 
+def _check_foldable_statistics(bn):
+    """Refuses a BN whose statistics do not make a finite affine map."""
+    arrays = [("moving_mean", bn.moving_mean), ("moving_variance", bn.moving_variance)]
+    if bn.scale:
+        arrays.append(("gamma", bn.gamma))
+    if bn.center:
+        arrays.append(("beta", bn.beta))
+    for name, variable in arrays:
+        values = keras.ops.convert_to_numpy(variable)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise ValueError(
+                f"Cannot fold BatchNormalization {bn.name!r}: its {name} is not finite "
+                f"at {bad.size} of {values.size} channels (channel {bad[0]}: "
+                f"{values[bad[0]]}). Such statistics come from a diverged run or a "
+                "damaged file: restore finite weights (e.g. a checkpoint from before the "
+                "loss diverged)."
+            )
+    variance = keras.ops.convert_to_numpy(bn.moving_variance).astype(np.float64)
+    bad = np.flatnonzero(variance + bn.epsilon <= 0)
+    if bad.size:
+        raise ValueError(
+            f"Cannot fold BatchNormalization {bn.name!r}: moving_variance + epsilon must "
+            f"be > 0, but it is <= 0 at {bad.size} of {variance.size} channels (channel "
+            f"{bad[0]}: moving_variance={variance[bad[0]]}, epsilon={bn.epsilon}). A "
+            "variance is never negative: the weights are damaged."
+        )
+
+
 def _folded_weights(conv, bn):
     kernel = keras.ops.convert_to_numpy(conv.kernel).astype(np.float64)
     bias = (
@@ -109,9 +157,18 @@ def _folded_weights(conv, bn):
     beta = keras.ops.convert_to_numpy(bn.beta).astype(np.float64) if bn.center else 0.0
     scale = gamma / np.sqrt(var + bn.epsilon)
     # Conv2D kernels are (kh, kw, in, out) in both data formats.
-    new_kernel = kernel * scale
-    new_bias = (bias - mean) * scale + beta
-    return [new_kernel.astype(np.float32), new_bias.astype(np.float32)]
+    with np.errstate(over="ignore"):  # checked below
+        new_kernel = (kernel * scale).astype(np.float32)
+        new_bias = ((bias - mean) * scale + beta).astype(np.float32)
+    given = np.isfinite(kernel).all() and np.isfinite(bias).all()
+    if given and not (np.isfinite(new_kernel).all() and np.isfinite(new_bias).all()):
+        raise ValueError(
+            f"Cannot fold BatchNormalization {bn.name!r} into {conv.name!r}: the folded "
+            f"weights overflow float32 (largest scale gamma / sqrt(moving_variance + "
+            f"epsilon) = {np.max(np.abs(scale)):.3g}). Use the model unfolded (export "
+            "without fold_batchnorm=True)."
+        )
+    return [new_kernel, new_bias]
 
 
 def _copy_weights(source, target, pairs, folded_bns):

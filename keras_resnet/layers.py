@@ -1,4 +1,4 @@
-"""Our layers: the option-A shortcut, BatchNorm as one fused kernel, a NaN-safe max-pool."""
+"""Our layers: the option-A shortcut, BatchNorm as one fused kernel, a folded conv, a NaN-safe max-pool."""
 
 import keras
 from keras import ops
@@ -106,6 +106,11 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     (channels_last), float32/float16/bfloat16, no mask, no renorm, not
     synchronized. Anywhere else, and on JAX and PyTorch, this is exactly
     `keras.layers.BatchNormalization.call`.
+
+    Args:
+        axis, momentum, epsilon, center, scale: as in Keras's layer; so are
+            the initializers, regularizers and constraints, `renorm*`,
+            `synchronized` and `**kwargs`, with the same defaults.
     """
 
     def _fuses(self, inputs, mask):
@@ -151,16 +156,46 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 epsilon=self.epsilon, exponential_avg_factor=1.0,
                 data_format="NHWC", is_training=False,
             )[0]
-        # A no-op that Grappler keeps, between the kernel and whatever comes
-        # next. Without it Grappler's remapper fuses a following ReLU into
+        # Without the barrier Grappler's remapper fuses a following ReLU into
         # oneDNN's conv/BN kernels (_MklNativeFusedConv2D with
         # fused_ops=[FusedBatchNorm, Relu] at inference, _FusedBatchNormEx in
-        # training), and that fused ReLU computes max(x, 0) in a way that
-        # maps NaN to 0: a NaN image then gets a confident class and a NaN
-        # batch a finite loss. Conv + BN still fuse (that fusion keeps NaN);
-        # the ReLU runs as TF's own op, which propagates NaN.
-        outputs = tf.ensure_shape(outputs, inputs.shape)
+        # training). Conv + BN still fuse (that fusion keeps NaN).
+        outputs = _relu_fusion_barrier(outputs)
         return ops.cast(outputs, self.compute_dtype)
+
+
+def _relu_fusion_barrier(outputs):
+    """A no-op that Grappler keeps, between a TF kernel and whatever comes next.
+
+    Grappler's remapper fuses a ReLU into the conv, conv+bias or conv+BN
+    kernel before it, and on oneDNN CPUs that fused ReLU computes max(x, 0)
+    in a way that maps NaN to 0: a NaN image then gets a confident class and
+    a NaN batch a finite loss. `EnsureShape` sits between the two, so the
+    ReLU runs as TF's own op, which propagates NaN. TensorFlow backend only.
+    """
+    import tensorflow as tf
+
+    return tf.ensure_shape(outputs, outputs.shape)
+
+
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class FoldedConv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D` that holds a folded BatchNormalization.
+
+    `keras_resnet.fold_batchnorm` puts one in place of each conv+BN pair: the
+    kernel scaled per output channel and a bias. Same arguments, config and
+    results as `Conv2D`. On TensorFlow its output goes through the same
+    barrier as `FusedBatchNormalization`'s, which keeps Grappler from fusing
+    a following ReLU (conv + bias + ReLU) into a oneDNN kernel that maps NaN
+    to 0; with a plain `Conv2D` there, a folded model's `predict` gave an
+    image with a NaN pixel finite probabilities.
+    """
+
+    def call(self, inputs):
+        outputs = super().call(inputs)
+        if keras.backend.backend() != "tensorflow":
+            return outputs
+        return _relu_fusion_barrier(outputs)
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet")
@@ -175,6 +210,11 @@ class NaNPropagatingMaxPooling2D(keras.layers.MaxPooling2D):
     where x is finite, NaN where it is NaN or infinite) to the max, without
     a gradient: for finite inputs the values and gradients are exactly
     those of `MaxPooling2D`. Same arguments and config.
+
+    Args:
+        pool_size, strides, padding, data_format, name: as in
+            `keras.layers.MaxPooling2D`, with the same defaults (so is
+            `**kwargs`).
     """
 
     def call(self, inputs):

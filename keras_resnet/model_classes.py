@@ -3,12 +3,15 @@ checks its images first) and `DeepResNet` (a graph too deep for Keras's
 default recursion limit), and `recursion_headroom`, the limit raised."""
 
 import contextlib
+import dataclasses
+import json
 import sys
 
 import keras
 import numpy as np
 
 from keras_resnet import preprocessing
+from keras_resnet.architecture import Architecture
 
 _RECURSION_LIMIT = 50_000
 
@@ -20,6 +23,12 @@ def recursion_headroom(limit=_RECURSION_LIMIT):
     Python 3.11+ keeps pure-Python frames off the C stack, so a deep but
     finite recursion such as Keras's graph walk is safe with a higher limit.
     The old limit is restored on exit.
+
+    Args:
+        limit: the lowest recursion limit inside the block.
+
+    Returns:
+        A context manager (`with keras_resnet.recursion_headroom(): ...`).
     """
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(max(old, limit))
@@ -33,9 +42,9 @@ def recursion_headroom(limit=_RECURSION_LIMIT):
 class ResNetModel(keras.Model):
     """The functional model `ResNet` returns; its `predict` checks arrays first.
 
-    Identical to `keras.Model(inputs, outputs)` (same layers, config,
-    weights, saving), except that `predict` on an array or tensor checks it
-    before Keras sees it:
+    Identical to `keras.Model(inputs, outputs)` (same layers, weights,
+    saving), except for its architecture record (below) and that `predict`
+    on an array or tensor checks it before Keras sees it:
 
     - no images (a batch of 0) give no predictions, an empty array of the
       output's shape (Keras's predict loop raises UnboundLocalError);
@@ -45,16 +54,90 @@ class ResNetModel(keras.Model):
       after that it ran a 32x32 model on 64x64 images without a word.)
     - with `include_preprocessing=True`, pixels outside 0..255 are refused
       as in an eager call (`keras_resnet.preprocessing.check_pixels`).
+    - built with preset weights and without `include_preprocessing=True`,
+      values that no preprocessed image can have (raw pixels 0..255 where
+      the preset's normalised pixels stay within a few units) are refused,
+      naming both fixes, in `predict` and in eager calls (`model(x)`);
+      `keras_resnet.preprocessing.check_preprocessed` says how the bound is
+      derived. NaN and infinities pass (NaN in, NaN out).
 
-    Datasets and generators go to Keras unchecked. Wrap your own functional
+    Datasets and generators go to Keras unchecked, and so do values inside
+    a compiled graph (`fit`, `evaluate`, exports). Wrap your own functional
     model in it (`ResNetModel(inputs, outputs)`) for the same checks.
+
+    Its config is the functional graph's plus, for a model `ResNet` built,
+    `"architecture"`: the record `keras_resnet.architecture_of` reads
+    (`keras_resnet.architecture.Architecture.to_config`). `.keras` files
+    keep it; a model made another way (`keras.models.clone_model`,
+    `fold_batchnorm`, your own `ResNetModel(inputs, outputs)`) has none, and
+    `architecture_of` reads its layer names instead.
+
+    Args:
+        inputs, outputs, name: as for `keras.Model(inputs, outputs, name)`.
+        architecture: the architecture record, a dict; None for none.
     """
+
+    # The positional arguments must be Functional's, (inputs, outputs,
+    # name), for Keras to save and clone the graph rather than a subclassed
+    # model; the record is keyword-only.
+    def __init__(self, inputs, outputs, name=None, *, architecture=None, **kwargs):
+        super().__init__(inputs, outputs, name=name, **kwargs)
+        if architecture is not None:
+            architecture = Architecture.from_config(architecture).to_config()  # checked
+        # Kept as text: immutable, and out of Keras's attribute tracking
+        # (which would wrap its dicts).
+        self._architecture_json = None if architecture is None else json.dumps(architecture)
+        self._expected_input = _expected_input(architecture)
+
+    @property
+    def architecture_record(self):
+        """The architecture record (a dict; see `get_config`), or None."""
+        return None if self._architecture_json is None else json.loads(self._architecture_json)
+
+    def get_config(self):
+        config = super().get_config()
+        if self._architecture_json is None:
+            return config
+        # First, so that the start of a saved config (and of the error Keras
+        # raises when it loads one without keras_resnet) says what the net is.
+        return {"architecture": self.architecture_record, **config}
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        _check_expected_input(self, inputs)
+        return super().call(inputs, training=training, mask=mask, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         empty = _check_images(self, x)
         if empty is not None:
             return empty
         return super().predict(x, *args, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ExpectedInput:
+    """What a record says a model's input must be: preprocessed with `mode`."""
+
+    mode: object
+    data_format: str
+    weights: str
+    depth: int
+
+
+def _expected_input(record):
+    if record is None or record.get("input_preprocessing") is None:
+        return None
+    return _ExpectedInput(
+        record["input_preprocessing"], record["data_format"], record["weights"], record["depth"])
+
+
+def _check_expected_input(model, x):
+    """Refuses values that cannot be the preprocessed input a preset expects."""
+    expected = getattr(model, "_expected_input", None)
+    if expected is None:
+        return
+    preprocessing.check_preprocessed(
+        x, expected.mode, data_format=expected.data_format, described=f"Model {model.name!r}",
+        weights=expected.weights, depth=expected.depth)
 
 
 def _check_images(model, x):
@@ -80,6 +163,7 @@ def _check_images(model, x):
         )
     if any(isinstance(layer, preprocessing.Preprocessing) for layer in model.layers):
         preprocessing.check_pixels(x, f"Model {model.name!r} (with its preprocessing inside)")
+    _check_expected_input(model, x)
     if shape[0] != 0:
         return None
     with recursion_headroom():
@@ -101,6 +185,12 @@ class DeepResNet(ResNetModel):
     `keras.Model(model.input, model.get_layer(...).output)`, walk the same
     deep graph: make them inside `with keras_resnet.recursion_headroom():`
     (`feature_extractor` does).
+
+    Args:
+        inputs: the functional model's inputs.
+        outputs: its outputs.
+        name: its name.
+        **kwargs: the other arguments of `keras.Model`.
     """
 
     # The signature must be Functional's, (inputs, outputs, name), for Keras

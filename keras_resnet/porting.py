@@ -28,6 +28,8 @@ import re
 
 import numpy as np
 
+from keras_resnet import names
+
 TORCH_BN_EPSILON = 1e-5
 _TORCH_BN = ("weight", "bias", "running_mean", "running_var")
 # Where an option-A CIFAR checkpoint puts the shortcut's new zero channels.
@@ -92,7 +94,7 @@ def load_safetensors(path):
     except ImportError as error:
         raise ImportError(
             "Reading .safetensors files needs the `safetensors` package: "
-            "pip install safetensors (or keras-resnet[peers])."
+            "pip install safetensors (or keras-resnet-zoo[peers])."
         ) from error
     return load_file(path)
 
@@ -129,31 +131,73 @@ class _StateDict:
             )
 
 
-def keras_applications_arrays(peer, model):
-    """The weights of keras.applications ResNet `peer`, as `model` needs them.
+def keras_arrays(model, source_layer, rename=None):
+    """The weights of a Keras peer, as `model` needs them, layer by layer.
+
+    Args:
+        model: the target model.
+        source_layer: `source_layer(name)` returns the peer's layer of that
+            name.
+        rename: maps a layer name of `model` to the peer's name for it;
+            the same name by default.
 
     Returns:
-        A dict from each weighted layer name of `model` to its arrays
-        (conv biases and BN epsilon folded into the BN statistics).
+        A dict from each weighted layer name of `model` to its arrays: a
+        conv's kernel (a conv bias the peer has is folded into the next BN's
+        mean), a BN's statistics (the epsilon difference folded into the
+        variance), the classifier's kernel and bias.
     """
+    rename = rename or (lambda name: name)
     arrays = {}
     for layer in model.layers:
         if not layer.weights:
             continue
-        source = peer.get_layer(layer.name)
-        if layer.name.endswith("_bn"):
-            conv = peer.get_layer(layer.name[:-3] + "_conv")
-            bias = conv.bias.numpy() if conv.use_bias else None
+        source = source_layer(rename(layer.name))
+        if layer.name.endswith(f"_{names.BN}"):
+            conv = source_layer(rename(layer.name[: -len(names.BN)] + names.CONV))
+            bias = conv.bias.numpy() if getattr(conv, "use_bias", False) else None
             gamma, beta, mean, var = (w.numpy() for w in source.weights)
             arrays[layer.name] = fold_batch_norm(
                 gamma, beta, mean, var, conv_bias=bias,
                 epsilon=source.epsilon, target_epsilon=layer.epsilon,
             )
-        elif layer.name.endswith("_conv"):
+        elif layer.name.endswith(f"_{names.CONV}"):
             arrays[layer.name] = [source.kernel.numpy()]
         else:  # the classifier
             arrays[layer.name] = [w.numpy() for w in source.weights]
     return arrays
+
+
+def keras_applications_arrays(peer, model):
+    """The weights of keras.applications ResNet `peer`, as `model` needs them.
+
+    keras.applications names its layers as we do (`keras_resnet.names`).
+
+    Returns:
+        A dict from each weighted layer name of `model` to its arrays
+        (conv biases and BN epsilon folded into the BN statistics).
+    """
+    return keras_arrays(model, peer.get_layer)
+
+
+def keras_hub_name(name):
+    """Our layer name -> keras-hub ResNetBackbone's: stages count from 0 as
+    `stack`, blocks from 0 (conv3_block1_2_conv -> stack1_block0_2_conv);
+    the stem and the classifier keep their names."""
+    parsed = names.parse_block_layer(name)
+    if parsed is None:
+        return name
+    stage, block, rest = parsed
+    return f"stack{names.stage_number(stage) - 2}_block{block - 1}_{rest}"
+
+
+def name_from_keras_hub(name):
+    """keras-hub ResNetBackbone's layer name -> ours (`keras_hub_name` reversed)."""
+    match = re.fullmatch(r"stack(\d+)_block(\d+)_(\w+)", name)
+    if match is None:
+        return name
+    stage, block, rest = match.groups()
+    return names.layer(names.block(names.stage(int(stage) + 2), int(block) + 1), rest)
 
 
 def torchvision_arrays(state_dict, model, bn_epsilon=TORCH_BN_EPSILON):
@@ -174,27 +218,28 @@ def torchvision_arrays(state_dict, model, bn_epsilon=TORCH_BN_EPSILON):
         if not layer.weights:
             continue
         key = _torchvision_key(layer.name)
-        if layer.name == "predictions":
+        if layer.name == names.CLASSIFIER:
             converted[layer.name] = [source.take("fc.weight").T, source.take("fc.bias")]
         elif layer.name.endswith("_conv"):
             converted[layer.name] = [source.take(key + ".weight").transpose(2, 3, 1, 0)]
         else:
             converted[layer.name] = source.batch_norm(key, layer, bn_epsilon)
-    source.check_all_used(unless=() if "predictions" in converted else ("fc.weight", "fc.bias"))
+    source.check_all_used(unless=() if names.CLASSIFIER in converted else ("fc.weight", "fc.bias"))
     return converted
 
 
 def _torchvision_key(name):
     """Our layer name -> torchvision module path (e.g. 'layer1.0.bn2')."""
-    if name.startswith("conv1_"):
-        return "conv1" if name.endswith("_conv") else "bn1"
-    match = re.fullmatch(r"conv(\d)_block(\d+)_(\d)_(conv|bn)", name)
+    if name.startswith(f"{names.STEM}_"):
+        return "conv1" if name.endswith(f"_{names.CONV}") else "bn1"
+    parsed = names.parse_block_layer(name)
+    match = parsed and re.fullmatch(rf"(\d)_({names.CONV}|{names.BN})", parsed[2])
     if not match:
         return name
-    stage, block, index, kind = match.groups()
-    prefix = f"layer{int(stage) - 1}.{int(block) - 1}"
-    if index == "0":
-        return f"{prefix}.downsample.{0 if kind == 'conv' else 1}"
+    (stage, block, _), (index, kind) = parsed, match.groups()
+    prefix = f"layer{names.stage_number(stage) - 1}.{block - 1}"
+    if index == str(names.SHORTCUT_INDEX):
+        return f"{prefix}.downsample.{0 if kind == names.CONV else 1}"
     return f"{prefix}.{kind}{index}"
 
 
@@ -306,16 +351,13 @@ def cifar_option_a_arrays(checkpoint, model, zeros="split", bn_epsilon=TORCH_BN_
         if not layer.weights:
             continue
         name = layer.name
-        if name == "predictions":
+        if name == names.CLASSIFIER:
             converted[name] = [source.take("linear.weight")[:, orders[-1]].T, source.take("linear.bias")]
             continue
-        if name.startswith("conv1_"):
-            key, out, inp = ("conv1" if name.endswith("_conv") else "bn1"), orders[0], slice(None)
+        if name.startswith(f"{names.STEM}_"):
+            key, out, inp = ("conv1" if name.endswith(f"_{names.CONV}") else "bn1"), orders[0], slice(None)
         else:
-            match = re.fullmatch(r"conv(\d)_block(\d+)_([12])_(conv|bn)", name)
-            if not match:
-                raise ValueError(f"Layer {name!r} of {model.name!r} has no counterpart in an option-A CIFAR net.")
-            stage, block, index, kind = int(match.group(1)) - 2, int(match.group(2)) - 1, match.group(3), match.group(4)
+            stage, block, index, kind = _cifar_block_layer(name, model)
             key = f"layer{stage + 1}.{block}.{kind}{index}"
             stream_in = orders[stage - 1] if block == 0 and stage > 0 else orders[stage]
             out, inp = (slice(None), stream_in) if index == "1" else (orders[stage], slice(None))
@@ -323,5 +365,15 @@ def cifar_option_a_arrays(checkpoint, model, zeros="split", bn_epsilon=TORCH_BN_
             converted[name] = conv(key, out, inp)
         else:
             converted[name] = source.batch_norm(key, layer, bn_epsilon, order=out)
-    source.check_all_used(unless=() if "predictions" in converted else ("linear.weight", "linear.bias"))
+    source.check_all_used(unless=() if names.CLASSIFIER in converted else ("linear.weight", "linear.bias"))
     return converted
+
+
+def _cifar_block_layer(name, model):
+    """(stage from 0, block from 0, conv index "1"/"2", "conv"/"bn") of a
+    CIFAR block's residual layer."""
+    parsed = names.parse_block_layer(name)
+    match = parsed and re.fullmatch(rf"([12])_({names.CONV}|{names.BN})", parsed[2])
+    if not match:
+        raise ValueError(f"Layer {name!r} of {model.name!r} has no counterpart in an option-A CIFAR net.")
+    return names.stage_number(parsed[0]) - 2, parsed[1] - 1, match.group(1), match.group(2)

@@ -31,11 +31,9 @@ import numpy as np
 from keras import ops
 
 from keras_resnet import presets
-from keras_resnet import specs
 from keras_resnet import registry
-
-# The modes, {name: (mean, std, bgr)}; each preset declares its own.
-MODES = presets.MODES
+from keras_resnet import specs
+from keras_resnet import weight_files
 
 
 def mode_of(weights, depth=None):
@@ -48,8 +46,9 @@ def mode_of(weights, depth=None):
             with different preprocessing at different depths.
 
     Returns:
-        A key of `MODES`, or a dict {"mean": ..., "std": ...} (RGB, in pixel
-        units) for presets registered with their own statistics.
+        A key of `keras_resnet.presets.MODES`, or a dict {"mean": ...,
+        "std": ...} (RGB, in pixel units) for presets registered with their
+        own statistics.
     """
     if depth is not None:
         return registry.get_preset(weights, depth=depth).preprocessing
@@ -100,8 +99,34 @@ def preprocess_input(x, weights, data_format=None, depth=None):
     return ops.convert_to_numpy(outputs) if as_numpy else outputs
 
 
+def portable_mode(mode):
+    """`mode` as a config holds it: a `MODES` key as is, a dict as its values
+    (a mean file read once, here), so that nothing else is needed to use it."""
+    if not isinstance(mode, dict):
+        return mode
+    mean, std, bgr = presets.preprocessing_parameters(mode)
+    return {"mean": np.asarray(mean).tolist(), "std": list(std), "bgr": bgr}
+
+
 def preprocessing_layer(weights, data_format=None, name="preprocessing", depth=None):
-    """A `Preprocessing` layer for the weights `weights`, to put in a model."""
+    """A `Preprocessing` layer for the weights `weights`, to put in a model.
+
+    Args:
+        weights: a registered preset name or alias.
+        data_format: "channels_last" or "channels_first"; defaults to the
+            Keras config.
+        name: the layer's name.
+        depth: the model's depth; needed only for an alias whose weights
+            have different preprocessing at different depths.
+
+    Returns:
+        A `keras_resnet.Preprocessing` layer: raw RGB pixels 0..255 in, the
+        input the weights were trained on out.
+
+    Raises:
+        ValueError: if `weights` is not a preset, or is an alias that needs
+            `depth`.
+    """
     return Preprocessing(mode_of(weights, depth), data_format=data_format, name=name)
 
 
@@ -122,12 +147,7 @@ def check_pixels(x, described, normalises="the preprocessing normalises them its
     values = _values(x)
     if values is None or values.dtype == np.uint8 or values.size == 0:
         return
-    if values.dtype.kind == "f":
-        finite = np.isfinite(values)  # a mask, not a copy of the images
-        low = np.min(values, where=finite, initial=np.inf)
-        high = np.max(values, where=finite, initial=-np.inf)
-    else:
-        low, high = values.min(), values.max()
+    low, high = _finite_extremes(values)
     if low < 0:
         raise ValueError(
             f"{described} expects raw RGB pixels in 0..255, but the input has values "
@@ -140,6 +160,90 @@ def check_pixels(x, described, normalises="the preprocessing normalises them its
             f"up to {float(high):.6g}: more than 8 bits per channel (16-bit images go up to "
             "65535: divide them by 257, or decode them to 8 bits)."
         )
+
+
+def _finite_extremes(values, finite=None):
+    """(lowest, highest) finite value of a non-empty array."""
+    if values.dtype.kind != "f":
+        return values.min(), values.max()
+    finite = np.isfinite(values) if finite is None else finite  # a mask, not a copy of the images
+    return np.min(values, where=finite, initial=np.inf), np.max(values, where=finite, initial=-np.inf)
+
+
+# How far a preprocessed value may lie outside the range of 0..255 pixels,
+# in pixel units: rounding only (bfloat16 rounds a value near 255 by at
+# most half a unit; float32 far less).
+PIXEL_SLACK = 1.0
+
+
+def check_preprocessed(x, mode, data_format=None, described="The model", weights=None, depth=None):
+    """Refuses values that no image preprocessed with `mode` can have.
+
+    A pixel p in 0..255 becomes `(p - mean) / std` (then BGR-flipped, for
+    Caffe), so each preprocessed value lies between what 0 and 255 become
+    for its channel (and pixel, with a per-pixel mean), widened by
+    `PIXEL_SLACK` pixel units for rounding. With "torch" (torchvision's,
+    akamaster's) that is about -2.1..2.6, so raw pixels up to 255 are
+    refused; with "caffe" (x - mean) -124..152, so raw images whose pixels
+    all stay below 152 cannot be told from preprocessed ones.
+
+    Args:
+        x: the images (any array or tensor; symbolic ones are let through,
+            as in `check_pixels`).
+        mode: the preprocessing the values must have had (a `MODES` key or
+            a dict; see `keras_resnet.presets.preprocessing_parameters`).
+        data_format: of `x`; defaults to the Keras config.
+        described: what takes them, for the message.
+        weights, depth: the preset that expects them, for the fixes the
+            message names.
+
+    Raises:
+        ValueError: naming the values found, the range expected and both
+            fixes. NaN and infinities are not refused: they give NaN outputs.
+    """
+    values = _values(x)
+    if values is None or values.size == 0 or values.ndim < 3:
+        return
+    low, high = _preprocessed_range(mode, specs.check_data_format(data_format), values.shape)
+    finite = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, bool)
+    outside = finite & ((values < low) | (values > high))
+    if not outside.any():
+        return
+    found_low, found_high = _finite_extremes(values, finite)
+    fix = f"keras_resnet.preprocess_input(x, weights={weights!r}{_depth_argument(weights, depth)})"
+    raise ValueError(
+        f"{described} was built with weights={weights!r}, whose input is images preprocessed "
+        f"({weight_files.describe_preprocessing(mode)}): values within about "
+        f"{float(np.min(low)):.4g}..{float(np.max(high)):.4g}. The input has values "
+        f"{float(found_low):.6g}..{float(found_high):.6g}, which no preprocessed image has "
+        f"({'raw 0..255 pixels?' if found_high > np.max(high) else 'preprocessed for other weights?'}). "
+        "Build the model with include_preprocessing=True to give it raw RGB pixels 0..255, "
+        f"or give it {fix}."
+    )
+
+
+def _preprocessed_range(mode, data_format, shape):
+    """(low, high): what pixels -slack and 255 + slack become, broadcastable to `shape`."""
+    mean, std, bgr = presets.preprocessing_parameters(mode)
+    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    low, high = (-PIXEL_SLACK - mean) / std, (255 + PIXEL_SLACK - mean) / std
+    if bgr:
+        low, high = low[..., ::-1], high[..., ::-1]
+    spatial = shape[1:3] if data_format == "channels_last" else shape[2:4]
+    if low.ndim == 3 and tuple(spatial) != low.shape[:2]:  # a per-pixel mean, another size
+        low, high = low.min(axis=(0, 1)), high.max(axis=(0, 1))
+    if data_format == "channels_first":
+        low, high = (np.moveaxis(b, -1, 0) if b.ndim == 3 else b.reshape(3, 1, 1) for b in (low, high))
+    return low, high
+
+
+def _depth_argument(weights, depth):
+    """", depth=N" where `mode_of(weights)` needs the depth to answer."""
+    try:
+        mode_of(weights)
+    except ValueError:
+        return f", depth={depth}" if depth is not None else ""
+    return ""
 
 
 def _values(x):
@@ -181,9 +285,9 @@ class Preprocessing(keras.layers.Layer):
     config, so the model does not need the file it came from).
 
     Args:
-        mode: a key of `MODES` ("caffe", "torch", "rescale", "none") or a
-            dict {"mean": (r, g, b) or an (H, W, 3) array, "std": (r, g, b)}
-            in pixel units (see `keras_resnet.presets.preprocessing_parameters`).
+        mode: a key of `keras_resnet.presets.MODES` ("caffe", "torch",
+            "rescale", "none") or a dict {"mean": (r, g, b) or an (H, W, 3)
+            array, "std": (r, g, b)} in pixel units (see `keras_resnet.presets.preprocessing_parameters`).
         data_format: "channels_last" or "channels_first"; defaults to the
             Keras config.
     """
@@ -191,9 +295,7 @@ class Preprocessing(keras.layers.Layer):
     def __init__(self, mode, data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.mean, self.std, self.bgr = presets.preprocessing_parameters(mode)
-        if isinstance(mode, dict):  # self-contained: a mean file is read once, here
-            mode = {"mean": np.asarray(self.mean).tolist(), "std": list(self.std), "bgr": self.bgr}
-        self.mode = mode
+        self.mode = portable_mode(mode)
         self.data_format = specs.check_data_format(data_format)
 
     def call(self, x):

@@ -47,13 +47,16 @@ loading (`keras_resnet.porting`), pinned by the publisher's hash.
   with the training split's per-pixel mean (an .npy file, pinned too),
   which the preset's preprocessing subtracts from raw 0..255 pixels.
 - Our own checkpoints register under a name of their own
-  (`keras_resnet.weights.register_preset`, or a JSON registry file named by
+  (`keras_resnet.register_preset`, or a JSON registry file named by
   $KERAS_RESNET_PRESETS).
 
 ImageNet presets record the publishers' ImageNet-1k validation top-1
 (single 224 crop) in `top1`, not measured here. CIFAR-10 presets record
 three test errors in `test_error` (see `TEST_SETS`): the publisher's, and
-two measured here, which tests/test_cifar10_presets.py re-measures.
+two measured here, which tests/test_cifar10_presets.py re-measures. Every
+preset also records its class names (`class_names`, a
+`keras_resnet.class_lists.ClassList`), source, licence and training data: the
+model cards (`keras_resnet.model_cards`) show them.
 """
 
 import dataclasses
@@ -61,6 +64,7 @@ import os
 
 import numpy as np
 
+from keras_resnet import class_lists
 from keras_resnet import specs
 
 KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
@@ -195,7 +199,7 @@ def _mean_file(name, sha256):
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ValueError(
             f"The preprocessing mean file {path!r} has sha256 "
-            f"{hashlib.sha256(data).hexdigest()}, not the pinned {sha256}: reinstall keras-resnet."
+            f"{hashlib.sha256(data).hexdigest()}, not the pinned {sha256}: reinstall keras-resnet-zoo."
         )
     return np.load(path, allow_pickle=False)
 
@@ -212,7 +216,7 @@ class Preset:
             "v1.5" (basic-block nets: "v1").
         shortcut: the shortcut option it was trained with ("A", "B", "C").
         classes: classes of its classifier.
-        preprocessing: a `keras_resnet.preprocessing.MODES` key, or a dict
+        preprocessing: a `keras_resnet.presets.MODES` key, or a dict
             {"mean", "std"} in pixel units.
         source_format: how the file is read (`SOURCE_FORMATS`).
         url: where to download it; None for a local file.
@@ -230,6 +234,15 @@ class Preset:
         recipe: the training recipe, for our own checkpoints.
         test_error: top-1 error (%) by test set (`TEST_SETS` keys); None
             where not measured.
+        class_names: the classes of its classifier, a
+            `keras_resnet.class_lists.ClassList` (`decode_predictions` and
+            `export` read it); None if not recorded.
+        source: who published the weights, and where.
+        license: the weights' licence (an SPDX id), or None if not recorded.
+        training_data: what the weights were trained on.
+        file_size: the size in bytes of a file downloaded on first use, as
+            published; None where not known (a local or shipped file is
+            measured instead).
     """
 
     name: str
@@ -250,6 +263,11 @@ class Preset:
     accuracy_source: str = None
     recipe: str = None
     test_error: dict = None
+    class_names: object = None
+    source: str = None
+    license: str = None
+    training_data: str = None
+    file_size: int = None
 
 
 def _keras_applications(depth, md5_top, md5_no_top, top1):
@@ -268,6 +286,10 @@ def _keras_applications(depth, md5_top, md5_no_top, top1):
         file_hash_no_top=md5_no_top,
         top1=top1,
         accuracy_source="keras.io/api/applications table (ImageNet val, 224 crop)",
+        class_names=class_lists.IMAGENET_1K,
+        source="keras.applications (Kaiming He's Caffe models, ported)",
+        license="MIT",  # keras.io/api/applications/resnet: "under the MIT license"
+        training_data=IMAGENET_TRAIN,
     )
 
 
@@ -286,6 +308,9 @@ TIMM_SHA256 = {
     # 102,469,840 bytes; the same pin appears in public checkpoint lists.
     "resnet50.tv_in1k": "5d061a3c593d795bfe682d9b152bafbcf550579873492def3515b46db1189888",
 }
+# Their sizes in bytes, read with the pins above.
+TIMM_SIZES = {"resnet18.tv_in1k": 46_807_446, "resnet34.tv_in1k": 87_278_522, "resnet50.tv_in1k": 102_469_840}
+IMAGENET_TRAIN = "ImageNet-1k training set (ILSVRC 2012, 1.28M images)"
 
 
 def _torchvision(name, repo, depth, variant, top1):
@@ -303,16 +328,27 @@ def _torchvision(name, repo, depth, variant, top1):
         fname=f"{repo}.safetensors",
         top1=top1,
         accuracy_source="torchvision model docs (ImageNet val, acc@1)",
+        class_names=class_lists.IMAGENET_1K,
+        source=f"torchvision, via timm: huggingface.co/timm/{repo}",
+        license="BSD-3-Clause",  # torchvision's licence, which timm's model cards give
+        training_data=IMAGENET_TRAIN,
+        file_size=TIMM_SIZES.get(repo),
     )
 
 
 def _cifar10(name, depth, **fields):
     """A CIFAR-10 net of the paper's Sec. 4.2: option A, 10 classes."""
-    return Preset(name=name, depth=depth, family="cifar", variant="v1", shortcut="A", classes=10, **fields)
+    return Preset(name=name, depth=depth, family="cifar", variant="v1", shortcut="A", classes=10,
+                  class_names=class_lists.CIFAR10, **fields)
 
 
 def _akamaster(depth, **fields):
-    return _cifar10("akamaster_cifar10", depth, preprocessing="torch", **fields)
+    return _cifar10(
+        "akamaster_cifar10", depth, preprocessing="torch",
+        source="akamaster/pytorch_resnet_cifar10 (Yerlan Idelbayev)",
+        license="BSD-2-Clause",  # weights_data/NOTICE
+        training_data="CIFAR-10 training set, the original (lossless) 50,000 images, 200 epochs",
+        **fields)
 
 
 def _akamaster_shipped(depth, sha256, published, original_head, jpeg_copy):
@@ -353,6 +389,9 @@ def _zoo_shipped(depth, sha256, mean_sha256, original_head, jpeg_copy, recipe):
         file_hash=sha256,
         recipe=recipe,
         test_error={PUBLISHED: None, ORIGINAL_HEAD: original_head, JPEG_COPY: jpeg_copy},
+        source="this project: zoo.train, RESULTS.md",
+        license="Apache-2.0",
+        training_data="CIFAR-10 JPEG q75 copy (../shared/data), its 45,000-image training split",
     )
 
 

@@ -15,6 +15,7 @@ import os
 import re
 
 from keras_resnet import downloads
+from keras_resnet import class_lists
 from keras_resnet import presets as presets_lib
 from keras_resnet import specs
 from keras_resnet import weight_files
@@ -83,6 +84,7 @@ def register_preset(
     recipe=None,
     top1=None,
     accuracy_source=None,
+    class_names=None,
     overwrite=False,
 ):
     """Registers a local or downloadable weights file under a preset name.
@@ -103,7 +105,7 @@ def register_preset(
         depth, family, variant, shortcut, classes: the architecture the
             file fits (family, shortcut and classes default from the depth).
         preprocessing: what the weights expect; a
-            `keras_resnet.preprocessing.MODES` key or a dict
+            `keras_resnet.presets.MODES` key or a dict
             {"mean": (r, g, b), "std": (r, g, b)} in pixel units. None (the
             default): what a local `.keras` file holds in front of its net
             (a zoo run's model.keras: its per-pixel mean), else "none". Given
@@ -112,15 +114,59 @@ def register_preset(
             given, checked); it is checked again at every load.
         recipe, top1, accuracy_source: metadata: the training recipe, the
             measured top-1 accuracy (fraction) and where it was measured.
+        class_names: the classifier's classes, so that `decode_predictions`
+            and `export` name them: a list of `classes` distinct names by
+            class id, or a class list's name ("cifar10", "imagenet1k").
+            None: not recorded.
         overwrite: replace an existing entry for this name and depth.
 
     Returns:
         The registered `Preset`.
+
+    Raises:
+        ValueError: for a bad argument, a missing or changed file, an
+            alias's name, or an existing entry without `overwrite`.
     """
     spec = specs.get_spec(depth, family)
     overwrite = specs.check_bool("overwrite", overwrite)
     if preprocessing is not None:
         presets_lib.preprocessing_parameters(preprocessing)  # Raises on a bad mode.
+    defaults = specs.DEFAULTS[spec.family]
+    classes = classes or defaults.classes
+    class_names = _checked_class_names(class_names, name, classes)
+    path, url, sha256 = _checked_file(path, sha256)
+    if url is None:
+        preprocessing = _registered_preprocessing(path, preprocessing)
+    _check_free(name, depth, overwrite)
+    preset = presets_lib.Preset(
+        name=name, depth=depth, family=spec.family, variant=variant,
+        shortcut=shortcut or defaults.shortcut, classes=classes, class_names=class_names,
+        preprocessing="none" if preprocessing is None else preprocessing,
+        source_format=presets_lib.KERAS_RESNET, url=url, file_hash=sha256, path=path,
+        fname=None if url is None else f"{name}_{depth}_{sha256[:12]}_{os.path.basename(url)}",
+        top1=top1, accuracy_source=accuracy_source, recipe=recipe,
+    )
+    PRESETS.setdefault(name, {})[depth] = preset
+    return preset
+
+
+def _checked_class_names(class_names, name, classes):
+    """`class_names` as a `class_lists.ClassList` of `classes` names, or None."""
+    if class_names is None:
+        return None
+    found = class_lists.class_list(class_names, key=name)
+    if len(found) != classes:
+        raise ValueError(
+            f"`class_names` must name each of the preset's {classes} classes; received "
+            f"{len(found)} ({found!r}). Pass classes= if the classifier has {len(found)}."
+        )
+    return found
+
+
+def _checked_file(path, sha256):
+    """Where a registered preset's weights are: (local path or None, URL or
+    None, sha256). A local file must exist and have `sha256` if given (its
+    hash is computed); a URL must come with its `sha256`."""
     path = os.fspath(path)
     is_url = path.startswith(("http://", "https://"))
     if not is_url:
@@ -133,47 +179,30 @@ def register_preset(
                 f"Registering a download ({path}) needs its `sha256`: an "
                 "unpinned download would load whatever the server sends."
             )
-    else:
-        if not os.path.isfile(path):
-            raise ValueError(f"Weights file not found. Received path={path!r}.")
-        actual = downloads.file_sha256(path)
-        if sha256 is not None and sha256 != actual:
-            raise ValueError(f"{path!r} has sha256 {actual}, not the given {sha256}.")
-        sha256 = actual
-        path = os.path.abspath(path)
-        preprocessing = _registered_preprocessing(path, preprocessing)
-    if preprocessing is None:
-        preprocessing = "none"
+        return None, path, sha256
+    if not os.path.isfile(path):
+        raise ValueError(f"Weights file not found. Received path={path!r}.")
+    actual = downloads.file_sha256(path)
+    if sha256 is not None and sha256 != actual:
+        raise ValueError(f"{path!r} has sha256 {actual}, not the given {sha256}.")
+    return os.path.abspath(path), None, actual
+
+
+def _check_free(name, depth, overwrite):
+    """Refuses a name that is not a non-empty str, an alias's name, or an
+    existing entry unless `overwrite`."""
+    if not isinstance(name, str) or not name.strip():
+        # Any other key would break every listing of presets (sorted names).
+        raise ValueError(f"A preset's `name` must be a non-empty str. Received name={name!r}.")
     if name in ALIASES:
         raise ValueError(
             f"{name!r} is an alias (of {sorted(set(ALIASES[name].values()))}); "
             f"choose another name, e.g. 'my_{name}'."
         )
-    entries = PRESETS.setdefault(name, {})
-    if depth in entries and not overwrite:
+    if depth in PRESETS.get(name, {}) and not overwrite:
         raise ValueError(
             f"Preset {name!r} already has depth {depth}; pass overwrite=True to replace it."
         )
-    defaults = specs.DEFAULTS[spec.family]
-    preset = presets_lib.Preset(
-        name=name,
-        depth=depth,
-        family=spec.family,
-        variant=variant,
-        shortcut=shortcut or defaults.shortcut,
-        classes=classes or defaults.classes,
-        preprocessing=preprocessing,
-        source_format=presets_lib.KERAS_RESNET,
-        url=path if is_url else None,
-        file_hash=sha256,
-        fname=f"{name}_{depth}_{sha256[:12]}_{os.path.basename(path)}" if is_url else None,
-        path=None if is_url else path,
-        top1=top1,
-        accuracy_source=accuracy_source,
-        recipe=recipe,
-    )
-    entries[depth] = preset
-    return preset
 
 
 def _registered_preprocessing(path, given):

@@ -23,7 +23,8 @@ endpoint of a classifier returns
     top_k_ids       int32   (batch, k)   class ids, most probable first
     top_k_scores    float32 (batch, k)   their probabilities
     top_k_names     string  (batch, k)   their names, when `class_names`
-                                         is given
+                                         is given or the model was built
+                                         with a preset
 
 and a model without a classifier (`include_top=False`) returns `features`.
 A classifier with `classifier_activation=None` (logits) gets a softmax, so
@@ -50,6 +51,7 @@ import keras
 import numpy as np
 
 from keras_resnet import atomic
+from keras_resnet import labels
 from keras_resnet import specs
 from keras_resnet.fold import fold_batchnorm as fold_batchnorm_fn
 from keras_resnet.architecture import check_graph_model
@@ -89,7 +91,11 @@ def export(
         class_names: optional list (or tuple, or 1-d numpy array) of
             `classes` distinct strings, index = class id; adds the
             `top_k_names` output. A str, dict or set is refused: it has
-            characters or no order, not names by class id.
+            characters or no order, not names by class id. None (the
+            default): the names of the preset the model was built with
+            (`keras_resnet.labels.export_class_names`: ImageNet-1k's two
+            names that two classes share get their WordNet ids), or no
+            names for any other model.
         preprocessing: what turns the served images into the model's input,
             baked into every endpoint: None (the identity: the model already
             takes raw images, as zoo models do), or a callable on a float32
@@ -122,6 +128,8 @@ def export(
     path = _check_path(path, overwrite)
     verbose = specs.check_bool("verbose", verbose)
     endpoints = _check_endpoints(endpoints)
+    if class_names is None:
+        class_names = labels.export_class_names(model)
     plan = _Plan(model, class_names, preprocessing, top_k, image_size, fold_batchnorm)
 
     def write(tmp):

@@ -9,7 +9,6 @@ import dataclasses
 import math
 import numbers
 import operator
-import warnings
 
 import keras
 import numpy as np
@@ -250,17 +249,3 @@ def get_spec(depth, family=None):
     depth = integer(depth)
     return imagenet_spec(depth) if family == IMAGENET else cifar_spec(depth)
 
-
-# Unused in the package; kept a while for anyone who imported them.
-_DEPRECATED = {
-    "PAPER_CIFAR_DEPTHS": (20, 32, 44, 56, 110, 1202),
-    "PAPER_IMAGENET_DEPTHS": (18, 34, 50, 101, 152),
-}
-
-
-def __getattr__(name):
-    if name in _DEPRECATED:
-        warnings.warn(f"keras_resnet.specs.{name} is deprecated and will be removed: it was never "
-                      "used by the package.", DeprecationWarning, stacklevel=2)
-        return _DEPRECATED[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,13 +33,31 @@ Time and memory are linear in the file's size, whatever the file holds. A
 pickle may reference one object many times, so a file of a few hundred
 bytes can describe a tuple with 2**40 unshared items (a tuple nested 40
 deep, each level the same object twice). So every object is walked once,
-however often it is referenced; tuples used as dict keys or set members,
-which Python hashes item by item, may cost at most `_HASH_WORK_PER_BYTE`
-steps per byte of pickle in all; error messages print a bounded summary;
+however often it is referenced; error messages print a bounded summary;
 tensors are views of their storage (never more elements than the storage
 holds), so tensors sharing a storage share its memory; and zip records must
 be stored or deflated (torch.save stores them): bzip2 and lzma expand
 without a useful bound.
+
+Dict keys and set members are charged, from one budget of
+`_HASH_WORK_PER_BYTE` steps per byte of pickle, for two costs:
+
+- hashing: a tuple is hashed item by item, shared items once per
+  reference, and an int digit by digit (neither caches its hash);
+- probing: a key whose hash equals that of k keys already in its dict or
+  set is compared with each of them, so n keys with one hash cost n**2 / 2
+  comparisons. Python's hashes of numbers and tuples are not randomised
+  (an int hashes to itself modulo 2**61 - 1, so `(2**61 - 1) * i` all hash
+  to 0): 20,000 such int keys, 279 kB, took 10-23 s before they were
+  charged. str and bytes hashes are randomised per process, so a real
+  checkpoint's keys share no hash.
+
+Memo indices (the pickle's own references to earlier objects) must be
+below 2**61 - 1, where ints have distinct hashes: picklers number them from
+0.
+
+A file cut short (an interrupted download or copy) is called truncated,
+with its size and, where the file says it, the size it should have.
 """
 
 import collections
@@ -48,18 +66,26 @@ import os
 import pickle
 import reprlib
 import struct
+import sys
 import zipfile
 
 import numpy as np
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_VERSION = 1001
+# How torch.save writes the magic number (pickle protocol 2, its default).
+_LEGACY_MAGIC_PICKLE = pickle.dumps(_LEGACY_MAGIC, protocol=2)
 _BFLOAT16 = "bfloat16"
 # Hashing a tuple visits every item of every tuple inside it, shared ones
-# once per reference. A checkpoint's keys are strings (hashed once, cached),
-# so this budget, per byte of pickle, is never approached by a real one.
+# once per reference; a key is compared with every key of its dict or set
+# that has its hash. A checkpoint's keys are strings (hashed once, cached,
+# randomised), so this budget, per byte of pickle, is never approached by
+# a real one.
 _HASH_WORK_PER_BYTE = 64
 _HASH_WORK_BASE = 100_000
+# Ints in [0, modulus) hash to themselves; larger ones wrap around.
+_HASH_MODULUS = sys.hash_info.modulus
+_ZIP_SIGNATURE = b"PK\x03\x04"
 # Zip compression methods whose output is at most ~1000x their input.
 _ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 
@@ -169,48 +195,106 @@ class _Unreadable(ValueError):
     """A malformed part of a checkpoint; `load` adds the file's name."""
 
 
+class _Memo(dict):
+    """The unpickler's memo, refusing indices whose ints share hashes."""
+
+    def __setitem__(self, index, value):
+        if not 0 <= index < _HASH_MODULUS:
+            raise _Unreadable(
+                f"it stores an object under memo index {_summary(index)}; picklers number "
+                f"them from 0, and indices from {_HASH_MODULUS} on share hashes with smaller "
+                "ones (each costing a search through the others)"
+            )
+        super().__setitem__(index, value)
+
+
 class _RestrictedUnpickler(pickle._Unpickler):
     """Resolves only `ALLOWED` globals; storages become `_Storage`s.
 
-    Python's own (pure-Python) unpickler, so that the opcodes that hash keys
-    can be charged for it: building a tuple records how many items it holds
-    counted through shared references, and adding tuples to a dict or set
-    spends that much of a budget linear in the pickle's size (see
-    `_HASH_WORK_PER_BYTE`).
+    Python's own (pure-Python) unpickler, so that the opcodes that add keys
+    to a dict or set (and BUILD, which adds an instance's attributes) can be
+    charged for it, from a budget linear in the pickle's size (see
+    `_HASH_WORK_PER_BYTE`): each key costs the steps to hash it (building a
+    tuple records how many steps that is, counted through shared
+    references), times one more than the number of keys of its dict or set
+    that have its hash (each of which it is compared with). The charge is
+    made before the keys are inserted, and a key is hashed only once its
+    hashing has been paid for.
     """
 
     dispatch = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, file, path, size, storage_from_id=None):
         super().__init__(file, encoding="utf-8")
+        self.memo = _Memo()
+        # Whether a read came up short: the file ended inside this pickle
+        # (whatever error that causes next, it is a truncated file).
+        self.ran_out = False
+        read, readline = self._file_read, self._file_readline
+
+        def read_n(n):
+            data = read(n)
+            if len(data) < n:
+                self.ran_out = True
+            return data
+
+        def read_line():
+            line = readline()
+            if not line.endswith(b"\n"):
+                self.ran_out = True
+            return line
+
+        self._file_read, self._file_readline = read_n, read_line
         self._path = path
         self._storage_from_id = storage_from_id
         self._hash_limit = self._hash_budget = _HASH_WORK_BASE + _HASH_WORK_PER_BYTE * size
-        # id -> (tuple, its items counted through shared references). The
-        # tuple is held so that its id stays its own.
-        self._tuple_items = {}
+        # id -> (tuple, the steps to hash it). The tuple is held so that its
+        # id stays its own.
+        self._tuple_work = {}
+        # id(dict or set) -> (it, {hash: how many of its keys have it}).
+        self._hashes_in = {}
+
+    def _hash_work(self, key):
+        """Steps to hash `key` (or to compare it with an equal-hash key)."""
+        if type(key) is int:
+            return 1 + key.bit_length() // 64
+        entry = self._tuple_work.get(id(key))
+        return 1 if entry is None else entry[1]
 
     def _track_tuple(self):
         built = self.stack[-1]
-        items = len(built)
-        for item in built:
-            entry = self._tuple_items.get(id(item))
-            if entry is not None:
-                items += entry[1]
-        self._tuple_items[id(built)] = (built, min(items, self._hash_budget + 1))
+        work = 1 + sum(self._hash_work(item) for item in built)
+        self._tuple_work[id(built)] = (built, min(work, self._hash_budget + 1))
 
-    def _charge_hashing(self, keys):
-        for key in keys:
-            entry = self._tuple_items.get(id(key))
-            self._hash_budget -= 1 if entry is None else entry[1]
+    def _spend(self, work, why):
+        self._hash_budget -= work
         if self._hash_budget < 0:
             raise ValueError(
-                f"{self._path} uses tuples as dict keys or set members that would take "
-                f"more than {self._hash_limit} steps to hash ({_HASH_WORK_PER_BYTE} per "
-                "byte of its pickle): tuples that hold the same tuples again and again, "
-                "nested, cost a few bytes in the file and exponentially many steps. A "
-                "checkpoint of tensors does not need that; refusing to load it."
+                f"{self._path} has dict keys or set members that would take more than "
+                f"{self._hash_limit} steps to insert ({_HASH_WORK_PER_BYTE} per byte of its "
+                f"pickle): {why} A checkpoint of tensors does not need that; refusing to "
+                "load it."
             )
+
+    def _charge_keys(self, container, keys):
+        """Pays for inserting `keys` into `container` (None: a new one);
+        returns the container's hash counts."""
+        entry = self._hashes_in.get(id(container)) if container is not None else None
+        counts = {} if entry is None else entry[1]
+        for key in keys:
+            work = self._hash_work(key)
+            self._spend(work, _HASHING)
+            key_hash = hash(key)
+            same = counts.get(key_hash, 0)
+            if same:
+                self._spend(work * same, _COLLIDING.format(same + 1, key_hash))
+            counts[key_hash] = same + 1
+        if container is not None and entry is None:
+            self._hashes_in[id(container)] = (container, counts)
+        return counts
+
+    def _track_container(self, container, counts):
+        self._hashes_in[id(container)] = (container, counts)
 
     def find_class(self, module, name):
         allowed = ALLOWED.get((module, name))
@@ -241,27 +325,66 @@ def _tracking_tuples(opcode):
     return load_tuple
 
 
-def _charging_for_hashes(opcode, keys):
+_HASHING = (
+    "keys that are slow to hash, used again and again: tuples that hold the same "
+    "tuples again and again, nested, cost a few bytes in the file and exponentially "
+    "many steps to hash, and an int is hashed digit by digit each time."
+)
+_COLLIDING = (
+    "{} keys of one dict or set share the hash {} (Python does not randomise the "
+    "hashes of numbers and tuples, e.g. every multiple of 2**61 - 1 hashes to 0), "
+    "and each is compared with all the others: n such keys cost n**2 / 2 steps."
+)
+
+
+def _charging_for_keys(opcode, container, keys):
+    """Wraps `opcode`'s handler: its keys are paid for before it runs.
+
+    `container(stack)` is the dict or set they go into, None for a new one
+    (whose hash counts are kept for the items added to it later); after a
+    MARK the stack holds just the marked items.
+    """
     insert = pickle._Unpickler.dispatch[opcode[0]]
 
     def load_items(self):
-        self._charge_hashing(keys(self.stack))
+        into = container(self.stack, self.metastack)
+        counts = self._charge_keys(into, keys(self.stack))
         insert(self)
+        if into is None and opcode != pickle.FROZENSET:
+            self._track_container(self.stack[-1], counts)
 
     return load_items
 
 
+def _load_build(self):
+    # BUILD sets an instance's attributes from a state dict (torch's state
+    # dicts carry `_metadata` so): its keys go into the instance's __dict__.
+    state, inst = self.stack[-1], self.stack[-2]
+    states = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    for part in states:
+        if isinstance(part, dict):
+            self._charge_keys(getattr(inst, "__dict__", None), list(part))
+    pickle._Unpickler.load_build(self)
+
+
+def _marked_container(stack, metastack):
+    # ADDITEMS / SETITEMS: the set or dict sits just under the MARK.
+    return metastack[-1][-1] if metastack and metastack[-1] else None
+
+
 for _opcode in (pickle.TUPLE, pickle.TUPLE1, pickle.TUPLE2, pickle.TUPLE3):
     _RestrictedUnpickler.dispatch[_opcode[0]] = _tracking_tuples(_opcode)
-# After a MARK the stack holds just the marked items: key, value, key, ...
-# for dicts, items for sets. SETITEM's key sits under its value.
-for _opcode, _keys in ((pickle.SETITEM, lambda stack: stack[-2:-1]),
-                       (pickle.SETITEMS, lambda stack: stack[0::2]),
-                       (pickle.DICT, lambda stack: stack[0::2]),
-                       (pickle.ADDITEMS, lambda stack: stack),
-                       (pickle.FROZENSET, lambda stack: stack)):
-    _RestrictedUnpickler.dispatch[_opcode[0]] = _charging_for_hashes(_opcode, _keys)
-del _opcode, _keys
+# SETITEM's key sits under its value, its dict under that.
+for _opcode, _container, _keys in (
+        (pickle.SETITEM, lambda stack, meta: stack[-3] if len(stack) > 2 else None,
+         lambda stack: stack[-2:-1]),
+        (pickle.SETITEMS, _marked_container, lambda stack: stack[0::2]),
+        (pickle.DICT, lambda stack, meta: None, lambda stack: stack[0::2]),
+        (pickle.ADDITEMS, _marked_container, lambda stack: stack),
+        (pickle.FROZENSET, lambda stack, meta: None, lambda stack: stack)):
+    _RestrictedUnpickler.dispatch[_opcode[0]] = _charging_for_keys(_opcode, _container, _keys)
+_RestrictedUnpickler.dispatch[pickle.BUILD[0]] = _load_build
+del _opcode, _container, _keys
 
 
 def load(path):
@@ -277,7 +400,8 @@ def load(path):
     Raises:
         ValueError: naming the file, if it names a global outside `ALLOWED`
             (nothing in it is run), or is not a PyTorch checkpoint, or is
-            truncated or inconsistent.
+            truncated (saying so, with its size and, where the file says it,
+            the size it should have) or inconsistent.
     """
     path = os.fspath(path)
     try:
@@ -285,6 +409,7 @@ def load(path):
             with zipfile.ZipFile(path) as archive:
                 return _load_zip(archive, path)
         with open(path, "rb") as f:
+            _check_not_a_cut_zip(f, path)
             return _load_legacy(f, path)
     except _Unreadable as error:
         raise ValueError(f"{path} is not a readable PyTorch checkpoint: {error}") from None
@@ -293,6 +418,26 @@ def load(path):
     except (pickle.UnpicklingError, EOFError, TypeError, KeyError, AttributeError,
             IndexError, struct.error, zipfile.BadZipFile, MemoryError, RecursionError) as error:
         raise ValueError(f"{path} is not a readable PyTorch checkpoint: {error!r:.300}") from error
+
+
+def _check_not_a_cut_zip(f, path):
+    """Refuses an empty file, and a zip whose end is missing, as truncated."""
+    size = os.fstat(f.fileno()).st_size
+    if size == 0:
+        raise ValueError(
+            f"{path} is empty (0 bytes): truncated, e.g. by a download or copy that wrote "
+            "nothing. Fetch or copy it again."
+        )
+    start = f.read(len(_ZIP_SIGNATURE))
+    f.seek(0)
+    if _ZIP_SIGNATURE.startswith(start):
+        # A zip's index (its central directory) is its last part: a zip cut
+        # short has none, and is_zipfile() said no.
+        raise ValueError(
+            f"{path} is truncated: it starts as a zip file (PyTorch's format since 1.6) "
+            f"but ends after {size} byte{'s' if size != 1 else ''}, without the index a zip "
+            "ends with. Fetch or copy it again."
+        )
 
 
 def _element(dtype_code, byteorder):
@@ -365,22 +510,38 @@ def _load_zip(archive, path):
 def _load_legacy(f, path):
     file_size = os.fstat(f.fileno()).st_size
 
-    def next_pickle(storage_from_id=None):
-        return _RestrictedUnpickler(f, path, file_size, storage_from_id).load()
+    def next_pickle(what, storage_from_id=None):
+        unpickler = _RestrictedUnpickler(f, path, file_size, storage_from_id)
+        try:
+            return unpickler.load()
+        except Exception as error:
+            if unpickler.ran_out:
+                raise ValueError(
+                    f"{path} is truncated: its {file_size} bytes end inside its pickled "
+                    f"{what}, before the tensors' data. Fetch or copy it again."
+                ) from error
+            raise
 
+    head = f.read(len(_LEGACY_MAGIC_PICKLE))
+    f.seek(0)
+    if len(head) < len(_LEGACY_MAGIC_PICKLE) and _LEGACY_MAGIC_PICKLE.startswith(head):
+        raise ValueError(
+            f"{path} is truncated: its {file_size} bytes end inside torch's magic number, "
+            "the first thing a legacy checkpoint holds. Fetch or copy it again."
+        )
     try:
-        magic = next_pickle()
-    except (pickle.UnpicklingError, EOFError, TypeError, KeyError, IndexError) as error:
+        magic = _RestrictedUnpickler(f, path, file_size).load()
+    except (pickle.UnpicklingError, EOFError, TypeError, KeyError, IndexError, struct.error) as error:
         raise ValueError(
             f"{path} is neither a zip nor a legacy PyTorch checkpoint (it does "
             f"not start with a pickle: {error!r:.200})"
         ) from error
     if magic != _LEGACY_MAGIC:
         raise ValueError(f"{path} is not a PyTorch checkpoint (its first pickle is not torch's magic number)")
-    version = next_pickle()
+    version = next_pickle("format version")
     if version != _LEGACY_VERSION:
         raise ValueError(f"{path} has legacy format version {_summary(version)}; only {_LEGACY_VERSION} is read")
-    system = next_pickle()
+    system = next_pickle("system info")
     byteorder = "little" if not isinstance(system, dict) or system.get("little_endian", True) else "big"
     roots = {}
 
@@ -398,19 +559,25 @@ def _load_legacy(f, path):
             raise ValueError(f"{path} has a storage view {_summary(view)} outside its storage")
         return _Storage(root.dtype, view_numel, root=root, offset=offset)
 
-    result = next_pickle(storage_from_id)
-    keys = next_pickle()
+    result = next_pickle("object", storage_from_id)
+    keys = next_pickle("list of storages")
     if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)) or set(keys) != set(roots):
         raise ValueError(f"{path}: its list of storages does not match the storages its tensors use")
-    end = file_size
+    # Then each storage: an int64 element count, then its elements.
+    expected = f.tell() + sum(8 + roots[key].numel * _element(roots[key].dtype, byteorder)[1] for key in keys)
+    if file_size < expected:
+        raise ValueError(
+            f"{path} is truncated: it has {file_size} bytes, where its header and its "
+            f"{len(keys)} storages take {expected} ({expected - file_size} bytes are missing). "
+            "Fetch or copy it again."
+        )
     for key in keys:
         storage = roots[key]
         dtype, size = _element(storage.dtype, byteorder)
         (numel,) = struct.unpack("<q" if byteorder == "little" else ">q", f.read(8))
-        if numel != storage.numel or f.tell() + numel * size > end:
+        if numel != storage.numel:
             raise ValueError(
-                f"{path}: storage {key!r} is truncated or has {numel} elements "
-                f"where its tensors say {storage.numel}"
+                f"{path}: storage {key!r} has {numel} elements where its tensors say {storage.numel}"
             )
         storage.data = np.frombuffer(f.read(numel * size), dtype)
     return _materialise(result, path)

@@ -5,9 +5,10 @@ file that does not fit leaves the model untouched and raises a
 `ValueError` that names the layer, the shapes and the fix:
 
 - a `.keras` file is matched by layer name, and the architecture its
-  config records (`keras_resnet.architecture.from_layers`) must be the
-  model's: family, depth, plain or shortcut option, bottleneck variant and
-  every conv's strides;
+  config records (the net's architecture record; for a file saved before
+  nets carried one, its layer names, `keras_resnet.architecture.
+  from_layers`) must be the model's: family, depth, plain or shortcut
+  option, bottleneck variant and every conv's strides;
 - a `.weights.h5` file is matched by layer class and order; its shapes are
   checked, and whether the net had shortcuts (`check_residual_layers`).
 """
@@ -16,6 +17,7 @@ import dataclasses
 import re
 
 from keras_resnet import architecture as architecture_lib
+from keras_resnet import names
 from keras_resnet import weight_files
 
 
@@ -28,7 +30,7 @@ def load_file(model, path, skip_foreign=False):
     """
     if path.endswith(".keras"):
         keras_file = weight_files.read_file(path, weight_files.read_keras_file)
-        _check_architecture(path, keras_file.layers, model)
+        _check_architecture(path, keras_file, model)
         keyed = {layer.name: layer for layer in _weighted_layers(model)}
         describe = "layer name"
         # The preprocessing in front of the net (a zoo run's mean) is not the
@@ -36,7 +38,7 @@ def load_file(model, path, skip_foreign=False):
         front = {layer["config"]["name"] for layer in keras_file.front}
         source = {k: v for k, v in keras_file.arrays.items() if k not in front}
         if skip_foreign:
-            source = {k: v for k, v in source.items() if k in keyed or _is_resnet_layer(k)}
+            source = {k: v for k, v in source.items() if k in keyed or names.is_ours(k)}
     else:
         source, recorded = weight_files.read_file(path, weight_files.arrays_by_h5_path)
         keyed = weight_files.positional_keys(model)
@@ -55,7 +57,7 @@ def load_file(model, path, skip_foreign=False):
         if found != expected:
             raise ValueError(_mismatch_message(path, model, layer, expected, found))
         assignments.append((layer, source[key]))
-    extra = sorted(set(source) - set(keyed) - {architecture_lib.CLASSIFIER, "dense"})
+    extra = sorted(set(source) - set(keyed) - {names.CLASSIFIER, "dense"})
     if extra:
         raise ValueError(
             f"Weights file {path!r} has weights for layers that model "
@@ -111,8 +113,30 @@ def _check_residual_layers(path, arrays, recorded, model):
 _ARCHITECTURE_FIELDS = ("family", "depth", "plain", "shortcut", "variant")
 
 
-def _check_architecture(path, saved_layers, model):
-    saved = architecture_lib.from_layers(saved_layers)
+def saved_architecture(path, keras_file):
+    """The `Architecture` of the net a `.keras` file holds: its record, or
+    (a file saved before nets carried one) its layer names; None if it holds
+    no keras_resnet net.
+
+    Raises:
+        ValueError: if it holds two nets, or one that is not a whole net.
+    """
+    strides = {name: tuple(value) for name, value in keras_file.layers
+               if value is not None and str(name).endswith("_conv")}
+    if len(keras_file.records) > 1:
+        raise ValueError(
+            f"Weights file {path!r} holds {len(keras_file.records)} keras_resnet nets; "
+            "save the one to load on its own (net.save(...)).")
+    if keras_file.records:
+        return architecture_lib.Architecture.from_config(keras_file.records[0], strides)
+    try:
+        return architecture_lib.from_layers(keras_file.layers)
+    except ValueError as error:
+        raise ValueError(f"Weights file {path!r} holds a net that is not a whole keras_resnet net: {error}") from None
+
+
+def _check_architecture(path, keras_file, model):
+    saved = saved_architecture(path, keras_file)
     if saved is None:
         return  # Not a keras_resnet net: the per-layer checks still apply.
     built = architecture_lib.architecture_of(model)
@@ -139,19 +163,15 @@ def _check_architecture(path, saved_layers, model):
         )
 
 
-def _is_resnet_layer(name):
-    return name == architecture_lib.CLASSIFIER or re.fullmatch(r"conv\d(_block\d+_\d)?_(conv|bn)", name) is not None
-
-
 def _mismatch_message(path, model, layer, expected, found):
-    if layer.name == architecture_lib.STEM_CONV:
+    if layer.name == names.STEM_CONV:
         return (
             f"Weights file {path!r} was saved for {found[0][2]} input "
             f"channels (stem kernel {found[0]}), but model {model.name!r} "
             f"takes {expected[0][2]} channels (stem kernel {expected[0]}). "
             "Build the model with the file's channel count in `input_shape`."
         )
-    if layer.name == architecture_lib.CLASSIFIER:
+    if layer.name == names.CLASSIFIER:
         return (
             f"Weights file {path!r} has a classifier for {found[0][-1]} "
             f"classes, but model {model.name!r} has classes={expected[0][-1]}. "

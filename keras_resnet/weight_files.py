@@ -120,12 +120,16 @@ class KerasFile:
         unknown_front: a description of what sits in front of the net if it
             is not a chain of preprocessing layers this module can read
             (Normalization, Rescaling, keras_resnet's Preprocessing); else None.
+        records: the architecture records of the keras_resnet nets the
+            model is or holds (`ResNetModel.get_config()["architecture"]`);
+            empty for a file saved before models carried one.
     """
 
     arrays: dict
     layers: list
     front: tuple
     unknown_front: str
+    records: tuple = ()
 
 
 # Zip compression whose output is at most ~1000x its input (Keras stores).
@@ -158,7 +162,17 @@ def read_keras_file(path):
         with h5py.File(os.path.join(tmp, "model.weights.h5"), "r") as f:
             _arrays_by_config(layer_configs, f["layers"], path, arrays)
     front, unknown = _front_of_net(config["config"])
-    return KerasFile(arrays, list(_flat_layers(layer_configs)), front, unknown)
+    return KerasFile(arrays, list(_flat_layers(layer_configs)), front, unknown, tuple(_records(config["config"])))
+
+
+def _records(model_config):
+    """The architecture records in a saved functional config, nested models' too."""
+    if isinstance(model_config.get("architecture"), dict):
+        yield model_config["architecture"]
+    for layer_config in model_config.get("layers", []):
+        inner = layer_config.get("config", {})
+        if isinstance(inner, dict) and isinstance(inner.get("layers"), list):
+            yield from _records(inner)
 
 
 def _arrays_by_config(layer_configs, layers_group, path, arrays):

@@ -44,11 +44,13 @@ their source and hold one entry per depth; an alias ("imagenet",
    converts the weights (`keras_resnet.porting`) and assigns them. A
    download whose hash differs is deleted and never used; a cached file
    whose hash differs is downloaded again. An unpinned preset is never
-   downloaded. A download waits at most `DOWNLOAD_TIMEOUTS` (connect, read)
-   and is tried `DOWNLOAD_ATTEMPTS` times (server errors, timeouts and
-   dropped connections; not a missing file or an unknown host). When it
-   fails (offline, say), the error names the URL and the path to put the
-   file at by hand.
+   downloaded. A download waits at most `DOWNLOAD_TIMEOUTS` (connect, read),
+   each attempt must keep ahead of its deadline (those timeouts plus what
+   has arrived at `DOWNLOAD_MIN_SPEED` bytes per second), and it is tried
+   `DOWNLOAD_ATTEMPTS` times (server errors, timeouts, a passed deadline,
+   dropped and truncated connections; not a missing file or an unknown
+   host). When it fails (offline, say), the error names the URL and the path
+   to put the file at by hand.
 
 `include_top=False` works with every preset. Images must be preprocessed
 as the preset says: `keras_resnet.preprocess_input(x, weights=name)`.
@@ -58,13 +60,11 @@ the jobs it calls have modules of their own: the preset registry
 (`keras_resnet.registry`), downloads and hashes (`keras_resnet.downloads`),
 reading weight files (`keras_resnet.weight_files`), checking one against a
 model and assigning it (`keras_resnet.weight_checks`), and what ResNet a
-model is (`keras_resnet.architecture`). Every name this module had stays
-importable from it (`keras_resnet.weights.register_preset`, ...).
+model is (`keras_resnet.architecture`).
 """
 
 import dataclasses
 import os
-import warnings
 
 import keras
 
@@ -72,34 +72,14 @@ from keras_resnet import architecture as architecture_lib
 from keras_resnet import downloads
 from keras_resnet import porting
 from keras_resnet import presets as presets_lib
+from keras_resnet import registry
 from keras_resnet import torch_checkpoint
 from keras_resnet import weight_checks
-
-# The registry, hashes and file reading have modules of their own; these
-# names stay importable from here, where they always were.
-from keras_resnet.downloads import file_sha256  # noqa: F401
-from keras_resnet.registry import (  # noqa: F401
-    ALIASES,
-    PRESETS,
-    get_preset,
-    load_registry,
-    pin_hash,
-    preset_names,
-    presets_of,
-    register_preset,
-)
-from keras_resnet.weight_files import (  # noqa: F401
-    FILE_SUFFIXES,
-    describe_preprocessing,
-    file_preprocessing,
-    positional_keys,
-)
+from keras_resnet import weight_files
 
 __all__ = [
-    "ALIASES", "DOWNLOAD_ATTEMPTS", "DOWNLOAD_BACKOFF", "DOWNLOAD_TIMEOUTS", "FILE_SUFFIXES", "PRESETS",
-    "PresetWeights", "architecture", "describe_preprocessing", "fetch", "file_preprocessing", "file_sha256",
-    "get_preset", "load_into", "load_registry", "pin_hash", "positional_keys", "preprocessing_of",
-    "preset_names", "presets_of", "register_preset", "resolve",
+    "DOWNLOAD_ATTEMPTS", "DOWNLOAD_BACKOFF", "DOWNLOAD_MIN_SPEED", "DOWNLOAD_TIMEOUTS", "PresetWeights",
+    "fetch", "load_into", "preprocessing_of", "resolve",
 ]
 
 # Downloads: seconds to wait for a connection and for each read (any bytes
@@ -109,6 +89,13 @@ __all__ = [
 DOWNLOAD_TIMEOUTS = (30.0, 60.0)
 DOWNLOAD_ATTEMPTS = 3
 DOWNLOAD_BACKOFF = 1.0
+# And the slowest speed, in bytes per second, that a download may average:
+# each attempt's deadline is its two timeouts plus what has arrived at this
+# speed, so a server that trickles bytes (each inside the read timeout) is
+# given up on. 100 kB/s is a slow but real link (0.8 Mbit/s): akamaster's
+# ResNet-20 (1.1 MB) may take 101 s, timm's ResNet-50 (102 MB) 19 min.
+# None: no deadline.
+DOWNLOAD_MIN_SPEED = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,8 +127,8 @@ def resolve(weights, spec, variant):
             "`weights` must be None, a path to a .weights.h5/.keras file, or "
             f"a preset name. Received weights={weights!r}."
         )
-    if weights in PRESETS or weights in ALIASES:
-        preset = get_preset(weights, depth=spec.depth, family=spec.family)
+    if weights in registry.PRESETS or weights in registry.ALIASES:
+        preset = registry.get_preset(weights, depth=spec.depth, family=spec.family)
         if spec.block == "bottleneck" and variant != preset.variant:
             raise ValueError(
                 f"Preset {weights!r} for depth {spec.depth} was trained with "
@@ -151,13 +138,13 @@ def resolve(weights, spec, variant):
                 f"variant={preset.variant!r}."
             )
         return PresetWeights(preset)
-    if weights.endswith(FILE_SUFFIXES):
+    if weights.endswith(weight_files.FILE_SUFFIXES):
         if not os.path.isfile(weights):
             raise ValueError(f"`weights` file not found. Received weights={weights!r}.")
         return weights
     raise ValueError(
         "`weights` must be None, a path to a file ending in .weights.h5 or "
-        f".keras, or a preset name (presets: {preset_names()}). "
+        f".keras, or a preset name (presets: {registry.preset_names()}). "
         f"Received weights={weights!r}."
     )
 
@@ -173,7 +160,7 @@ def preprocessing_of(resolved, weights):
     if isinstance(resolved, PresetWeights):
         return resolved.preset.preprocessing
     if isinstance(resolved, str) and resolved.endswith(".keras"):
-        found = file_preprocessing(resolved)
+        found = weight_files.file_preprocessing(resolved)
         if found is None:
             raise ValueError(
                 f"include_preprocessing=True puts the preprocessing the weights were trained "
@@ -185,7 +172,7 @@ def preprocessing_of(resolved, weights):
     raise ValueError(
         "include_preprocessing=True puts the preprocessing of a preset (or of a .keras file "
         "that holds it in front of its net, as a zoo run's model.keras does) in the model, so "
-        f"`weights` must be a preset name ({preset_names()}) or such a file. "
+        f"`weights` must be a preset name ({registry.preset_names()}) or such a file. "
         f"Received weights={weights!r}."
     )
 
@@ -240,7 +227,7 @@ def _checked_local_file(preset):
             + (" from the installed package (was it installed without its package data?)."
                if shipped else ".")
         )
-    actual = file_sha256(path)
+    actual = downloads.file_sha256(path)
     if actual != preset.file_hash:
         raise ValueError(
             f"{described}: file {path!r} changed since it was registered: "
@@ -281,22 +268,5 @@ def fetch(preset, no_top=False):
     """`keras_resnet.downloads.fetch` with this module's download settings:
     a preset's file from the Keras cache, or downloaded there, hash checked."""
     return downloads.fetch(
-        preset, no_top, timeouts=DOWNLOAD_TIMEOUTS, attempts=DOWNLOAD_ATTEMPTS, backoff=DOWNLOAD_BACKOFF)
-
-
-def architecture(layers):
-    """Deprecated: use `keras_resnet.architecture_of(model)` (a built model)
-    or `keras_resnet.architecture.from_layers(layers)` (a saved config).
-
-    How a keras_resnet net was built, from (name, strides) of its layers, as
-    a dict with "family", "depth", "plain", "shortcut", "variant" and
-    "strides", or None if the layers are not a keras_resnet net.
-    """
-    warnings.warn(
-        "keras_resnet.weights.architecture is deprecated; use keras_resnet.architecture_of(model) "
-        "or keras_resnet.architecture.from_layers(layers).", DeprecationWarning, stacklevel=2)
-    arch = architecture_lib.from_layers(layers)
-    if arch is None:
-        return None
-    fields = ("family", "depth", "plain", "shortcut", "variant", "strides")
-    return {field: getattr(arch, field) for field in fields}
+        preset, no_top, timeouts=DOWNLOAD_TIMEOUTS, attempts=DOWNLOAD_ATTEMPTS, backoff=DOWNLOAD_BACKOFF,
+        min_speed=DOWNLOAD_MIN_SPEED)

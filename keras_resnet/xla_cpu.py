@@ -13,8 +13,11 @@ gave a finite loss while the weights filled with NaN.
 `keep_nan()` turns those fusions off with XLA's own option,
 `--xla_cpu_experimental_ynn_fusion_type=-reduce` in `XLA_FLAGS`, which XLA
 reads when JAX starts its CPU backend (at the first computation, not at
-import). The zoo's commands and `import keras_resnet` call it. It changes
-nothing where:
+import). The zoo's commands and `import keras_resnet` call it, and it imports
+neither Keras nor JAX: where Keras is not imported yet it reads the backend
+Keras will take from where Keras reads it (`KERAS_BACKEND`, then
+`keras.json`), and it calls itself again once Keras is imported
+(keras_resnet/_startup.py). It changes nothing where:
 
 - the backend is not JAX;
 - `XLA_FLAGS` already says something about `ynn_fusion_type` (yours wins);
@@ -27,7 +30,10 @@ nothing where:
 The cost on this project's CPU measurements is in BENCHMARKS.md.
 """
 
+import importlib.metadata
+import json
 import os
+import sys
 import warnings
 
 OPTION = "--xla_cpu_experimental_ynn_fusion_type=-reduce"
@@ -42,9 +48,7 @@ def keep_nan():
         True if XLA will run (or already runs) with YNN reduction fusions
         off, False where it will not (see the module docstring).
     """
-    import keras
-
-    if keras.backend.backend() != "jax":
+    if keras_backend() != "jax":
         return False
     flags = os.environ.get("XLA_FLAGS", "")
     if "ynn_fusion_type" in flags:
@@ -65,16 +69,40 @@ def keep_nan():
     return True
 
 
-def _checked_jaxlib():
-    try:
-        import jaxlib
-    except ImportError:
-        return False
-    version = getattr(jaxlib, "__version__", None)
-    if version is None:
-        from jaxlib import version as version_module
+def keras_backend():
+    """The backend Keras runs on, or will run on once imported; imports nothing.
 
-        version = version_module.__version__
+    Returns:
+        Keras's own answer where Keras is imported; else what Keras will read
+        at import (keras/src/backend/config.py): a non-empty `KERAS_BACKEND`,
+        else the "backend" of `keras.json` in `KERAS_HOME` (or `~/.keras`,
+        or `/tmp/.keras` where the home folder is not writable), else
+        "tensorflow".
+    """
+    keras = sys.modules.get("keras")
+    try:
+        return keras.config.backend()
+    except AttributeError:  # not imported (None), or still importing
+        pass
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME")
+    if home is None:
+        user = os.path.expanduser("~")
+        home = os.path.join(user if os.access(user, os.W_OK) else "/tmp", ".keras")
+    try:
+        with open(os.path.expanduser(os.path.join(home, "keras.json"))) as config:
+            return json.load(config).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def _checked_jaxlib():
+    # From jaxlib's metadata: importing jaxlib would load XLA.
+    try:
+        version = importlib.metadata.version("jaxlib")
+    except importlib.metadata.PackageNotFoundError:
+        return False
     try:
         major_minor = tuple(int(part) for part in version.split(".")[:2])
     except ValueError:
@@ -84,6 +112,8 @@ def _checked_jaxlib():
 
 
 def _backends_started():
+    if "jax" not in sys.modules:
+        return False
     from jax._src import xla_bridge
 
     started = getattr(xla_bridge, "backends_are_initialized", None)

@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 
+from keras_resnet import registry
 from keras_resnet import weights as weights_lib
 
 
@@ -18,13 +19,13 @@ def isolated(tmp_path, monkeypatch):
     waiting between download attempts."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.setattr(weights_lib, "DOWNLOAD_BACKOFF", 0.0)
-    saved = {name: dict(entries) for name, entries in weights_lib.PRESETS.items()}
-    aliases = {name: dict(table) for name, table in weights_lib.ALIASES.items()}
+    saved = {name: dict(entries) for name, entries in registry.PRESETS.items()}
+    aliases = {name: dict(table) for name, table in registry.ALIASES.items()}
     yield
-    weights_lib.PRESETS.clear()
-    weights_lib.PRESETS.update(saved)
-    weights_lib.ALIASES.clear()
-    weights_lib.ALIASES.update(aliases)
+    registry.PRESETS.clear()
+    registry.PRESETS.update(saved)
+    registry.ALIASES.clear()
+    registry.ALIASES.update(aliases)
 
 
 class Server:

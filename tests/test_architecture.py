@@ -96,12 +96,3 @@ def test_a_saved_config_reads_as_the_built_model(tmp_path):
     saved, built = architecture.from_layers(layers, classes=5), keras_resnet.architecture_of(model)
     assert saved == built and saved.net is None
     assert architecture.from_layers([("dense", None)]) is None
-
-
-def test_the_deprecated_weights_architecture_still_answers():
-    model = keras_resnet.ResNet(8, plain=True)
-    with pytest.warns(DeprecationWarning, match="architecture_of"):
-        old = keras_resnet.weights.architecture([(l.name, getattr(l, "strides", None)) for l in model.layers])
-    arch = keras_resnet.architecture_of(model)
-    assert old == {"family": "cifar", "depth": 8, "plain": True, "shortcut": None, "variant": None,
-                   "strides": arch.strides}

@@ -3,12 +3,13 @@
 Each backend runs in its own process: Keras fixes the backend at import.
 """
 
-import os
 import pathlib
 import subprocess
 import sys
 
 import pytest
+
+from conftest import python_env
 
 HERE = pathlib.Path(__file__).parent
 
@@ -16,8 +17,7 @@ HERE = pathlib.Path(__file__).parent
 @pytest.mark.multiprocess
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_backend_smoke(backend):
-    env = dict(os.environ, KERAS_BACKEND=backend, CUDA_VISIBLE_DEVICES="")
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])
+    env = python_env(KERAS_BACKEND=backend, CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(
         [sys.executable, str(HERE / "backend_smoke.py")],
         env=env, capture_output=True, text=True, timeout=600,

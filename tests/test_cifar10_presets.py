@@ -24,7 +24,8 @@ import keras_resnet
 from keras_resnet import convert
 from keras_resnet import presets
 from keras_resnet import preprocessing
-from keras_resnet import weights as weights_lib
+from keras_resnet import downloads
+from keras_resnet import registry
 
 from conftest import CIFAR_ORIGINAL_HEAD, akamaster_checkpoint
 from helpers_presets import isolated, server  # noqa: F401 (fixtures; isolated is autouse)
@@ -43,7 +44,7 @@ def _no_download(*args, **kwargs):
 def test_registry():
     family = presets.BUILTIN["akamaster_cifar10"]
     assert sorted(family) == [*SHIPPED, *DOWNLOADED]
-    assert weights_lib.ALIASES["cifar10"] == {d: "akamaster_cifar10" for d in family}
+    assert registry.ALIASES["cifar10"] == {d: "akamaster_cifar10" for d in family}
     total = 0
     for depth in SHIPPED:
         preset = family[depth]
@@ -51,7 +52,7 @@ def test_registry():
             "cifar", "A", 10, "torch")
         assert preset.source_format == presets.KERAS_RESNET and preset.url is None
         assert pathlib.Path(preset.path).parent == pathlib.Path(presets.WEIGHTS_DATA)
-        assert weights_lib.file_sha256(preset.path) == preset.file_hash
+        assert downloads.file_sha256(preset.path) == preset.file_hash
         assert set(preset.test_error) == set(presets.TEST_SETS)
         assert all(0 < e < 30 for e in preset.test_error.values())
         total += pathlib.Path(preset.path).stat().st_size
@@ -72,9 +73,9 @@ def test_zoo_cifar10_registry():
     assert sorted(family) == list(ZOO)
     for depth, preset in family.items():
         assert (preset.family, preset.shortcut, preset.classes) == ("cifar", "A", 10)
-        assert weights_lib.file_sha256(preset.path) == preset.file_hash
+        assert downloads.file_sha256(preset.path) == preset.file_hash
         mean_file = pathlib.Path(presets.WEIGHTS_DATA) / preset.preprocessing["mean_file"]
-        assert weights_lib.file_sha256(mean_file) == preset.preprocessing["mean_sha256"]
+        assert downloads.file_sha256(mean_file) == preset.preprocessing["mean_sha256"]
         mean, std, bgr = presets.preprocessing_parameters(preset.preprocessing)
         assert mean.shape == (32, 32, 3) and std == (1.0, 1.0, 1.0) and not bgr
         # A per-pixel mean of raw CIFAR pixels: ~120 on average, varying by position.
@@ -84,7 +85,7 @@ def test_zoo_cifar10_registry():
         # The alias takes whichever family is lower on the 846 originals.
         best = min(("akamaster_cifar10", "zoo_cifar10"),
                    key=lambda f: presets.BUILTIN[f][depth].test_error[presets.ORIGINAL_HEAD])
-        assert weights_lib.ALIASES["cifar10"][depth] == best
+        assert registry.ALIASES["cifar10"][depth] == best
 
 
 def test_per_pixel_mean_preprocessing(monkeypatch, tmp_path):
@@ -113,11 +114,11 @@ def test_per_pixel_mean_preprocessing(monkeypatch, tmp_path):
     bad = tmp_path / "mean.npy"
     np.save(bad, mean + 1)
     tampered = dataclasses.replace(preset, preprocessing={**preset.preprocessing, "mean_file": str(bad)})
-    monkeypatch.setitem(weights_lib.PRESETS["zoo_cifar10"], 20, tampered)
+    monkeypatch.setitem(registry.PRESETS["zoo_cifar10"], 20, tampered)
     with pytest.raises(ValueError, match=f"mean file '{bad}' has sha256 .*not the pinned"):
         preprocessing.preprocess_input(raw, weights="zoo_cifar10")
     gone = dataclasses.replace(preset, preprocessing={**preset.preprocessing, "mean_file": str(tmp_path / "no.npy")})
-    monkeypatch.setitem(weights_lib.PRESETS["zoo_cifar10"], 20, gone)
+    monkeypatch.setitem(registry.PRESETS["zoo_cifar10"], 20, gone)
     with pytest.raises(ValueError, match="Cannot read the preprocessing mean file .*no.npy"):
         keras_resnet.ResNet(20, weights="zoo_cifar10", include_preprocessing=True)
 
@@ -140,9 +141,9 @@ def test_alias_picks_the_lowest_error_per_depth(monkeypatch):
 
     # Families with different preprocessing under one alias: preprocessing
     # then needs the depth.
-    monkeypatch.setitem(weights_lib.PRESETS, "ours", {
+    monkeypatch.setitem(registry.PRESETS, "ours", {
         20: dataclasses.replace(ours[20], preprocessing="rescale")})
-    monkeypatch.setitem(weights_lib.ALIASES, "mixed", {20: "ours", 32: "akamaster_cifar10"})
+    monkeypatch.setitem(registry.ALIASES, "mixed", {20: "ours", 32: "akamaster_cifar10"})
     with pytest.raises(ValueError, match="different preprocessing.*pass `depth`"):
         preprocessing.mode_of("mixed")
     assert preprocessing.mode_of("mixed", depth=20) == "rescale"
@@ -176,19 +177,19 @@ def test_loads_offline_from_package_data(monkeypatch, tmp_path):
 
 def test_shipped_file_is_checked(monkeypatch, tmp_path):
     monkeypatch.setattr(keras.utils, "get_file", _no_download)
-    preset = weights_lib.PRESETS["akamaster_cifar10"][20]
+    preset = registry.PRESETS["akamaster_cifar10"][20]
     tampered = tmp_path / "akamaster_cifar10_resnet20.weights.h5"
     data = bytearray(pathlib.Path(preset.path).read_bytes())
     data[-100] ^= 1
     tampered.write_bytes(bytes(data))
-    monkeypatch.setitem(weights_lib.PRESETS["akamaster_cifar10"], 20,
+    monkeypatch.setitem(registry.PRESETS["akamaster_cifar10"], 20,
                         dataclasses.replace(preset, path=str(tampered)))
     with pytest.raises(ValueError, match="changed since it was registered.*not loaded") as error:
         keras_resnet.ResNet(20, weights="cifar10")
     assert str(tampered) in str(error.value)
 
     missing = pathlib.Path(presets.WEIGHTS_DATA) / "gone.weights.h5"
-    monkeypatch.setitem(weights_lib.PRESETS["akamaster_cifar10"], 20,
+    monkeypatch.setitem(registry.PRESETS["akamaster_cifar10"], 20,
                         dataclasses.replace(preset, path=str(missing)))
     with pytest.raises(ValueError, match="gone.weights.h5' is missing from the installed package"):
         keras_resnet.ResNet(20, weights="cifar10")
@@ -232,7 +233,7 @@ def test_logits_match_pytorch_reference(depth, cifar_test_arrays):
 def test_download_preset_from_loopback(server, tmp_path):
     # The 20/32 files stand in for 110/1202 (same publisher, same format):
     # registered as .th download presets pinned by their 8-hex prefix.
-    family = weights_lib.PRESETS["akamaster_cifar10"]
+    family = registry.PRESETS["akamaster_cifar10"]
     files = {}
     for depth in (20, 32):
         source = akamaster_checkpoint(depth)
@@ -281,7 +282,7 @@ def test_download_preset_from_loopback(server, tmp_path):
 def test_registry_figures(family, depth, cifar_test_arrays):
     """The errors the registry records, measured again on this CPU."""
     model = keras_resnet.ResNet(depth, weights=family, include_preprocessing=True)
-    recorded = weights_lib.get_preset(family, depth=depth).test_error
+    recorded = registry.get_preset(family, depth=depth).test_error
     head = np.load(CIFAR_ORIGINAL_HEAD)
     measured = {}
     for test_set, (images, labels) in {

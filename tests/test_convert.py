@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from keras_resnet import convert
+from keras_resnet import porting
 
 from helpers_torch import akamaster_logits, akamaster_reference, torch_reference, torchvision_state_dict
 
@@ -100,7 +101,7 @@ def test_fold_batch_norm_is_exact_in_float64():
     x = rng.normal(size=(4, 8))
     eps_src, eps_dst = 1.001e-5, 1e-5
     expected = gamma * (x + bias - mean) / np.sqrt(var + eps_src) + beta
-    g, b, m, v = (a.astype(np.float64) for a in convert.fold_batch_norm(
+    g, b, m, v = (a.astype(np.float64) for a in porting.fold_batch_norm(
         gamma, beta, mean, var, conv_bias=bias, epsilon=eps_src, target_epsilon=eps_dst))
     np.testing.assert_allclose(g * (x - m) / np.sqrt(v + eps_dst) + b, expected, rtol=1e-6)
 
@@ -146,7 +147,7 @@ def test_torchvision_from_safetensors(tmp_path):
     state = torchvision_state_dict(18, classes=3)
     path = tmp_path / "model.safetensors"
     safetensors.save_file(state, str(path))
-    loaded = convert.load_safetensors(str(path))
+    loaded = porting.load_safetensors(str(path))
     x = np.random.default_rng(0).normal(0, 1, (1, 64, 64, 3)).astype("float32")
     ours = convert.from_torchvision(loaded, input_shape=(64, 64, 3), classifier_activation=None)
     np.testing.assert_allclose(ours.predict(x, verbose=0), torch_reference(state, x),
@@ -251,16 +252,16 @@ def test_cifar_option_a_random_weights():
 
 
 def test_option_a_channel_orders():
-    orders = convert.option_a_channel_orders((16, 32, 64))
+    orders = porting.option_a_channel_orders((16, 32, 64))
     np.testing.assert_array_equal(orders[0], np.arange(16))
     # Stage 2: the identity sits in the middle (8..23), zeros at 0..7, 24..31.
     np.testing.assert_array_equal(orders[1], np.r_[8:24, 0:8, 24:32])
     np.testing.assert_array_equal(orders[2][:32], 16 + orders[1])
     assert sorted(orders[2]) == list(range(64))
-    for order in convert.option_a_channel_orders((16, 32, 64), zeros="end"):
+    for order in porting.option_a_channel_orders((16, 32, 64), zeros="end"):
         np.testing.assert_array_equal(order, np.arange(len(order)))
     with pytest.raises(ValueError, match="zeros.*Received zeros='both'"):
-        convert.option_a_channel_orders((16, 32), zeros="both")
+        porting.option_a_channel_orders((16, 32), zeros="both")
 
 
 def test_cifar_option_a_errors():

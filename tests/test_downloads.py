@@ -12,6 +12,7 @@ import time
 import pytest
 
 import keras_resnet
+from keras_resnet import registry
 from keras_resnet import weights as weights_lib
 
 from helpers_presets import isolated, same_weights, server, sha256  # noqa: F401 (fixtures; isolated is autouse)
@@ -22,7 +23,7 @@ def test_download_cache_hash_and_corrupted_files(server, tmp_path):
     served = server.root / "resnet8.weights.h5"
     source.save_weights(str(served))
     good = served.read_bytes()
-    weights_lib.register_preset(
+    registry.register_preset(
         "loopback", server.url("resnet8.weights.h5"), depth=8, sha256=sha256(served))
     cached = tmp_path / "keras_home" / "models"
 
@@ -123,7 +124,7 @@ def test_a_download_that_never_answers_times_out(stuck, monkeypatch):
     server = SilentServer(accept=stuck == "read")
     try:
         url = server.url("resnet8.weights.h5")
-        weights_lib.register_preset("silent", url, depth=8, sha256="0" * 64)
+        registry.register_preset("silent", url, depth=8, sha256="0" * 64)
         monkeypatch.setattr(weights_lib, "DOWNLOAD_TIMEOUTS", (0.5, 0.5))
         monkeypatch.setattr(weights_lib, "DOWNLOAD_ATTEMPTS", 2)
         start = time.monotonic()
@@ -131,7 +132,7 @@ def test_a_download_that_never_answers_times_out(stuck, monkeypatch):
         assert isinstance(error, OSError), repr(error)
         message = str(error)
         assert url in message and "timed out" in message and "2 attempts" in message, message
-        target = os.path.join(os.environ["KERAS_HOME"], "models", weights_lib.get_preset("silent", 8).fname)
+        target = os.path.join(os.environ["KERAS_HOME"], "models", registry.get_preset("silent", 8).fname)
         assert f"put it at {target}" in message, message
         assert not os.path.exists(target)  # nothing half-written left
         assert time.monotonic() - start < 10
@@ -144,7 +145,7 @@ def test_a_download_that_never_answers_times_out(stuck, monkeypatch):
 def test_download_retries_a_server_error_then_loads(server, monkeypatch):
     source = keras_resnet.ResNet(8)
     source.save_weights(str(server.root / "resnet8.weights.h5"))
-    weights_lib.register_preset("flaky", server.url("resnet8.weights.h5"), depth=8,
+    registry.register_preset("flaky", server.url("resnet8.weights.h5"), depth=8,
                                 sha256=sha256(server.root / "resnet8.weights.h5"))
     failures = iter([503])
     handler = server.httpd.RequestHandlerClass
@@ -162,7 +163,7 @@ def test_download_retries_a_server_error_then_loads(server, monkeypatch):
 
 
 def test_download_gives_up_at_once_on_a_missing_file(server):
-    weights_lib.register_preset("missing", server.url("nothing.weights.h5"), depth=8, sha256="0" * 64)
+    registry.register_preset("missing", server.url("nothing.weights.h5"), depth=8, sha256="0" * 64)
     with pytest.raises(OSError, match=r"404.*If this machine is offline") as error:
         keras_resnet.ResNet(8, weights="missing")
     assert server.url("nothing.weights.h5") in str(error.value)
@@ -175,7 +176,7 @@ def test_md5_and_sha256_prefix_pins(server):
     served = server.root / "resnet8.weights.h5"
     keras_resnet.ResNet(8).save_weights(str(served))
     md5 = hashlib.md5(served.read_bytes()).hexdigest()
-    base = weights_lib.register_preset("pinned", server.url("resnet8.weights.h5"), depth=8,
+    base = registry.register_preset("pinned", server.url("resnet8.weights.h5"), depth=8,
                                        sha256=sha256(served))
     for pin in (md5, sha256(served)[:8]):
         preset = dataclasses.replace(base, file_hash=pin, fname=f"{pin}.weights.h5")

@@ -4,6 +4,8 @@ import pathlib
 import runpy
 import pytest
 
+from conftest import python_env
+
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -36,8 +38,8 @@ def test_fit_evaluate_on_cifar10_offline_fails_fast_with_a_sentence(tmp_path):
     import sys
 
     (tmp_path / "sitecustomize.py").write_text(_OFFLINE)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(EXAMPLES.parent)]),
-               TFDS_DATA_DIR=str(tmp_path / "tensorflow_datasets"), TF_CPP_MIN_LOG_LEVEL="3")
+    env = python_env(TFDS_DATA_DIR=str(tmp_path / "tensorflow_datasets"), TF_CPP_MIN_LOG_LEVEL="3")
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
     try:
         done = subprocess.run([sys.executable, str(EXAMPLES / "fit_evaluate.py"), "--dataset", "cifar10"],
                               env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)

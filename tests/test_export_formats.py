@@ -254,11 +254,11 @@ def test_uint8_io_refuses_calibration_that_misses_the_pixel_range(tmp_path):
 
 def test_missing_runtime_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # import tf2onnx now fails
-    with pytest.raises(ImportError, match=r"needs the tf2onnx package.*keras-resnet\[deploy\]"):
+    with pytest.raises(ImportError, match=r"needs the tf2onnx package.*keras-resnet-zoo\[deploy\]"):
         keras_resnet.export(tiny_model(), tmp_path / "m.onnx", format="onnx")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     (tmp_path / "x.onnx").write_bytes(b"")
-    with pytest.raises(ImportError, match=r"needs the onnxruntime package.*keras-resnet\[deploy\]"):
+    with pytest.raises(ImportError, match=r"needs the onnxruntime package.*keras-resnet-zoo\[deploy\]"):
         runtimes.load(tmp_path / "x.onnx")
 
 

@@ -18,7 +18,7 @@ import keras_resnet
 from keras_resnet import runtimes
 from keras_resnet import serving
 
-from conftest import deploy_runtime
+from conftest import deploy_runtime, python_env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
@@ -104,8 +104,7 @@ def test_zoo_export_command(trained, tmp_path):
     output = tmp_path / "exported"
     command = [sys.executable, "-m", "zoo.export", f"--workdir={workdir}", f"--output={output}",
                "--fold_batchnorm"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = python_env(TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Wrote {output}" in result.stdout
@@ -126,8 +125,7 @@ def test_example_script_short_mode(cifar_root, tmp_path):
     command = [sys.executable, str(REPO / "examples" / "export_savedmodel.py"),
                f"--data={cifar_root}", "--steps=15", "--train_per_class=40",
                "--test_per_class=20", f"--output={tmp_path / 'sm'}"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = python_env(TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     agreements = re.findall(r"top-1 agreement with Keras ([\d.]+)%", result.stdout)
@@ -153,8 +151,7 @@ def test_zoo_export_onnx_and_int8_command(trained, cifar_root, tmp_path):
     onnx, tflite = tmp_path / "r20.onnx", tmp_path / "r20_int8.tflite"
     command = [sys.executable, "-m", "zoo.export", f"--workdir={workdir}", f"--onnx={onnx}",
                f"--tflite={tflite}", "--quantization=int8", "--calibration_images=100"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = python_env(TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     record_path = tmp_path / "r20_int8.calibration.json"

@@ -15,7 +15,7 @@ import pytest
 
 import keras_resnet
 from keras_resnet import architecture
-from keras_resnet import weights as weights_lib
+from keras_resnet import registry as registry_lib
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_damaged_preset_registry_is_named(tmp_path, content, says):
     path = tmp_path / "presets.json"
     path.write_text(content)
     with pytest.raises(ValueError, match=re.escape(repr(str(path))) + f" {says}"):
-        weights_lib.load_registry(str(path))
+        registry_lib.load_registry(str(path))
 
 
 def test_tilde_in_weights_paths(saved, tmp_path, monkeypatch):
@@ -100,7 +100,7 @@ def test_tilde_in_weights_paths(saved, tmp_path, monkeypatch):
     assert preset.path == str(tmp_path / "r8.keras")
     (tmp_path / "registry.json").write_text(json.dumps(
         [{"name": "tilde_test", "path": "r8.keras", "depth": 8}]))
-    assert weights_lib.load_registry("~/registry.json")[0].path == str(tmp_path / "r8.keras")
+    assert registry_lib.load_registry("~/registry.json")[0].path == str(tmp_path / "r8.keras")
 
 
 def test_numpy_scalars_are_ints():
@@ -172,10 +172,10 @@ def test_export_paths_expand_tilde(tmp_path, monkeypatch):
 
 @pytest.fixture
 def registry_restored():
-    saved = {name: dict(entries) for name, entries in weights_lib.PRESETS.items()}
+    saved = {name: dict(entries) for name, entries in registry_lib.PRESETS.items()}
     yield
-    weights_lib.PRESETS.clear()
-    weights_lib.PRESETS.update(saved)
+    registry_lib.PRESETS.clear()
+    registry_lib.PRESETS.update(saved)
 
 
 @pytest.mark.parametrize("build", [
@@ -209,7 +209,7 @@ def test_registry_flags_must_be_booleans(saved, tmp_path, registry_restored):
     keras_resnet.register_preset("flag_test", saved["resnet8"], depth=8)
     with pytest.raises(ValueError, match=r"`overwrite` must be True or False\. Received overwrite='no'"):
         keras_resnet.register_preset("flag_test", saved["plain8"], depth=8, overwrite="no")
-    assert weights_lib.get_preset("flag_test", 8).path == str(saved["resnet8"])  # was replaced
+    assert registry_lib.get_preset("flag_test", 8).path == str(saved["resnet8"])  # was replaced
     with pytest.raises(ValueError, match=r"'bgr' must be True or False\. Received bgr='no'"):
         keras_resnet.register_preset(
             "flag_test2", saved["resnet8"], depth=8, preprocessing={"mean": (1, 2, 3), "bgr": "no"})
@@ -217,7 +217,7 @@ def test_registry_flags_must_be_booleans(saved, tmp_path, registry_restored):
     registry.write_text(json.dumps([{"name": "flag_test", "path": str(saved["resnet8"]), "depth": 8,
                                      "overwrite": "false"}]))
     with pytest.raises(ValueError, match=re.escape(repr(str(registry))) + r".*'flag_test'.*overwrite='false'"):
-        weights_lib.load_registry(registry)
+        registry_lib.load_registry(registry)
 
 
 def test_numpy_scalars_where_python_numbers_are_accepted(tmp_path):
@@ -282,7 +282,7 @@ def test_weights_h5_of_plain18_into_resnet18_option_a(tmp_path):
 
 def test_weights_h5_of_v1_and_v1_5_cannot_be_told_apart(saved):
     # Same layers, same shapes, only a stride differs, and a .weights.h5 has
-    # no strides: this one still loads (documented, README "Weights").
+    # no strides: this one still loads (documented: docs/pretrained-weights.md, "Local files").
     model = keras_resnet.ResNet(50, variant="v1.5", input_shape=(64, 64, 3), classes=10,
                                 weights=str(saved["resnet50_h5"]))
     assert model.count_params() > 0
@@ -454,4 +454,4 @@ def test_preprocessing_statistics_must_be_pixel_statistics(saved, statistics, sa
         keras_resnet.register_preset("stats_test", saved["resnet8"], depth=8, preprocessing=statistics)
     with pytest.raises(ValueError, match=says):
         keras_resnet.Preprocessing(statistics)
-    assert "stats_test" not in weights_lib.PRESETS
+    assert "stats_test" not in registry_lib.PRESETS

@@ -7,7 +7,6 @@ behind a confident class. These tests hold every path to Keras's semantics:
 a non-finite pixel makes that image's outputs NaN, and only that image's.
 """
 
-import os
 import pathlib
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from keras_resnet import runtimes
 from keras_resnet import serving
 from reference import images_with_nan
 
-from conftest import deploy_runtime
+from conftest import deploy_runtime, python_env
 
 TF = keras.backend.backend() == "tensorflow"
 
@@ -141,8 +140,7 @@ def test_nan_propagates_under_jax_and_pytorch(backend):
     lists the checks; it runs in its own process per backend.
     """
     here = pathlib.Path(__file__).parent
-    env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": "", "XLA_FLAGS": "",
-           "PYTHONPATH": os.pathsep.join([str(here.parent), os.environ.get("PYTHONPATH", "")])}
+    env = python_env(KERAS_BACKEND=backend, CUDA_VISIBLE_DEVICES="", XLA_FLAGS="")
     result = subprocess.run(
         [sys.executable, str(here / "nonfinite_check.py")],
         env=env, capture_output=True, text=True, timeout=900,

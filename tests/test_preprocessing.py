@@ -6,6 +6,7 @@ import pytest
 
 import keras_resnet
 from keras_resnet import preprocessing
+from keras_resnet import presets
 
 
 @pytest.mark.parametrize("weights,mode", [
@@ -56,12 +57,12 @@ def test_layer_inside_a_model_survives_saving(tmp_path):
     assert loaded.get_layer("preprocessing").get_config()["mode"] == "torch"
     x = np.random.default_rng(3).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
-    assert set(preprocessing.MODES) == {"caffe", "torch", "rescale", "none"}
+    assert set(presets.MODES) == {"caffe", "torch", "rescale", "none"}
 
 
 # The contract: raw RGB pixels 0..255. Outside that range, where the values
 # are at hand (eager), the input is refused; NaN and infinities pass through,
-# since a non-finite pixel gives NaN outputs (README, "NaN stays NaN").
+# since a non-finite pixel gives NaN outputs (docs/guarantees.md, "NaN in gives NaN out").
 
 @pytest.mark.parametrize("values, dtype, says", [
     ([65535, 1000], "uint16", r"values up to 65535.*16-bit"),           # 16-bit images

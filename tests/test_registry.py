@@ -10,7 +10,7 @@ import pytest
 
 import keras_resnet
 from keras_resnet import preprocessing
-from keras_resnet import weights as weights_lib
+from keras_resnet import registry as registry_lib
 
 from helpers_presets import isolated, sha256  # noqa: F401 (isolated: autouse fixture)
 
@@ -25,8 +25,8 @@ def test_zoo_style_keras_file_registers_as_a_preset(tmp_path):
     trained.save(path)
     stats = {"mean": [125.3, 123.0, 113.9], "std": [63.0, 62.1, 66.7]}
     with pytest.raises(ValueError, match="'cifar10' is an alias.*e.g. 'my_cifar10'"):
-        weights_lib.register_preset("cifar10", path, depth=20, preprocessing=stats)
-    preset = weights_lib.register_preset(
+        registry_lib.register_preset("cifar10", path, depth=20, preprocessing=stats)
+    preset = registry_lib.register_preset(
         "my_cifar10", path, depth=20, recipe="cifar10_resnet20", top1=0.5, preprocessing=stats)
     assert preset.file_hash == sha256(path)
     model = keras_resnet.ResNet(20, weights="my_cifar10")
@@ -48,22 +48,22 @@ def test_zoo_style_keras_file_registers_as_a_preset(tmp_path):
 
 def test_register_preset_errors(tmp_path):
     with pytest.raises(ValueError, match="needs its `sha256`"):
-        weights_lib.register_preset("x", "https://example.com/a.weights.h5", depth=20)
+        registry_lib.register_preset("x", "https://example.com/a.weights.h5", depth=20)
     path = tmp_path / "a.weights.h5"
     keras_resnet.ResNet(8).save_weights(str(path))
     with pytest.raises(ValueError, match="not the given"):
-        weights_lib.register_preset("x", path, depth=8, sha256="0" * 64)
+        registry_lib.register_preset("x", path, depth=8, sha256="0" * 64)
     with pytest.raises(ValueError, match="alias"):
-        weights_lib.register_preset("imagenet", path, depth=8)
-    weights_lib.register_preset("x", path, depth=8)
+        registry_lib.register_preset("imagenet", path, depth=8)
+    registry_lib.register_preset("x", path, depth=8)
     with pytest.raises(ValueError, match="overwrite=True"):
-        weights_lib.register_preset("x", path, depth=8)
+        registry_lib.register_preset("x", path, depth=8)
     with pytest.raises(ValueError, match="Preprocessing mode must be"):
-        weights_lib.register_preset("y", path, depth=8, preprocessing="bgr")
+        registry_lib.register_preset("y", path, depth=8, preprocessing="bgr")
     with pytest.raises(ValueError, match="64 chars"):
-        weights_lib.pin_hash("torchvision_imagenet_v2", 50, "abc")
+        registry_lib.pin_hash("torchvision_imagenet_v2", 50, "abc")
     with pytest.raises(ValueError, match="already pinned to 694f673d"):
-        weights_lib.pin_hash("torchvision_imagenet", 18, "0" * 64)
+        registry_lib.pin_hash("torchvision_imagenet", 18, "0" * 64)
 
 
 def test_registry_file(tmp_path):
@@ -73,11 +73,11 @@ def test_registry_file(tmp_path):
         "name": "my_cifar10", "path": "r8.weights.h5", "depth": 8,
         "recipe": "cifar10_resnet8", "top1": 0.87, "preprocessing": "rescale",
     }]))
-    (preset,) = weights_lib.load_registry(registry)
+    (preset,) = registry_lib.load_registry(registry)
     assert (preset.recipe, preset.top1, preset.path) == (
         "cifar10_resnet8", 0.87, str(tmp_path / "r8.weights.h5"))
     assert preset.file_hash == sha256(tmp_path / "r8.weights.h5")
     keras_resnet.ResNet(8, weights="my_cifar10")
     registry.write_text(json.dumps([{"name": "x", "depth": 8}]))
     with pytest.raises(ValueError, match="lacks 'path'"):
-        weights_lib.load_registry(registry)
+        registry_lib.load_registry(registry)

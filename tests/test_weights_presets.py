@@ -14,7 +14,7 @@ import keras_resnet
 from keras_resnet import convert
 from keras_resnet import downloads
 from keras_resnet import presets
-from keras_resnet import weights as weights_lib
+from keras_resnet import registry
 
 from helpers_presets import isolated, server, sha256  # noqa: F401 (fixtures; isolated is autouse)
 from helpers_torch import torch_reference, torchvision_state_dict
@@ -26,12 +26,15 @@ def test_torchvision_preset_downloads_converts_and_loads(server):
     state = torchvision_state_dict(18, classes=1000, seed=4)
     served = server.root / "resnet18.safetensors"
     safetensors.save_file(state, str(served))
-    builtin = weights_lib.PRESETS["torchvision_imagenet"][18]
+    builtin = registry.PRESETS["torchvision_imagenet"][18]
     assert builtin.file_hash == presets.TIMM_SHA256["resnet18.tv_in1k"]
-    weights_lib.PRESETS["torchvision_imagenet"][18] = dataclasses.replace(
+    registry.PRESETS["torchvision_imagenet"][18] = dataclasses.replace(
         builtin, url=server.url("resnet18.safetensors"), file_hash=sha256(served))
 
-    x = np.random.default_rng(0).normal(0, 1, (2, 64, 64, 3)).astype("float32")
+    # Preprocessed images, as the preset's model takes them (it refuses
+    # values no preprocessed image has, e.g. normal(0, 1)'s 4s).
+    raw = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    x = keras_resnet.preprocess_input(raw, weights="torchvision_imagenet")
     model = keras_resnet.ResNet(
         18, weights="torchvision_imagenet", input_shape=(64, 64, 3), classifier_activation=None)
     np.testing.assert_allclose(model.predict(x, verbose=0), torch_reference(state, x), atol=1e-4)
@@ -71,8 +74,8 @@ def test_imagenet_preset_from_keras_applications_h5(server):
     no_top = keras.applications.ResNet50(weights=None, include_top=False)
     no_top.set_weights(peer.get_weights()[: len(no_top.get_weights())])
     _save_legacy_h5(no_top, server.root / "notop.h5")
-    builtin = weights_lib.PRESETS["keras_applications_imagenet"][50]
-    weights_lib.PRESETS["keras_applications_imagenet"][50] = dataclasses.replace(
+    builtin = registry.PRESETS["keras_applications_imagenet"][50]
+    registry.PRESETS["keras_applications_imagenet"][50] = dataclasses.replace(
         builtin, url=server.url("top.h5"), file_hash=sha256(server.root / "top.h5"),
         url_no_top=server.url("notop.h5"), file_hash_no_top=sha256(server.root / "notop.h5"))
 
@@ -129,8 +132,8 @@ def test_builtin_presets_metadata():
         assert (preset.file_hash, preset.file_hash_no_top) == (top, no_top)
         assert preset.url.startswith(keras_resnet_app.BASE_WEIGHTS_PATH)
         assert (preset.variant, preset.preprocessing, preset.classes) == ("v1", "caffe", 1000)
-    assert weights_lib.get_preset("imagenet", depth=101).name == "keras_applications_imagenet"
-    assert weights_lib.get_preset("torchvision_imagenet", depth=50).variant == "v1.5"
+    assert registry.get_preset("imagenet", depth=101).name == "keras_applications_imagenet"
+    assert registry.get_preset("torchvision_imagenet", depth=50).variant == "v1.5"
     for depth, preset in presets.BUILTIN["torchvision_imagenet"].items():
         assert re.fullmatch("[0-9a-f]{64}", preset.file_hash), (depth, preset.file_hash)
         assert preset.url.endswith(".tv_in1k/resolve/main/model.safetensors")
@@ -142,7 +145,7 @@ def test_builtin_presets_metadata():
 
 
 # A zoo run's model.keras: the net nested behind the run's per-pixel mean
-# (zoo/model.py). The README registers it as a preset; it failed to load
+# (zoo/model.py). docs/pretrained-weights.md registers it as a preset; it failed to load
 # ("different architecture"), and so did ResNet(20, weights=<it>).
 
 def _zoo_like_file(path, nested_class=None, seed=0):
@@ -178,7 +181,7 @@ def test_zoo_run_model_keras_as_weights_and_as_preset(tmp_path, nested):
     whole = keras_resnet.ResNet(20, weights=str(path), include_preprocessing=True)
     np.testing.assert_allclose(whole.predict(raw, verbose=0), expected, atol=1e-5)
 
-    # As the README shows: the preset takes its preprocessing from the file.
+    # As docs/pretrained-weights.md shows: the preset takes its preprocessing from the file.
     keras_resnet.register_preset("my_cifar10", path, depth=20, recipe="cifar10_resnet20", top1=0.5)
     from_preset = keras_resnet.ResNet(20, weights="my_cifar10", include_preprocessing=True)
     np.testing.assert_allclose(from_preset.predict(raw, verbose=0), expected, atol=1e-5)

@@ -8,7 +8,7 @@ class, 100 validation images per class from the test split, so the tasks
 share no class and no image.
 
 The CLI test turns scikit-learn's handwritten digits into an image folder
-and fine-tunes from the CIFAR-10 preset, as the README shows.
+and fine-tunes from the CIFAR-10 preset, as docs/pretrained-weights.md shows.
 """
 
 import importlib.util
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import keras_resnet
-from keras_resnet import weights as weights_lib
+from keras_resnet import registry
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PRETEXT = ("airplane", "automobile", "bird", "cat", "deer")
@@ -62,7 +62,7 @@ def test_finetuned_beats_scratch(cifar_root, tmp_path):
     history = net.fit(train, epochs=3, verbose=2, shuffle=False)
     assert history.history["accuracy"][-1] > 0.4  # it learned something
     net.save(tmp_path / "pretext.keras")
-    weights_lib.register_preset(
+    registry.register_preset(
         "cifar_pretext_test", tmp_path / "pretext.keras", depth=8, classes=5,
         preprocessing="rescale", recipe="test: 3 epochs on 5 classes")
 
@@ -73,7 +73,7 @@ def test_finetuned_beats_scratch(cifar_root, tmp_path):
         pretrained = example.run(task, tmp_path / "out_pretrained",
                                  weights="cifar_pretext_test", **common)
     finally:
-        del weights_lib.PRESETS["cifar_pretext_test"]
+        del registry.PRESETS["cifar_pretext_test"]
     scratch = example.run(task, tmp_path / "out_scratch", weights=None,
                           preprocessing="rescale", **common)
     print("pretrained", pretrained, "scratch", scratch)
@@ -113,7 +113,7 @@ def _digits_folder(root, per_class_train=30, per_class_val=20):
 
 @pytest.mark.slow
 def test_cli_transfer_from_cifar10_weights(tmp_path, capsys):
-    # As the README shows it: --weights=cifar10 takes the shipped akamaster
+    # As docs/pretrained-weights.md shows it: --weights=cifar10 takes the shipped akamaster
     # weights (no download), here on handwritten digits. The default depth
     # is 56 (0.70 here); 20 (0.61) keeps the test short.
     example = _example()

@@ -44,7 +44,6 @@ in other orders: 6e-8 relative per operation, over up to 16,384 terms
 """
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -53,6 +52,8 @@ import numpy as np
 import pytest
 
 import reference
+
+from conftest import python_env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tests" / "equivalence_check.py"
@@ -71,13 +72,7 @@ RESOLVE = {
 
 
 def run(backend, *args):
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": backend,
-        "CUDA_VISIBLE_DEVICES": "",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "PYTHONPATH": str(REPO),
-    }
+    env = python_env(KERAS_BACKEND=backend, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(
         [sys.executable, str(SCRIPT), *map(str, args)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900,

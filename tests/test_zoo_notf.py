@@ -26,6 +26,8 @@ import tempfile
 
 import pytest
 
+from conftest import python_env
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIBLING = REPO.parent / "venv-notf" / "bin" / "python"
 PACKAGES = ("numpy", "pillow", "absl-py", "h5py")
@@ -126,13 +128,10 @@ def small_cifar(cifar_root, dest, train_per_class=8, test_per_class=2):
 @pytest.mark.multiprocess
 def test_cifar_recipe_runs_on_jax_without_tensorflow(cifar_root, tmp_path):
     python = notf_python()
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-        "PYTHONPATH": str(REPO),
-        "KERAS_BACKEND": "jax",
-        # Two host devices, so keras.distribution.DataParallel is exercised.
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-    }
+    # The checkout (or, under CI, the wheel installed there without its
+    # dependencies) on that interpreter. Two host devices, so
+    # keras.distribution.DataParallel is exercised.
+    env = python_env(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
     probe = subprocess.run([str(python), "-c", "import tensorflow"], capture_output=True, env=env)
     assert probe.returncode != 0, "this interpreter has TensorFlow; the test needs one without"
     data = small_cifar(cifar_root, tmp_path / "cifar")

@@ -3,12 +3,13 @@
 Runs tests/zoo_scan_check.py under KERAS_BACKEND=jax in its own process.
 """
 
-import os
 import pathlib
 import subprocess
 import sys
 
 import pytest
+
+from conftest import python_env
 
 HERE = pathlib.Path(__file__).parent
 
@@ -16,8 +17,7 @@ HERE = pathlib.Path(__file__).parent
 @pytest.mark.slow
 @pytest.mark.multiprocess
 def test_scan_loop_matches_fit_and_resumes():
-    env = dict(os.environ, KERAS_BACKEND="jax", CUDA_VISIBLE_DEVICES="", XLA_FLAGS="")
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])
+    env = python_env(KERAS_BACKEND="jax", CUDA_VISIBLE_DEVICES="", XLA_FLAGS="")
     result = subprocess.run(
         [sys.executable, str(HERE / "zoo_scan_check.py")],
         env=env, capture_output=True, text=True, timeout=600,

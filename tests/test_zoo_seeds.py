@@ -14,6 +14,7 @@ from zoo import run as zoo_run
 from zoo import seeds
 from zoo import sweep
 from zoo import train
+from conftest import checkout_module_command
 from zoo_helpers import ENV, REPO
 
 
@@ -170,8 +171,8 @@ def test_seeds_benchmark_harness_runs_and_writes_json(tmp_path):
     out = tmp_path / "seeds.json"
     env = {**ENV, "KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": "", "XLA_FLAGS": ""}
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.seeds", "--depths=20", "--replicas=1,2", "--steps=1",
-         "--repeats=1", "--batch=4", "--train-size=32", f"--json={out}"],
+        checkout_module_command("benchmarks.seeds", "--depths=20", "--replicas=1,2", "--steps=1",
+                                "--repeats=1", "--batch=4", "--train-size=32", f"--json={out}"),
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -17,9 +17,11 @@ import pytest
 from zoo import callbacks as zoo_callbacks
 from zoo import train
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-# For the zoo commands and scripts the tests start: quiet TF, this checkout first.
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+from conftest import INSTALLED, REPO, keras_resnet_command, python_env  # noqa: F401 (REPO: for the tests)
+
+# For the zoo commands and scripts the tests start: quiet TF, and the
+# keras_resnet and zoo the tests import (conftest.python_env).
+ENV = python_env(TF_CPP_MIN_LOG_LEVEL="3")
 
 
 DIGITS8 = dataclasses.replace(
@@ -47,8 +49,15 @@ def fit(model, workdir, epochs, x=None, y=None, extra=()):
 
 
 def train_command(workdir, *flags, recipe="cifar10_resnet20"):
-    """The command line of `python -m zoo.train --recipe=RECIPE --workdir=WORKDIR FLAGS...`."""
-    return [sys.executable, "-m", "zoo.train", f"--recipe={recipe}", f"--workdir={workdir}", *flags]
+    """The command line of `python -m zoo.train --recipe=RECIPE --workdir=WORKDIR FLAGS...`.
+
+    Under CI, where the tests run the installed wheel, it is the installed
+    `keras-resnet train ...` (the same program, conftest.keras_resnet_command).
+    """
+    flags = [f"--recipe={recipe}", f"--workdir={workdir}", *flags]
+    if INSTALLED:
+        return keras_resnet_command("train", *flags)
+    return [sys.executable, "-m", "zoo.train", *flags]
 
 
 @contextlib.contextmanager

@@ -42,7 +42,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import keras_resnet  # noqa: E402
-from keras_resnet import convert, presets, weights  # noqa: E402
+from keras_resnet import convert, downloads, presets  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 DEPTHS = (20, 32, 44, 56)
@@ -116,7 +116,7 @@ def export_zoo_run(workdir, out, measure):
     mean_path = out / f"zoo_cifar10_resnet{depth}_mean.npy"
     np.save(mean_path, mean)
     for path in (weights_path, mean_path):
-        print(f"{depth}: {path.name} {os.path.getsize(path)} bytes sha256 {weights.file_sha256(path)}")
+        print(f"{depth}: {path.name} {os.path.getsize(path)} bytes sha256 {downloads.file_sha256(path)}")
     if not measure:
         return
     head = np.load(DATA / "cifar10_original_test_head.npz")
@@ -154,7 +154,7 @@ def main():
         converted[depth] = convert.from_cifar_option_a(checkpoint_path(depth))
         path = out / f"akamaster_cifar10_resnet{depth}.weights.h5"
         save_weights(converted[depth], path)
-        print(f"{depth}: {path.name} {os.path.getsize(path)} bytes sha256 {weights.file_sha256(path)}")
+        print(f"{depth}: {path.name} {os.path.getsize(path)} bytes sha256 {downloads.file_sha256(path)}")
     if not args.measure:
         return
     head = np.load(DATA / "cifar10_original_test_head.npz")

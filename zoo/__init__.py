@@ -31,10 +31,12 @@ Where things live (one owner per idea; the others call it):
     cli          what the commands share: errors first, paths expanded, --help exits 0
     train, evaluate, export, sweep, analysis, plot   the commands (python -m zoo.NAME);
                  nothing imports them to reach a helper
+    command      `keras-resnet COMMAND`, the installed command: runs `python -m zoo.COMMAND`
 
-    python -m zoo.train --recipe=cifar10_resnet20 --workdir=/tmp/r20
-    python -m zoo.evaluate --workdir=/tmp/r20
-    python -m zoo.plot /tmp/plain20 /tmp/resnet20 --out=fig6.png
+    keras-resnet train --recipe=cifar10_resnet20 --workdir=/tmp/r20   # = python -m zoo.train ...
+    keras-resnet evaluate --workdir=/tmp/r20
+    keras-resnet plot /tmp/plain20 /tmp/resnet20 --out=fig6.png
+    keras-resnet recipes                                              # = python -m zoo
 
 Importing zoo does not import TensorFlow (the JAX path runs without it).
 """

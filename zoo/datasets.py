@@ -227,7 +227,7 @@ def require(module, package, needed_by):
     except ImportError as error:
         raise ImportError(
             f"{needed_by} needs the {package} package, which is not installed "
-            f"({error}). Install the zoo's extras: pip install \"keras-resnet[zoo]\" "
+            f"({error}). Install the zoo's extras: pip install \"keras-resnet-zoo[zoo]\" "
             f"(from a clone: pip install \".[zoo]\"), or pip install {package}."
         ) from error
 
