@@ -7,7 +7,6 @@ Where things live (one owner per idea; the others call it):
                  config check), loading the recipe / model.keras / classes, writing a finished run
     lock         the operating system's lock on a directory, with its holder's pid
     files        files written whole: the one write-then-rename (files.staged), strict JSON
-    checks       as_int: the one "an integer, or nothing" of the argument checks
     datasets     where images come from: digits, image folders, tfds; a spec parsed once into a
                  Dataset; the train/val split
     pipeline     tf.data pipelines; `sources`: a streamed dataset's undecoded splits

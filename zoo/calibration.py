@@ -17,7 +17,7 @@ import pathlib
 
 import numpy as np
 
-from zoo import checks
+from keras_resnet import specs
 from zoo import datasets
 from zoo import recipes
 
@@ -40,7 +40,7 @@ def draw(recipe, config, count=DEFAULT_COUNT, data_dir=None):
     Raises:
         ValueError: a bad count, or a dataset with fewer training images.
     """
-    number = checks.as_int(count)
+    number = specs.integer(count)
     if number is None or number < 1:
         raise ValueError(
             f"The number of calibration images must be an int >= 1 (a few hundred is "

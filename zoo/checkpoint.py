@@ -16,7 +16,7 @@ import shutil
 import keras
 import numpy as np
 
-from zoo import checks
+from keras_resnet import specs
 from zoo import files
 from zoo import model as model_lib
 from zoo import run
@@ -263,7 +263,7 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
 
 def _epoch_count(value):
     """The metadata's epoch as an int >= 0, or None."""
-    epoch = checks.as_int(value)
+    epoch = specs.integer(value)
     return epoch if epoch is not None and epoch >= 0 else None
 
 

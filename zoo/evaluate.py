@@ -32,7 +32,7 @@ import pathlib
 import numpy as np
 from absl import flags
 
-from zoo import checks
+from keras_resnet import specs
 from zoo import cli
 from zoo import datasets
 from zoo import files
@@ -195,7 +195,7 @@ def _check_arguments(modes, limit, scales):
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}. Valid modes: {', '.join(MODES)}.")
     if limit is not None:
-        count = checks.as_int(limit)
+        count = specs.integer(limit)
         if count is None or count < 1:
             raise ValueError(
                 f"`limit` must be None (the whole test split) or an int >= 1. Received limit={limit!r}."

@@ -18,10 +18,10 @@ import numpy as np
 from keras import ops
 
 import keras_resnet
+from keras_resnet import names
 from zoo import schedules
 
 MEAN_LAYER = "per_pixel_mean"
-CLASSIFIER = "predictions"
 
 
 def build(recipe, mean, input_shape=None):
@@ -99,7 +99,7 @@ def training_model(model):
     """
     mean_layer = model.get_layer(MEAN_LAYER)
     net = keras_resnet.architecture_of(model).net
-    classifier = net.get_layer(CLASSIFIER)
+    classifier = net.get_layer(names.CLASSIFIER)
     with keras_resnet.recursion_headroom():  # ResNet-1202's graph is deep.
         body = keras.Model(net.inputs, classifier.input, name=f"{net.name}_body")
         inputs = keras.Input(model.input_shape[1:], name="pixels")

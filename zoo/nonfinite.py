@@ -1,28 +1,21 @@
 """Training that became NaN or infinite stops, and says so: the non-finite guard.
 
-`StopOnNonFinite` is the callback every loop runs first; `nonfinite_weights`
-is the one scan of a model's weights (`zoo.seeds` checks each replica with it).
+`StopOnNonFinite` is the callback every loop runs first. The one scan of a
+model's weights is the library's `keras_resnet.serving.nonfinite_weights`
+(what an export refuses), which `zoo.seeds` runs on each replica too.
 """
 
 import math
 import pathlib
 
 import keras
-import numpy as np
 
+from keras_resnet import serving
 from zoo import run
 
 
 class NonFiniteError(RuntimeError):
     """The loss or the weights of a training run became NaN or infinite."""
-
-
-def nonfinite_weights(model):
-    """The paths of `model`'s weights (BN's moving statistics included) holding NaN or inf."""
-    return [
-        w.path for w in model.weights
-        if not np.isfinite(keras.ops.convert_to_numpy(w)).all()
-    ]
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -66,7 +59,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
                 f"zoo: warning: the validation loss after epoch {epoch} is {float(value)} "
                 f"({run.RESULTS} records a non-finite loss as null)."
             )
-        bad = nonfinite_weights(self.model)
+        bad = serving.nonfinite_weights(self.model)
         if bad:
             more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
             self._stop(f"weights {', '.join(bad[:3])}{more} hold NaN or infinite values")

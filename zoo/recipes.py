@@ -14,14 +14,16 @@ import dataclasses
 import math
 import typing
 
-from zoo import checks
+from keras_resnet import specs
 from zoo import datasets
 
-CIFAR = "cifar"
-IMAGENET = "imagenet"
-# keras_resnet.blocks.SHORTCUTS, restated because importing keras_resnet
-# imports Keras and TensorFlow, which the commands import only after their
-# flags are parsed (zoo.cli.run); tests/test_zoo_recipes.py keeps the two equal.
+# The families are the library's (`keras_resnet.specs`, which imports no Keras).
+CIFAR = specs.CIFAR
+IMAGENET = specs.IMAGENET
+# keras_resnet.blocks.SHORTCUTS, restated: the shortcut options live with
+# their layers (blocks imports Keras, which the commands import only after
+# their flags are parsed, zoo.cli.run); tests/test_zoo_recipes.py keeps the
+# two equal.
 SHORTCUTS = ("A", "B", "C")
 
 _REGISTRY = {}
@@ -248,8 +250,8 @@ _OPEN_LOW = ("lr", "warmup_lr", "lr_decay_at")
 
 
 def _integer(key, value, minimum):
-    """`value` as an int >= minimum (numpy ints welcome); raises otherwise."""
-    number = checks.as_int(value)
+    """`value` as an int >= minimum (numpy ints welcome, `specs.integer`); raises otherwise."""
+    number = specs.integer(value)
     if number is None or number < minimum:
         raise ValueError(f"`{key}` must be an int >= {minimum}. Received {key}={value!r}.")
     return number

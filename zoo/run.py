@@ -35,6 +35,7 @@ import json
 import os
 import pathlib
 
+from keras_resnet import atomic
 from zoo import cli
 from zoo import datasets
 from zoo import files
@@ -597,7 +598,7 @@ def remove_stale_staging(workdir):
             continue
         for path in folder.iterdir():
             match = files.STAGING.search(path.name)
-            if match and path.is_file() and not lock.alive(int(match.group(1))):
+            if match and path.is_file() and not atomic.alive(int(match.group(1))):
                 path.unlink()
                 removed.append(path)
     if removed:

@@ -319,10 +319,10 @@ def _check_finite_losses(group, losses, first_step, epoch):
 
 
 def _check_finite_weights(group, step, epoch):
-    from zoo import nonfinite
+    from keras_resnet import serving
 
     for replica in group:
-        bad = nonfinite.nonfinite_weights(replica.train_model)
+        bad = serving.nonfinite_weights(replica.train_model)
         if bad:
             _diverged(group, replica, f"by step {step}: its weights {', '.join(bad[:3])} hold NaN or "
                       "infinite values", epoch)

@@ -34,7 +34,7 @@ import time
 
 from absl import flags
 
-from zoo import checks
+from keras_resnet import specs
 from zoo import cli
 from zoo import recipes
 from zoo import run
@@ -125,9 +125,9 @@ def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0, dataset=
         ValueError: `parallel` < 1, a `deadline` that is not > 0, two runs
             in one directory, or a `root` that cannot be created.
     """
-    if checks.as_int(parallel) is None or parallel < 1:
+    if specs.integer(parallel) is None or parallel < 1:
         raise ValueError(f"--parallel must be an int >= 1. Received {parallel!r}.")
-    parallel = checks.as_int(parallel)
+    parallel = specs.integer(parallel)
     if deadline is not None and not deadline > 0:
         raise ValueError(f"--deadline must be a number of seconds > 0. Received {deadline!r}.")
     check_runs(runs, root)
