@@ -1,8 +1,12 @@
-"""ONNX, LiteRT (TFLite) and OpenVINO exports of the serving graph.
+"""The export formats: one table that `export`, `runtimes.load`, `zoo.export`,
+the deploy benchmark and the `deploy` extra all read.
 
-`keras_resnet.export(model, path, format=...)` (the `export` here) writes
-the SavedModel of `keras_resnet.serving` by default, and:
+`keras_resnet.export(model, path, format=...)` (the `export` here) writes:
 
+    format="tf_saved_model"  (the default) a SavedModel directory with the
+                       signatures of `keras_resnet.serving`: float32 and
+                       uint8 images, encoded image bytes; probabilities and
+                       top-k (class names with `class_names`).
     format="onnx"      one `.onnx` file. Input `images`, float32
                        (batch, H, W, 3), the batch dimension dynamic and
                        named "batch"; output `probabilities`, float32
@@ -29,7 +33,24 @@ Every format runs the graph of the SavedModel's `serve` endpoint
 on logits, and an image with a NaN or infinite pixel gets NaN outputs. A
 model without a classifier (`include_top=False`) outputs `features`
 instead of `probabilities`. Full-integer int8 has no NaN: there a NaN pixel
-is quantized like any other value and the output is a number.
+would be quantized like any other value, so `keras_resnet.runtimes.load`
+refuses such images. A mixed-precision model (`mixed_bfloat16`,
+`mixed_float16`) is exported as its float32 computation (its variables are
+float32 already), which every runtime runs.
+
+Every file is checked before it is declared written: loaded once in its
+own runtime (`keras_resnet.runtimes.load`) and compared with Keras on a few
+images (`keras_resnet.export_check`); a file that fails is not left behind.
+Each file also records what it takes (raw 0..255 pixels or not, NaN out or
+not) in its metadata, which `runtimes.load` reads to check images before
+the runtime sees them.
+
+**Adding a format** is one `Format` entry in `TABLE` below plus its two
+functions: `write(job, target)` (the file or directory at `target`) and
+`load(path, threads, **load_options)` (a `Runner`), and its packages in the
+`deploy` extra (a test checks that the extra lists exactly what the table
+needs). `export`, `runtimes.load`, `zoo.export` (a flag per format) and
+`benchmarks/deploy.py` (a row per variant) follow from the table.
 
 The files are written by Keras's own exporters (`keras.Model.export`, which
 call tf2onnx, the TFLite converter and OpenVINO's `convert_model`) on a
@@ -40,285 +61,440 @@ dimension's name, LiteRT restricted to its builtin ops (so the file runs
 in the plain `ai-edge-litert` interpreter, without TensorFlow's Flex ops),
 the int8 calibration checks, and errors that name what was received.
 
-ONNX and OpenVINO need the `deploy` extra: pip install "keras-resnet[deploy]".
-`keras_resnet.runtimes.load(path)` runs each file in its own runtime.
+ONNX, LiteRT and OpenVINO need the `deploy` extra:
+pip install "keras-resnet[deploy]".
+
+This module imports neither Keras nor TensorFlow until it exports or loads.
 """
 
+import dataclasses
+import errno
+import json
+import os
 import pathlib
 import warnings
+from typing import Callable
 
-import keras
+import numpy as np
 
 from keras_resnet import atomic
-from keras_resnet import quantization as quantization_lib
-from keras_resnet import serving
-from keras_resnet.model_classes import recursion_headroom
 
 SAVED_MODEL = "tf_saved_model"
 ONNX = "onnx"
 LITERT = "litert"
 OPENVINO = "openvino"
-FORMATS = (SAVED_MODEL, ONNX, LITERT, OPENVINO)
 OPENVINO_XML = "model.xml"
 DEPLOY_EXTRA = 'pip install "keras-resnet[deploy]" (from a clone: pip install ".[deploy]")'
+# The name under which every file records what it takes (`metadata`).
+METADATA_KEY = "keras_resnet"
+# Written with fewer bytes free than this, a failed write is a full disk.
+DISK_FULL_BYTES = 1 << 20
 
 
-def export(
-    model,
-    path,
-    *,
-    format=SAVED_MODEL,
-    class_names=None,
-    preprocessing=None,
-    top_k=None,
-    image_size=None,
-    fold_batchnorm=False,
-    endpoints=serving.ENDPOINTS,
-    overwrite=False,
-    verbose=False,
-    quantization=None,
-    calibration_images=None,
-    io_dtype="float32",
-):
-    """Writes `model` for serving: a SavedModel, ONNX, LiteRT or OpenVINO.
+@dataclasses.dataclass(frozen=True)
+class Package:
+    """A package a format needs: its name on PyPI (as the `deploy` extra
+    lists it) and the module imported."""
 
-    `keras_resnet.export`. format="tf_saved_model" (the default) is
-    `keras_resnet.serving.export`: a SavedModel with three signatures,
-    top-k and class names. The other formats are that graph's `serve`
-    endpoint alone (see the module docstring for their inputs and outputs);
-    run any of them with `keras_resnet.runtimes.load(path)`.
+    pip: str
+    module: str
 
-    Args:
-        model: a `keras.Model` with one image input, e.g. from
-            `keras_resnet.ResNet` or a zoo run's `model.keras`.
-        path: the SavedModel directory; format="onnx": a `.onnx` file;
-            "litert": a `.tflite` file; "openvino": a directory for
-            model.xml and model.bin. Written to a temporary path next to it
-            and renamed into place, so an interrupted export leaves no
-            half-written file.
-        format: "tf_saved_model", "onnx", "litert" or "openvino" (the names
-            of `keras.Model.export`). All need the TensorFlow backend; ONNX
-            and OpenVINO need the `deploy` extra.
-        class_names, top_k, image_size, endpoints, verbose: SavedModel only,
-            as in `keras_resnet.serving.export`.
-        preprocessing: what turns the served images into the model's input,
-            baked in: None, or a callable on float32 (batch, H, W, 3) images
-            such as `keras.layers.Rescaling(1 / 255)`.
-        fold_batchnorm: fold every BN into its conv first.
-        overwrite: replace an existing `path`.
-        quantization: format="litert" only: None (float32), "dynamic"
-            (int8 weights, float activations) or "int8" (full-integer).
-        calibration_images: quantization="int8" only, and required there: an
-            array (N, H, W, 3) or an iterable of images or batches, uint8 or
-            float, the pixels as the model is served; a few hundred training
-            images (never test images).
-        io_dtype: quantization="int8" only: "float32" (float in and out) or
-            "uint8" (raw 0..255 pixels in, probabilities q / 256 out).
 
-    Returns:
-        The path written, as a string.
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One way to export and run a format: a row of the deploy benchmark."""
 
-    Raises:
-        FileExistsError: `path` exists (for a directory: is not empty) and
-            `overwrite` is False. The existing export is left intact.
-        ValueError: for a bad argument, naming the value received.
-        ImportError: a package of the `deploy` extra is missing.
+    label: str
+    export_options: dict = dataclasses.field(default_factory=dict)
+    load_options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """One export format and everything that goes with it.
+
+    Attributes:
+        name: `format=` of `keras_resnet.export` (Keras's `model.export` names).
+        title: its name in messages.
+        row: its rows' name in the deploy benchmark (plus a variant's label).
+        suffix: the file's suffix, or None for a directory.
+        marker: for a directory, the file in it that says it is this format.
+        write: `write(job, target)`: writes the export of `job` (an
+            `ExportJob`) at `target`, a path with nothing there yet.
+        load: `load(path, threads, **load_options)`: a `Runner` of the file.
+        runtime: the runtime's name (what `Runner.runtime` reports).
+        zoo_flag: `python -m zoo.export`'s flag for a path of this format.
+        zoo_help: that flag's help.
+        export_needs: the packages that write the file (TensorFlow aside).
+        runtime_needs: the packages that run it.
+        options: the `export` arguments that apply to this format only.
+        check_options: `check_options(options, plan)`: those arguments
+            checked (and calibration images read); None: nothing to check.
+        load_options: the `runtimes.load` arguments that apply to it only.
+        variants: the ways worth comparing (`benchmarks/deploy.py`'s rows).
     """
-    if format == SAVED_MODEL:
-        if quantization is not None or calibration_images is not None or io_dtype != "float32":
-            raise ValueError(
-                "`quantization`, `calibration_images` and `io_dtype` apply to "
-                "format='litert' only. Received them with format='tf_saved_model'."
-            )
-        return serving.export(
-            model, path, class_names=class_names, preprocessing=preprocessing, top_k=top_k,
-            image_size=image_size, fold_batchnorm=fold_batchnorm, endpoints=endpoints,
-            overwrite=overwrite, verbose=verbose,
+
+    name: str
+    title: str
+    row: str
+    suffix: str | None
+    marker: str | None
+    write: Callable
+    load: Callable
+    runtime: str
+    zoo_flag: str
+    zoo_help: str
+    export_needs: tuple = ()
+    runtime_needs: tuple = ()
+    options: tuple = ()
+    check_options: Callable | None = None
+    load_options: tuple = ()
+    variants: tuple = (Variant(""),)
+
+    def describe_path(self):
+        """What `path` must be, for messages."""
+        return f"one {self.suffix} file" if self.suffix else f"a directory holding {self.marker}"
+
+
+@dataclasses.dataclass
+class Runner:
+    """An exported file opened in its runtime; `runtimes.load` checks the
+    images before calling `run`.
+
+    Attributes:
+        run: images (`input_dtype`, `input_shape`) -> float32 outputs.
+        input_shape: the signature's shape, None for a dynamic dimension.
+        input_dtype: the dtype `run` takes (a numpy dtype).
+        output_shape: the output's shape, None for a dynamic dimension.
+        metadata: what `export` recorded in the file (`METADATA_KEY`); {}
+            for files written before it did, or by something else.
+        runtime: the runtime's name.
+        keep: whatever must stay alive while `run` is used.
+    """
+
+    run: Callable
+    input_shape: tuple
+    input_dtype: np.dtype
+    output_shape: tuple
+    metadata: dict
+    runtime: str
+    keep: object = None
+
+
+@dataclasses.dataclass
+class ExportJob:
+    """What a format's `write` gets: the checked export."""
+
+    plan: object  # keras_resnet.serving._Plan
+    options: dict  # the format's own options, checked
+    metadata: dict  # what the file records (`METADATA_KEY`)
+    path: pathlib.Path  # where the export will be, once checked
+
+    def image_spec(self, tf):
+        return tf.TensorSpec((None, self.plan.height, self.plan.width, 3), tf.float32, name="images")
+
+    def serving_model(self):
+        from keras_resnet import serving
+
+        return serving.ServingModel(self.plan, keep_nan=self.metadata["nan_out"])
+
+
+# --- SavedModel ----------------------------------------------------------
+
+SAVED_MODEL_METADATA = pathlib.Path("assets.extra") / f"{METADATA_KEY}.json"
+
+
+def _write_saved_model(job, target):
+    from keras_resnet import serving
+
+    serving.write_saved_model(job.plan, target, **job.options)
+    # assets.extra/ is where TF Serving looks for extra files (warm-up
+    # requests); loaders ignore it.
+    (pathlib.Path(target) / SAVED_MODEL_METADATA).parent.mkdir()
+    (pathlib.Path(target) / SAVED_MODEL_METADATA).write_text(json.dumps(job.metadata))
+
+
+def _check_saved_model_options(options, plan):
+    from keras_resnet import serving
+    from keras_resnet import specs
+
+    checked = {"endpoints": serving.ENDPOINTS if options.get("endpoints") is None
+               else serving._check_endpoints(options["endpoints"]),
+               "verbose": specs.check_bool("verbose", options.get("verbose", False))}
+    if "serve_bytes" in checked["endpoints"] and plan.image_size is None:
+        raise ValueError(
+            "The model takes images of any size, so the bytes signature "
+            "needs a size to resize to: pass image_size=(height, width)."
         )
-    if format not in FORMATS:
+    return checked
+
+
+def _load_saved_model(path, threads):
+    """The SavedModel's `serve` endpoint (else `serve_uint8`, else
+    `serve_bytes`, fed PNG-encoded images). `threads` is TensorFlow's own
+    setting (tf.config.threading), not one of the load."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    name = next(n for n in ("serve", "serve_uint8", "serve_bytes", "serving_default") if n in loaded.signatures)
+    signature = loaded.signatures[name]
+    (spec,) = signature.structured_input_signature[1].values()
+    (key,) = [k for k in ("probabilities", "features") if k in signature.structured_outputs]
+    output = signature.structured_outputs[key]
+    if spec.dtype == tf.string:
+        size = _saved_model_image_size(path)
+
+        def run(images):
+            encoded = [tf.io.encode_png(image).numpy() for image in images]
+            return signature(image_bytes=tf.constant(encoded))[key].numpy()
+
+        shape, dtype = (None, *size, 3), np.uint8
+    else:
+        def run(images):
+            return signature(**{spec.name: tf.constant(images)})[key].numpy()
+
+        shape, dtype = tuple(spec.shape), spec.dtype.as_numpy_dtype
+    metadata = path / SAVED_MODEL_METADATA
+    return Runner(run, shape, np.dtype(dtype), tuple(output.shape),
+                  json.loads(metadata.read_text()) if metadata.is_file() else {},
+                  "tensorflow (SavedModel)", keep=loaded)
+
+
+def _saved_model_image_size(path):
+    metadata = path / SAVED_MODEL_METADATA
+    size = json.loads(metadata.read_text()).get("image_size") if metadata.is_file() else None
+    if not size:
+        raise ValueError(f"{str(path)!r} serves encoded images only, at a size it does not record.")
+    return tuple(size)
+
+
+# --- ONNX ----------------------------------------------------------------
+
+def _write_onnx(job, target):
+    import tensorflow as tf
+
+    wrapper = job.serving_model()
+    spec = job.image_spec(tf)
+    wrapper.freeze(tf, spec)
+    with warnings.catch_warnings():
+        # Keras's numpy-2 patch of tf2onnx touches np.object.
+        warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)
+        wrapper.export(target, format=ONNX, input_signature=[spec], verbose=False)
+    _finish_onnx(target, job.metadata)
+
+
+def _finish_onnx(path, metadata):
+    """Names the dynamic dimensions tf2onnx calls unk__N (batch, height,
+    width) and records `metadata`."""
+    import onnx
+
+    proto = onnx.load(path)
+    for values, names in ((proto.graph.input, ("batch", "height", "width")), (proto.graph.output, ("batch",))):
+        for value in values:
+            for dim, name in zip(value.type.tensor_type.shape.dim, names):
+                if not dim.HasField("dim_value"):
+                    dim.dim_param = name
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, path)
+
+
+ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
+               "tensor(double)": np.float64, "tensor(float16)": np.float16}
+
+
+def _load_onnx(path, threads):
+    ort = require("onnxruntime", "Running ONNX files")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    (value,), (output,) = session.get_inputs(), session.get_outputs()
+
+    def run(images):
+        return session.run(None, {value.name: images})[0]
+
+    metadata = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    return Runner(run, _dims(value.shape), np.dtype(ONNX_DTYPES.get(value.type, np.float32)),
+                  _dims(output.shape), json.loads(metadata) if metadata else {}, "onnxruntime",
+                  keep=session)
+
+
+def _dims(shape):
+    """A runtime's shape as a tuple of ints, None for a dynamic dimension
+    (ONNX names them, LiteRT says -1)."""
+    return tuple(int(d) if isinstance(d, (int, np.integer)) and d >= 0 else None for d in shape)
+
+
+# --- LiteRT --------------------------------------------------------------
+
+def _write_litert(job, target):
+    import tensorflow as tf
+
+    from keras_resnet import quantization
+
+    quantization_ = job.options.get("quantization")
+    calibration = job.options.get("calibration_images")
+    io_dtype = job.options.get("io_dtype", "float32")
+    job.serving_model().export(
+        target, format=LITERT, input_signature=[job.image_spec(tf)], verbose=False,
+        **quantization.converter_options(tf, quantization_, calibration, io_dtype),
+    )
+    if io_dtype == "uint8":
+        quantization.check_uint8_input(target, calibration)
+    quantization.add_metadata(target, METADATA_KEY, json.dumps(job.metadata).encode())
+
+
+def _check_litert_options(options, plan):
+    from keras_resnet import quantization
+
+    return quantization.check_options(plan, **options)
+
+
+def _load_litert(path, threads):
+    litert = require("ai_edge_litert.interpreter", "Running LiteRT files")
+    interpreter = litert.Interpreter(model_path=str(path), num_threads=threads)
+    runner = interpreter.get_signature_runner()
+    ((name, value),) = runner.get_input_details().items()
+    ((_, output),) = runner.get_output_details().items()
+    scale, zero_point = output["quantization"]
+
+    def run(images):
+        (result,) = runner(**{name: images}).values()
+        if output["dtype"] != np.float32:
+            result = (result.astype(np.float32) - zero_point) * scale
+        return result
+
+    metadata = _litert_metadata(path)
+    return Runner(run, _dims(value["shape_signature"]), np.dtype(value["dtype"]),
+                  _dims(output["shape_signature"]), metadata, "ai-edge-litert", keep=interpreter)
+
+
+def _litert_metadata(path):
+    """The file's `METADATA_KEY` entry, read with the runtime's own schema."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(pathlib.Path(path).read_bytes(), 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name() == METADATA_KEY.encode():
+            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    return {}
+
+
+# --- OpenVINO ------------------------------------------------------------
+
+def _write_openvino(job, target):
+    import tensorflow as tf
+
+    pathlib.Path(target).mkdir()
+    xml = pathlib.Path(target) / OPENVINO_XML
+    job.serving_model().export(str(xml), format=OPENVINO, input_signature=[job.image_spec(tf)], verbose=False)
+    _add_openvino_metadata(xml, json.dumps(job.metadata))
+
+
+def _add_openvino_metadata(xml, value):
+    """Records `value` in the IR's <rt_info> (OpenVINO's `get_rt_info`)."""
+    import xml.etree.ElementTree as ElementTree
+
+    tree = ElementTree.parse(xml)
+    info = tree.getroot().find("rt_info")
+    if info is None:
+        info = ElementTree.SubElement(tree.getroot(), "rt_info")
+    ElementTree.SubElement(info, METADATA_KEY, value=value)
+    tree.write(xml, encoding="utf-8", xml_declaration=True)
+
+
+def _load_openvino(path, threads, precision="f32"):
+    ov = require("openvino", "Running OpenVINO files")
+    core = ov.Core()
+    model = core.read_model(str(path / OPENVINO_XML))
+    metadata = model.get_rt_info(METADATA_KEY).astype(str) if model.has_rt_info(METADATA_KEY) else None
+    compiled = core.compile_model(
+        model, "CPU", {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads})
+    request = compiled.create_infer_request()
+
+    def run(images):
+        return request.infer({0: images})[compiled.output(0)].copy()
+
+    def dims(port):
+        return tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
+
+    return Runner(run, dims(compiled.input(0)), np.dtype(compiled.input(0).get_element_type().to_dtype()),
+                  dims(compiled.output(0)), json.loads(metadata) if metadata else {},
+                  f"openvino ({precision})", keep=compiled)
+
+
+# --- The table -----------------------------------------------------------
+
+ONNX_PACKAGE = Package("onnx", "onnx")
+TF2ONNX = Package("tf2onnx", "tf2onnx")
+ONNXRUNTIME = Package("onnxruntime", "onnxruntime")
+AI_EDGE_LITERT = Package("ai-edge-litert", "ai_edge_litert.interpreter")
+OPENVINO_PACKAGE = Package("openvino", "openvino")
+
+TABLE = {fmt.name: fmt for fmt in (
+    Format(
+        name=SAVED_MODEL, title="SavedModel", row="SavedModel (TF)", suffix=None,
+        marker="saved_model.pb", write=_write_saved_model, load=_load_saved_model,
+        runtime="tensorflow", zoo_flag="output", zoo_help="SavedModel directory to write.",
+        options=("class_names", "top_k", "image_size", "endpoints", "verbose"),
+        check_options=_check_saved_model_options,
+        # The benchmark times `serve`; the other endpoints only cost export time.
+        variants=(Variant("", {"endpoints": ("serve",)}),),
+    ),
+    Format(
+        name=ONNX, title="ONNX", row="ONNX Runtime", suffix=".onnx", marker=None,
+        write=_write_onnx, load=_load_onnx, runtime="onnxruntime",
+        zoo_flag="onnx", zoo_help="Write a .onnx file here (needs the deploy extra).",
+        export_needs=(TF2ONNX, ONNX_PACKAGE), runtime_needs=(ONNXRUNTIME,),
+    ),
+    Format(
+        name=LITERT, title="LiteRT", row="LiteRT", suffix=".tflite", marker=None,
+        write=_write_litert, load=_load_litert, runtime="ai-edge-litert",
+        zoo_flag="tflite", zoo_help="Write a LiteRT .tflite file here (needs the deploy extra).",
+        runtime_needs=(AI_EDGE_LITERT,),
+        options=("quantization", "calibration_images", "io_dtype"),
+        check_options=_check_litert_options,
+        variants=(Variant("float32"), Variant("dynamic", {"quantization": "dynamic"}),
+                  Variant("int8", {"quantization": "int8"})),
+    ),
+    Format(
+        name=OPENVINO, title="OpenVINO", row="OpenVINO", suffix=None, marker=OPENVINO_XML,
+        write=_write_openvino, load=_load_openvino, runtime="openvino",
+        zoo_flag="openvino",
+        zoo_help="Write an OpenVINO IR directory (model.xml, model.bin) here (needs the deploy extra).",
+        export_needs=(OPENVINO_PACKAGE,), runtime_needs=(OPENVINO_PACKAGE,),
+        load_options=("precision",),
+        variants=(Variant("f32"), Variant("bf16", load_options={"precision": "bf16"})),
+    ),
+)}
+FORMATS = tuple(TABLE)
+
+
+def deploy_packages():
+    """The PyPI names every format needs beyond the core dependencies: what
+    the `deploy` extra must list."""
+    return sorted({p.pip for fmt in TABLE.values() for p in fmt.export_needs + fmt.runtime_needs})
+
+
+def format_named(format):
+    """The `Format` called `format`; a ValueError naming the valid ones."""
+    if not isinstance(format, str) or format not in TABLE:
         raise ValueError(f"`format` must be one of {FORMATS}. Received format={format!r}.")
-    saved_model_only = {
-        "class_names": class_names is not None, "top_k": top_k is not None,
-        "image_size": image_size is not None, "endpoints": endpoints != serving.ENDPOINTS,
-        "verbose": verbose is not False,
-    }
-    given = [f"`{name}`" for name, set_ in saved_model_only.items() if set_]
-    if given:
-        raise ValueError(
-            f"{', '.join(given)} applies to the SavedModel (format='tf_saved_model') only; "
-            f"format={format!r} returns probabilities (or features) alone."
-        )
-    return _export_file(model, path, format, preprocessing, fold_batchnorm, overwrite,
-                        quantization, calibration_images, io_dtype)
+    return TABLE[format]
 
 
-def export_tflite(
-    model,
-    path,
-    *,
-    quantization=None,
-    preprocessing=None,
-    fold_batchnorm=False,
-    overwrite=False,
-    calibration_images=None,
-    io_dtype="float32",
-):
-    """`export(model, path, format="litert", ...)`: a LiteRT (TFLite) file.
-
-    One signature, "serving_default": input float32 `images` (batch, H, W,
-    3) (uint8 for int8 with io_dtype="uint8"), output `probabilities` (or
-    `features` for a model without a classifier). Run it with
-    `ai_edge_litert.interpreter.Interpreter` or `keras_resnet.runtimes.load`.
-    The arguments are those of `export`.
-    """
-    return _export_file(model, path, LITERT, preprocessing, fold_batchnorm, overwrite,
-                        quantization, calibration_images, io_dtype)
-
-
-def _export_file(model, path, format, preprocessing, fold_batchnorm, overwrite,
-                 quantization, calibration_images, io_dtype):
-    """ONNX, LiteRT or OpenVINO, arguments as in `export`."""
-    tf = serving._tensorflow()
-    _check_quantization(format, quantization, calibration_images, io_dtype)
-    suffix = {ONNX: ".onnx", LITERT: ".tflite"}.get(format)
-    path = _check_format_path(path, format, suffix)
-    path = serving._check_path(path, overwrite)
-    if format == ONNX:
-        require("tf2onnx", "format='onnx'")
-        require("onnx", "format='onnx'")
-    elif format == OPENVINO:
-        require("openvino", "format='openvino'")
-    plan = serving._Plan(model, None, preprocessing, None, None, fold_batchnorm)
-    calibration = None
-    if quantization == "int8":
-        calibration = quantization_lib.calibration_batches(calibration_images, plan)
-    spec = tf.TensorSpec((None, plan.height, plan.width, 3), tf.float32, name="images")
-
-    def write(target):
-        with recursion_headroom():
-            wrapper = _ServingModel(plan, keep_nan=quantization != "int8")
-            if format == ONNX:
-                wrapper.freeze(tf, spec)
-                with warnings.catch_warnings():
-                    # Keras's numpy-2 patch of tf2onnx touches np.object.
-                    warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)
-                    wrapper.export(target, format=ONNX, input_signature=[spec], verbose=False)
-                _name_onnx_dimensions(target)
-            elif format == OPENVINO:
-                pathlib.Path(target).mkdir()
-                xml = str(pathlib.Path(target) / OPENVINO_XML)
-                wrapper.export(xml, format=OPENVINO, input_signature=[spec], verbose=False)
-            else:
-                wrapper.export(
-                    target, format=LITERT, input_signature=[spec], verbose=False,
-                    **quantization_lib.converter_options(tf, quantization, calibration, io_dtype),
-                )
-                if io_dtype == "uint8":
-                    quantization_lib.check_uint8_input(target, calibration)
-
-    # Keras's LiteRT exporter wants a name ending with .tflite.
-    atomic.write_atomically(path, overwrite, write, suffix=".tflite" if format == LITERT else "")
-    return str(path)
-
-
-class _ServingModel(keras.Model):
-    """`serving.serve_outputs` as a Keras model, for Keras's exporters."""
-
-    def __init__(self, plan, keep_nan=True):
-        super().__init__(name=f"{plan.model.name}_serving")
-        self.plan = plan
-        self.keep_nan = keep_nan
-        self.frozen = None
-        # Attributes, so that the exporters find their variables.
-        self.net = plan.model
-        if isinstance(plan.preprocessing, keras.layers.Layer):
-            if not plan.preprocessing.built:
-                plan.preprocessing.build((None, plan.height, plan.width, 3))
-            self.preprocessing = plan.preprocessing
-        # Its layers are built; an eager call to build it would cost a
-        # forward pass of the whole model.
-        self.built = True
-
-    def call(self, images):
-        if self.frozen is not None:
-            # A frozen function returns its outputs as a list: name them again.
-            (output,) = self.frozen(images)
-            return {"features" if self.plan.head == "features" else "probabilities": output}
-        import tensorflow as tf
-
-        return serving.serve_outputs(tf, self.plan, images, keep_nan=self.keep_nan)
-
-    def freeze(self, tf, spec):
-        """Serves a copy of the graph with every variable and captured tensor
-        folded into constants, for the ONNX exporter.
-
-        Keras's ONNX exporter hands tf2onnx the traced function, and tf2onnx
-        makes every non-variable tensor that function captures a graph input
-        of the .onnx file: a `keras.layers.Normalization(mean=..., variance=...)`
-        (the zoo's per-pixel mean) becomes two extra required inputs, the
-        mean and the variance, and the file cannot be run on images alone.
-        Frozen, the graph captures nothing, so `images` is its one input.
-        """
-        from tensorflow.python.framework import convert_to_constants
-
-        self.frozen = None
-        traced = tf.function(self.call, input_signature=[spec], autograph=False)
-        self.frozen = convert_to_constants.convert_variables_to_constants_v2(
-            traced.get_concrete_function()
-        )
-
-
-def _check_quantization(format, quantization, calibration_images, io_dtype):
-    if format != LITERT and quantization is not None:
-        raise ValueError(
-            f"`quantization` applies to format='litert' only. Received "
-            f"quantization={quantization!r} with format={format!r}."
-        )
-    if quantization not in quantization_lib.QUANTIZATIONS:
-        raise ValueError(
-            f"`quantization` must be one of {quantization_lib.QUANTIZATIONS}. "
-            f"Received quantization={quantization!r}."
-        )
-    if quantization == "int8" and calibration_images is None:
-        raise ValueError(
-            "quantization='int8' needs calibration images, to measure the range of "
-            "every activation: pass calibration_images=, an array (N, H, W, 3) of a "
-            "few hundred training images (pixels as the model is served, e.g. raw "
-            "0..255 for zoo models) or an iterable of images or batches. From a zoo "
-            "run, python -m zoo.export --tflite=PATH --quantization=int8 draws them "
-            "from the run's training split."
-        )
-    if quantization != "int8" and calibration_images is not None:
-        raise ValueError(
-            "`calibration_images` is only used by quantization='int8'. Received "
-            f"calibration_images with quantization={quantization!r}."
-        )
-    if io_dtype not in quantization_lib.IO_DTYPES:
-        raise ValueError(
-            f"`io_dtype` must be one of {quantization_lib.IO_DTYPES}. Received io_dtype={io_dtype!r}."
-        )
-    if io_dtype != "float32" and quantization != "int8":
-        raise ValueError(
-            "io_dtype='uint8' needs quantization='int8' (only a full-integer file "
-            f"has integer inputs). Received quantization={quantization!r}."
-        )
-
-
-def _check_format_path(path, format, suffix):
-    if not isinstance(path, (str, bytes)) and not hasattr(path, "__fspath__"):
-        raise ValueError(f"`path` must be a str or os.PathLike. Received path={path!r}.")
-    path = pathlib.Path(path).expanduser()
-    if suffix is not None and path.suffix != suffix:
-        raise ValueError(
-            f"format={format!r} writes one {suffix} file: `path` must end with "
-            f"'{suffix}'. Received path={str(path)!r}."
-        )
-    if format == OPENVINO and path.suffix in (".xml", ".bin"):
-        raise ValueError(
-            f"format='openvino' writes a directory holding {OPENVINO_XML} and "
-            f"model.bin: pass the directory. Received path={str(path)!r}."
-        )
-    return path
+def format_of(path):
+    """The `Format` of what is at `path` (by suffix, or a directory's
+    marker file), or None."""
+    path = pathlib.Path(path)
+    for fmt in TABLE.values():
+        if fmt.suffix is not None and path.suffix == fmt.suffix:
+            return fmt
+        if fmt.marker is not None and (path / fmt.marker).is_file():
+            return fmt
+    return None
 
 
 def require(module, needed_by):
@@ -334,15 +510,274 @@ def require(module, needed_by):
         ) from error
 
 
-def _name_onnx_dimensions(path):
-    """Names the dynamic dimensions tf2onnx calls unk__N: batch, height, width."""
-    import onnx
+# --- export --------------------------------------------------------------
 
-    proto = onnx.load(path)
-    for values, names in ((proto.graph.input, ("batch", "height", "width")), (proto.graph.output, ("batch",))):
-        for value in values:
-            for dim, name in zip(value.type.tensor_type.shape.dim, names):
-                if not dim.HasField("dim_value"):
-                    dim.dim_param = name
-    onnx.checker.check_model(proto)
-    onnx.save(proto, path)
+def export(
+    model,
+    path,
+    *,
+    format=SAVED_MODEL,
+    class_names=None,
+    preprocessing=None,
+    top_k=None,
+    image_size=None,
+    fold_batchnorm=False,
+    endpoints=None,
+    overwrite=False,
+    verbose=False,
+    quantization=None,
+    calibration_images=None,
+    io_dtype="float32",
+    raw_pixels=None,
+    verify=True,
+):
+    """Writes `model` for serving: a SavedModel, ONNX, LiteRT or OpenVINO.
+
+    `keras_resnet.export`. format="tf_saved_model" (the default) is a
+    SavedModel with three signatures, top-k and class names
+    (`keras_resnet.serving`). The other formats are that graph's `serve`
+    endpoint alone (see the module docstring for their inputs and outputs).
+    Run any of them with `keras_resnet.runtimes.load(path)`.
+
+    A mixed-precision model is exported as its float32 computation. Before
+    the file is declared written it is loaded in its runtime and compared
+    with Keras on a few images (see `keras_resnet.export_check`): a file
+    that fails is not left behind.
+
+    Args:
+        model: a `keras.Model` with one image input, e.g. from
+            `keras_resnet.ResNet` or a zoo run's `model.keras`.
+        path: the SavedModel directory; format="onnx": a `.onnx` file;
+            "litert": a `.tflite` file; "openvino": a directory for
+            model.xml and model.bin. Written to a temporary path next to it
+            and renamed into place, so an interrupted export leaves no
+            half-written file.
+        format: "tf_saved_model", "onnx", "litert" or "openvino" (the names
+            of `keras.Model.export`). All need the TensorFlow backend; ONNX,
+            LiteRT and OpenVINO need the `deploy` extra.
+        class_names, top_k, image_size, endpoints, verbose: SavedModel only,
+            as in `keras_resnet.serving.export` (`endpoints=None`: all).
+        preprocessing: what turns the served images into the model's input,
+            baked in: None, or a callable on float32 (batch, H, W, 3) images
+            such as `keras.layers.Rescaling(1 / 255)`.
+        fold_batchnorm: fold every BN into its conv first.
+        overwrite: replace an existing `path`.
+        quantization: format="litert" only: None (float32), "dynamic"
+            (int8 weights, float activations) or "int8" (full-integer).
+        calibration_images: quantization="int8" only, and required there: an
+            array (N, H, W, 3) or an iterable of images or batches, uint8 or
+            float, the pixels as the model is served; a few hundred training
+            images (never test images). For a file that takes raw pixels,
+            values outside 0..255, or all within 0..1, are refused.
+        io_dtype: quantization="int8" only: "float32" (float in and out) or
+            "uint8" (raw 0..255 pixels in, probabilities q / 256 out).
+        raw_pixels: whether the file takes raw RGB pixels 0..255; then
+            `runtimes.load` refuses other values, as `preprocess_input`
+            does, and the int8 calibration images must be such pixels. None
+            (default): True when `preprocessing` is given or the model
+            begins with a pixel preprocessing layer (keras_resnet's
+            `Preprocessing`, i.e. `include_preprocessing=True`; Keras's
+            `Rescaling` or `Normalization`, as zoo models), else False.
+        verify: load the file in its runtime and compare it with Keras
+            before it is declared written (default). False skips that: it
+            saves a runtime load and a forward pass on a few images (for
+            ResNet-1202, seconds; for the LiteRT file of an int8 export,
+            its runtime need not be installed).
+
+    Returns:
+        The path written, as a string.
+
+    Raises:
+        FileExistsError: `path` exists (for a directory: is not empty) and
+            `overwrite` is False. The existing export is left intact.
+        ValueError: for a bad argument, naming the value received.
+        ImportError: a package of the `deploy` extra is missing.
+        keras_resnet.export_check.ExportCheckError: the written file does
+            not load or run in its runtime, or disagrees with Keras; it was
+            not left behind.
+        OSError: the disk is full (errno ENOSPC), naming the path; nothing
+            was left behind.
+    """
+    fmt = format_named(format)
+    options = _format_options(fmt, {
+        "class_names": class_names, "top_k": top_k, "image_size": image_size,
+        "endpoints": endpoints, "verbose": verbose, "quantization": quantization,
+        "calibration_images": calibration_images, "io_dtype": io_dtype,
+    })
+    path = _check_path(path, fmt, overwrite)
+    from keras_resnet import serving
+    from keras_resnet import specs
+
+    verify = specs.check_bool("verify", verify)
+    _require_packages(fmt, verify)
+
+    serving._tensorflow()
+    plan = serving._Plan(model, options.pop("class_names", None), preprocessing, options.pop("top_k", None),
+                         options.pop("image_size", None), fold_batchnorm, raw_pixels)
+    if fmt.check_options is not None:
+        options = fmt.check_options(options, plan)
+    job = ExportJob(plan, options, _metadata(fmt, plan, options), path)
+    _write_checked(fmt, job, overwrite, verify)
+    return str(path)
+
+
+def export_tflite(
+    model,
+    path,
+    *,
+    quantization=None,
+    preprocessing=None,
+    fold_batchnorm=False,
+    overwrite=False,
+    calibration_images=None,
+    io_dtype="float32",
+    raw_pixels=None,
+    verify=True,
+):
+    """`export(model, path, format="litert", ...)`: a LiteRT (TFLite) file.
+
+    One signature, "serving_default": input float32 `images` (batch, H, W,
+    3) (uint8 for int8 with io_dtype="uint8"), output `probabilities` (or
+    `features` for a model without a classifier). Run it with
+    `ai_edge_litert.interpreter.Interpreter` or `keras_resnet.runtimes.load`.
+    The arguments are those of `export`.
+    """
+    return export(model, path, format=LITERT, quantization=quantization, preprocessing=preprocessing,
+                  fold_batchnorm=fold_batchnorm, overwrite=overwrite,
+                  calibration_images=calibration_images, io_dtype=io_dtype,
+                  raw_pixels=raw_pixels, verify=verify)
+
+
+# Each format's own `export` arguments, and their defaults (not given).
+OPTION_DEFAULTS = {"class_names": None, "top_k": None, "image_size": None, "endpoints": None,
+                   "verbose": False, "quantization": None, "calibration_images": None,
+                   "io_dtype": "float32"}
+
+
+def _format_options(fmt, options):
+    """The arguments given that belong to `fmt`; refuses another format's."""
+    given = {name: value for name, value in options.items() if _given(name, value)}
+    for owner in TABLE.values():
+        foreign = [f"`{name}`" for name in owner.options if name in given and owner is not fmt]
+        if foreign:
+            where = ("the SavedModel (format='tf_saved_model')" if owner.name == SAVED_MODEL
+                     else f"format={owner.name!r}")
+            raise ValueError(
+                f"{', '.join(foreign)} {'applies' if len(foreign) == 1 else 'apply'} to {where} "
+                f"only (the options that apply to {where} only: "
+                f"{', '.join(f'`{o}`' for o in owner.options)}). Received "
+                f"{'it' if len(foreign) == 1 else 'them'} with format={fmt.name!r}."
+            )
+    return {name: value for name, value in given.items() if name in fmt.options}
+
+
+def _given(name, value):
+    default = OPTION_DEFAULTS[name]
+    if default is None or default is False:
+        return value is not default
+    return not (isinstance(value, str) and value == default)
+
+
+def _check_path(path, fmt, overwrite):
+    from keras_resnet import specs
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"`path` must be a str or os.PathLike. Received path={path!r}.")
+    path = pathlib.Path(path).expanduser()
+    if fmt.suffix is not None and path.suffix != fmt.suffix:
+        raise ValueError(
+            f"format={fmt.name!r} writes {fmt.describe_path()}: `path` must end with "
+            f"'{fmt.suffix}'. Received path={str(path)!r}.{_other_format_hint(path)}"
+        )
+    if fmt.suffix is None and path.suffix in {".onnx", ".tflite", ".xml", ".bin", ".pb"}:
+        raise ValueError(
+            f"format={fmt.name!r} writes {fmt.describe_path()}"
+            f"{' and model.bin' if fmt.name == OPENVINO else ''}: pass the directory. "
+            f"Received path={str(path)!r}.{_other_format_hint(path)}"
+        )
+    overwrite = specs.check_bool("overwrite", overwrite)
+    if atomic.occupied(path) and not overwrite:
+        raise FileExistsError(
+            f"{str(path)!r} exists and is not an empty directory; pass "
+            "overwrite=True to replace it. Nothing was written."
+        )
+    return path
+
+
+def _other_format_hint(path):
+    fmt = format_of(path) if pathlib.Path(path).suffix else None
+    return f" For {fmt.describe_path()}, pass format={fmt.name!r}." if fmt is not None else ""
+
+
+def _require_packages(fmt, verify):
+    for package in fmt.export_needs + (fmt.runtime_needs if verify else ()):
+        require(package.module, f"format={fmt.name!r}" + ("" if package in fmt.export_needs
+                                                           else " (to check the file it writes)"))
+
+
+def _metadata(fmt, plan, options):
+    """What the file records: what it takes and what it gives."""
+    from keras_resnet import __version__
+
+    quantization = options.get("quantization")
+    return {
+        "keras_resnet": __version__, "format": fmt.name, "quantization": quantization,
+        # uint8 inputs are the raw pixel (LiteRT: scale 1, zero point 0,
+        # checked), and so are a SavedModel's without the float `serve`.
+        "raw_pixels": bool(plan.raw_pixels or options.get("io_dtype") == "uint8"
+                           or "serve" not in options.get("endpoints", ("serve",))),
+        "nan_out": quantization != "int8",
+        "image_size": list(plan.image_size) if plan.image_size else None,
+        "output": "features" if plan.head == "features" else "probabilities",
+        "computed_in": "float32",
+        "model_compute_dtypes": plan.half_precision or ["float32"],
+    }
+
+
+def _write_checked(fmt, job, overwrite, verify):
+    """Writes the export at a staging path, checks it, renames it into place."""
+    from keras_resnet import export_check
+    from keras_resnet.model_classes import recursion_headroom
+
+    def write(target):
+        try:
+            with recursion_headroom():
+                fmt.write(job, target)
+        except Exception as error:
+            _raise_if_disk_full(error, target, job.path, fmt)
+            raise
+        if verify:
+            export_check.verify(fmt, job, target)
+
+    # Keras's LiteRT exporter wants a name ending with .tflite.
+    atomic.write_atomically(job.path, overwrite, write, suffix=fmt.suffix or "")
+
+
+def _raise_if_disk_full(error, target, path, fmt):
+    """An OSError (ENOSPC) naming `path` if `error` came from a full disk.
+
+    The writers report a full disk each in their own words: OSError
+    ENOSPC (tf2onnx, the TFLite converter), TensorFlow's
+    ResourceExhaustedError (the SavedModel), "basic_ios::clear: iostream
+    error" (OpenVINO). So a failed write is called a full disk when it says
+    so, or when the disk holding the half-written export has less than
+    `DISK_FULL_BYTES` free.
+    """
+    free = _free_bytes(pathlib.Path(target).parent)
+    said = getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error)
+    if said or (free is not None and free < DISK_FULL_BYTES):
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device: the {fmt.title} export failed with {free} bytes free "
+            f"there ({type(error).__name__}: {str(error)[:200]}). Nothing was written; free "
+            "some space or export elsewhere",
+            str(path),
+        ) from error
+
+
+def _free_bytes(directory):
+    try:
+        stats = os.statvfs(directory)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize

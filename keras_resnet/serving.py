@@ -43,8 +43,6 @@ called, so `import keras_resnet` works without TensorFlow.
 
 import collections
 import collections.abc
-import os
-import pathlib
 
 import keras
 import numpy as np
@@ -57,6 +55,7 @@ from keras_resnet.model_classes import recursion_headroom
 
 DEFAULT_TOP_K = 5
 ENDPOINTS = ("serve", "serve_uint8", "serve_bytes")
+HALF_PRECISION = {"bfloat16", "float16"}
 
 
 def export(
@@ -71,6 +70,8 @@ def export(
     endpoints=ENDPOINTS,
     overwrite=False,
     verbose=False,
+    raw_pixels=None,
+    verify=True,
 ):
     """Writes `model` as a TF SavedModel with serving signatures.
 
@@ -109,6 +110,9 @@ def export(
             (ResNet-1202) each one adds noticeably to export and load time.
         overwrite: replace an existing non-empty `path`.
         verbose: print the endpoints Keras wrote.
+        raw_pixels, verify: as in `keras_resnet.export`: whether the
+            SavedModel takes raw 0..255 pixels, and the check of the
+            SavedModel against Keras before it is declared written.
 
     Returns:
         The path written, as a string.
@@ -118,24 +122,28 @@ def export(
             `overwrite` is False. The existing export is left intact.
         ValueError: for a bad argument, naming the value received.
     """
+    from keras_resnet import export_formats
+
+    return export_formats.export(
+        model, path, format=export_formats.SAVED_MODEL, class_names=class_names,
+        preprocessing=preprocessing, top_k=top_k, image_size=image_size,
+        fold_batchnorm=fold_batchnorm, endpoints=endpoints, overwrite=overwrite, verbose=verbose,
+        raw_pixels=raw_pixels, verify=verify,
+    )
+
+
+def write_saved_model(plan, target, endpoints=ENDPOINTS, verbose=False):
+    """Writes the SavedModel of `plan` (a checked `_Plan`) into directory
+    `target`, with `endpoints` (checked: `_check_endpoints`)."""
     tf = _tensorflow()
-    path = _check_path(path, overwrite)
-    verbose = specs.check_bool("verbose", verbose)
-    endpoints = _check_endpoints(endpoints)
-    plan = _Plan(model, class_names, preprocessing, top_k, image_size, fold_batchnorm)
-
-    def write(tmp):
-        archive = _archive(tf, plan, endpoints=endpoints)
-        archive.write_out(tmp, verbose=verbose)
-
-    atomic.write_atomically(path, overwrite, write)
-    return str(path)
+    archive = _archive(tf, plan, endpoints=endpoints)
+    archive.write_out(target, verbose=verbose)
 
 
 class _Plan:
     """The checked arguments of an export, and what the model looks like."""
 
-    def __init__(self, model, class_names, preprocessing, top_k, image_size, fold):
+    def __init__(self, model, class_names, preprocessing, top_k, image_size, fold, raw_pixels=None):
         check_graph_model(model)
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise ValueError(
@@ -148,9 +156,8 @@ class _Plan:
                 "`preprocessing` must be None or a callable on float32 images "
                 f"(e.g. a Keras layer). Received preprocessing={preprocessing!r}."
             )
-        self.preprocessing = preprocessing
-        self.model = fold_batchnorm_fn(model) if fold else model
-        _check_finite_weights(self.model)
+        if raw_pixels is not None:
+            raw_pixels = specs.check_bool("raw_pixels", raw_pixels)
 
         shape = tuple(model.inputs[0].shape)
         if len(shape) != 4 or 3 not in (shape[1], shape[3]):
@@ -162,6 +169,18 @@ class _Plan:
         self.height, self.width = (shape[2], shape[3]) if self.channels_first else shape[1:3]
         self.input_dtype = model.inputs[0].dtype
         self.image_size = self._check_image_size(image_size)
+
+        # Every exporter and runtime gets the float32 computation: a
+        # mixed-precision graph (bfloat16 or float16 inside) gives files that
+        # do not load (ONNX), do not convert (LiteRT) or do not compile
+        # (OpenVINO).
+        self.half_precision = sorted(_compute_dtypes(model) & HALF_PRECISION)
+        self.preprocessing = float32_computation(preprocessing, (None, self.height, self.width, 3))
+        model = float32_computation(model)
+        self.model = fold_batchnorm_fn(model) if fold else model
+        _check_finite_weights(self.model)
+        self.raw_pixels = raw_pixels if raw_pixels is not None else (
+            preprocessing is not None or _begins_with_pixel_preprocessing(model))
 
         self.head = _head(model)
         self.classes = model.outputs[0].shape[-1] if self.head != "features" else None
@@ -231,6 +250,87 @@ class _Plan:
                 f"Received top_k={top_k!r}."
             )
         return top_k
+
+
+def float32_computation(layer, input_shape=None):
+    """`layer` (a model, or a layer given its `input_shape`) computing in
+    float32: itself if it does, else a copy with every bfloat16 or float16
+    layer made float32, and the same weights.
+
+    Under `mixed_bfloat16` / `mixed_float16` the variables are float32
+    already, so the copy computes what the model computes, without the
+    rounding to 16 bits between layers. A layer quantized by Keras
+    (`model.quantize(...)`) is refused: its integer kernels have no float32
+    computation to export; export the float model and quantize the file
+    (format="litert", quantization="int8").
+    """
+    if not isinstance(layer, keras.layers.Layer):
+        return layer  # None, or a plain callable: it runs on float32 tensors.
+    layers = [layer, *layer._flatten_layers(include_self=False, recursive=True)]
+    quantized = sorted({l.dtype_policy.name for l in layers if l.dtype_policy.quantization_mode})
+    if quantized:
+        raise ValueError(
+            f"`model` has layers quantized by Keras (dtype policies {quantized}), which have "
+            "no float32 computation to export. Export the float model, and quantize the "
+            "file instead: format='litert', quantization='int8' (or 'dynamic')."
+        )
+    if not _compute_dtypes(layer) & HALF_PRECISION:
+        return layer
+
+    def as_float32(original):
+        config = original.get_config()
+        if original.dtype_policy.compute_dtype in HALF_PRECISION:
+            config["dtype"] = "float32"
+        return original.__class__.from_config(config)
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")  # for the models clone_model makes
+    try:
+        with recursion_headroom():
+            if isinstance(layer, keras.Model):
+                copy = keras.models.clone_model(layer, clone_function=as_float32, recursive=True)
+            else:
+                copy = as_float32(layer)
+                copy.build(input_shape)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    copy.set_weights([np.asarray(keras.ops.convert_to_numpy(w), np.float32) for w in layer.weights])
+    return copy
+
+
+def _compute_dtypes(layer):
+    """The compute dtypes of `layer` and every layer inside it."""
+    if not isinstance(layer, keras.layers.Layer):
+        return set()
+    layers = [layer, *layer._flatten_layers(include_self=False, recursive=True)]
+    return {l.dtype_policy.compute_dtype for l in layers if not isinstance(l, keras.layers.InputLayer)}
+
+
+# The layers that turn raw pixels into a net's input, when they come first.
+def _pixel_preprocessing_layers():
+    from keras_resnet.preprocessing import Preprocessing
+
+    return (Preprocessing, keras.layers.Rescaling, keras.layers.Normalization)
+
+
+def _begins_with_pixel_preprocessing(model):
+    """Whether the layer reading `model`'s input (inside nested models too)
+    turns raw pixels into the net's input: keras_resnet's `Preprocessing`
+    (`include_preprocessing=True`), or Keras's `Rescaling` or
+    `Normalization` (a zoo model's per-pixel mean)."""
+    while isinstance(model, keras.Model):
+        if isinstance(model, keras.Sequential):
+            model = model.layers[0] if model.layers else None
+            continue
+        first = model.layers[0] if model.layers else None
+        if not isinstance(first, keras.layers.InputLayer):
+            return False
+        readers = [node.operation for node in first._outbound_nodes
+                   if isinstance(node.operation, keras.layers.Layer)]
+        if len(readers) != 1:
+            return False
+        model = readers[0]
+    return isinstance(model, _pixel_preprocessing_layers())
 
 
 def _kind(value):
@@ -322,11 +422,6 @@ def _archive(tf, plan, endpoints):
             "serve_uint8": (serve_uint8, tf.TensorSpec(image_spec.shape, tf.uint8, name="images")),
             "serve_bytes": (serve_bytes, tf.TensorSpec((None,), tf.string, name="image_bytes")),
         }
-        if "serve_bytes" in endpoints and plan.image_size is None:
-            raise ValueError(
-                "The model takes images of any size, so the bytes signature "
-                "needs a size to resize to: pass image_size=(height, width)."
-            )
         for name in endpoints:
             fn, spec = signatures[name]
             # Traced here, once: given an input_signature, ExportArchive
@@ -376,6 +471,56 @@ def serve_outputs(tf, plan, images, keep_nan=True):
     return {"probabilities": tf.cast(probabilities, tf.float32)}
 
 
+class ServingModel(keras.Model):
+    """`serve_outputs` of a plan as a Keras model, for Keras's exporters
+    (ONNX, LiteRT, OpenVINO), which export a model's `call()`."""
+
+    def __init__(self, plan, keep_nan=True):
+        # float32 whatever the global policy: under mixed precision Keras
+        # would cast the images to bfloat16 on their way into call().
+        super().__init__(name=f"{plan.model.name}_serving", dtype="float32")
+        self.plan = plan
+        self.keep_nan = keep_nan
+        self.frozen = None
+        # Attributes, so that the exporters find their variables.
+        self.net = plan.model
+        if isinstance(plan.preprocessing, keras.layers.Layer):
+            if not plan.preprocessing.built:
+                plan.preprocessing.build((None, plan.height, plan.width, 3))
+            self.preprocessing = plan.preprocessing
+        # Its layers are built; an eager call to build it would cost a
+        # forward pass of the whole model.
+        self.built = True
+
+    def call(self, images):
+        if self.frozen is not None:
+            # A frozen function returns its outputs as a list: name them again.
+            (output,) = self.frozen(images)
+            return {"features" if self.plan.head == "features" else "probabilities": output}
+        import tensorflow as tf
+
+        return serve_outputs(tf, self.plan, images, keep_nan=self.keep_nan)
+
+    def freeze(self, tf, spec):
+        """Serves a copy of the graph with every variable and captured tensor
+        folded into constants, for the ONNX exporter.
+
+        Keras's ONNX exporter hands tf2onnx the traced function, and tf2onnx
+        makes every non-variable tensor that function captures a graph input
+        of the .onnx file: a `keras.layers.Normalization(mean=..., variance=...)`
+        (the zoo's per-pixel mean) becomes two extra required inputs, the
+        mean and the variance, and the file cannot be run on images alone.
+        Frozen, the graph captures nothing, so `images` is its one input.
+        """
+        from tensorflow.python.framework import convert_to_constants
+
+        self.frozen = None
+        traced = tf.function(self.call, input_signature=[spec], autograph=False)
+        self.frozen = convert_to_constants.convert_variables_to_constants_v2(
+            traced.get_concrete_function()
+        )
+
+
 def _decode_images(tf, image_bytes, image_size):
     """Decodes a batch of encoded images to float32 (batch, H, W, 3)."""
     height, width = image_size
@@ -422,19 +567,6 @@ def _tensorflow():
     import tensorflow as tf
 
     return tf
-
-
-def _check_path(path, overwrite):
-    if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"`path` must be a str or os.PathLike. Received path={path!r}.")
-    path = pathlib.Path(path).expanduser()
-    overwrite = specs.check_bool("overwrite", overwrite)
-    if atomic.occupied(path) and not overwrite:
-        raise FileExistsError(
-            f"{str(path)!r} exists and is not an empty directory; pass "
-            "overwrite=True to replace it. Nothing was written."
-        )
-    return path
 
 
 # Their home is keras_resnet.atomic; the old private names stay for callers of old.

@@ -134,8 +134,10 @@ def test_int8_files_are_full_integer(net, exported):
         out = predict(x)
         # A random net's probabilities, quantized in 1/256 steps: close, not equal.
         assert out.shape == (8, 10) and np.abs(out - net.predict(x, verbose=0)).max() < 0.1
-        # Full-integer arithmetic has no NaN: a NaN pixel is a number (documented).
-        assert np.isfinite(predict(images_with_nan(4))).all()
+        # Full-integer arithmetic has no NaN: an image with a NaN pixel would get an
+        # ordinary answer, so it is refused (issue 29; it was answered).
+        with pytest.raises(ValueError, match=r"has no NaN.*Images \[1, 2\] have such pixels"):
+            predict(images_with_nan(4))
     assert os.path.getsize(exported["int8_float32"]) < 0.4 * os.path.getsize(exported["litert"])
 
 
@@ -307,21 +309,22 @@ def test_zoo_export_every_format(digits_run, tmp_path):
     written = export.export_run(
         workdir, onnx=out / "r8.onnx", openvino=out / "r8_openvino",
         tflite=out / "r8_int8.tflite", quantization="int8", calibration_images=40)
-    assert written == [str(out / n) for n in ("r8.onnx", "r8_openvino", "r8_int8.tflite", "r8_int8.calibration.json")]
+    # In the formats' table's order, the int8 record right after its file.
+    assert written == [str(out / n) for n in ("r8.onnx", "r8_int8.tflite", "r8_int8.calibration.json", "r8_openvino")]
     from zoo import datasets
 
     # Test digits: images like the calibration ones, which set int8's ranges.
     x = datasets.load_test("digits", 32, seed=recipe.seed)[0][:16].astype("float32")
     expected = model.predict(x, verbose=0)
-    for path in written[:2]:
+    for path in written[0], written[3]:
         np.testing.assert_allclose(runtimes.load(path)(x), expected, atol=1e-5, rtol=0)
-    int8 = runtimes.load(written[2])(x)
+    int8 = runtimes.load(written[1])(x)
     print(f"\nint8 of a random zoo ResNet-8: max |p - p_keras| {np.abs(int8 - expected).max():.3f}")
     assert np.abs(int8 - expected).max() < 0.1
 
     import json
 
-    record = json.loads(pathlib.Path(written[3]).read_text())
+    record = json.loads(pathlib.Path(written[2]).read_text())
     assert (record["images"], record["dataset"], record["split"]) == (40, "digits", "train")
     # The digits' train split is 1,438 images; the run holds out the last
     # val_size of its seeded permutation. No calibration image is a val image.
