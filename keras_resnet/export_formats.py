@@ -118,7 +118,8 @@ class Format:
         title: its name in messages.
         row: its rows' name in the deploy benchmark (plus a variant's label).
         suffix: the file's suffix, or None for a directory.
-        marker: for a directory, the file in it that says it is this format.
+        members: for a directory, the files it holds, the first one saying
+            that it is this format; () for a file.
         write: `write(job, target)`: writes the export of `job` (an
             `ExportJob`) at `target`, a path with nothing there yet.
         load: `load(path, threads, **load_options)`: a `Runner` of the file.
@@ -138,7 +139,7 @@ class Format:
     title: str
     row: str
     suffix: str | None
-    marker: str | None
+    members: tuple
     write: Callable
     load: Callable
     runtime: str
@@ -153,7 +154,7 @@ class Format:
 
     def describe_path(self):
         """What `path` must be, for messages."""
-        return f"one {self.suffix} file" if self.suffix else f"a directory holding {self.marker}"
+        return f"one {self.suffix} file" if self.suffix else f"a directory holding {' and '.join(self.members)}"
 
 
 @dataclasses.dataclass
@@ -436,7 +437,7 @@ OPENVINO_PACKAGE = Package("openvino", "openvino")
 TABLE = {fmt.name: fmt for fmt in (
     Format(
         name=SAVED_MODEL, title="SavedModel", row="SavedModel (TF)", suffix=None,
-        marker="saved_model.pb", write=_write_saved_model, load=_load_saved_model,
+        members=("saved_model.pb",), write=_write_saved_model, load=_load_saved_model,
         runtime="tensorflow", zoo_flag="output", zoo_help="SavedModel directory to write.",
         options=("class_names", "top_k", "image_size", "endpoints", "verbose"),
         check_options=_check_saved_model_options,
@@ -444,13 +445,13 @@ TABLE = {fmt.name: fmt for fmt in (
         variants=(Variant("", {"endpoints": ("serve",)}),),
     ),
     Format(
-        name=ONNX, title="ONNX", row="ONNX Runtime", suffix=".onnx", marker=None,
+        name=ONNX, title="ONNX", row="ONNX Runtime", suffix=".onnx", members=(),
         write=_write_onnx, load=_load_onnx, runtime="onnxruntime",
         zoo_flag="onnx", zoo_help="Write a .onnx file here (needs the deploy extra).",
         export_needs=(TF2ONNX, ONNX_PACKAGE), runtime_needs=(ONNXRUNTIME,),
     ),
     Format(
-        name=LITERT, title="LiteRT", row="LiteRT", suffix=".tflite", marker=None,
+        name=LITERT, title="LiteRT", row="LiteRT", suffix=".tflite", members=(),
         write=_write_litert, load=_load_litert, runtime="ai-edge-litert",
         zoo_flag="tflite", zoo_help="Write a LiteRT .tflite file here (needs the deploy extra).",
         runtime_needs=(AI_EDGE_LITERT,),
@@ -460,7 +461,7 @@ TABLE = {fmt.name: fmt for fmt in (
                   Variant("int8", {"quantization": "int8"})),
     ),
     Format(
-        name=OPENVINO, title="OpenVINO", row="OpenVINO", suffix=None, marker=OPENVINO_XML,
+        name=OPENVINO, title="OpenVINO", row="OpenVINO", suffix=None, members=(OPENVINO_XML, "model.bin"),
         write=_write_openvino, load=_load_openvino, runtime="openvino",
         zoo_flag="openvino",
         zoo_help="Write an OpenVINO IR directory (model.xml, model.bin) here (needs the deploy extra).",
@@ -487,12 +488,12 @@ def format_named(format):
 
 def format_of(path):
     """The `Format` of what is at `path` (by suffix, or a directory's
-    marker file), or None."""
+    first member), or None."""
     path = pathlib.Path(path)
     for fmt in TABLE.values():
         if fmt.suffix is not None and path.suffix == fmt.suffix:
             return fmt
-        if fmt.marker is not None and (path / fmt.marker).is_file():
+        if fmt.members and (path / fmt.members[0]).is_file():
             return fmt
     return None
 
@@ -512,92 +513,63 @@ def require(module, needed_by):
 
 # --- export --------------------------------------------------------------
 
-def export(
-    model,
-    path,
-    *,
-    format=SAVED_MODEL,
-    class_names=None,
-    preprocessing=None,
-    top_k=None,
-    image_size=None,
-    fold_batchnorm=False,
-    endpoints=None,
-    overwrite=False,
-    verbose=False,
-    quantization=None,
-    calibration_images=None,
-    io_dtype="float32",
-    raw_pixels=None,
-    verify=True,
-):
+def export(model, path, *, format=SAVED_MODEL, class_names=None, preprocessing=None, top_k=None,
+           image_size=None, fold_batchnorm=False, endpoints=None, overwrite=False, verbose=False,
+           quantization=None, calibration_images=None, io_dtype="float32", raw_pixels=None,
+           verify=True):
     """Writes `model` for serving: a SavedModel, ONNX, LiteRT or OpenVINO.
 
-    `keras_resnet.export`. format="tf_saved_model" (the default) is a
-    SavedModel with three signatures, top-k and class names
-    (`keras_resnet.serving`). The other formats are that graph's `serve`
-    endpoint alone (see the module docstring for their inputs and outputs).
-    Run any of them with `keras_resnet.runtimes.load(path)`.
-
-    A mixed-precision model is exported as its float32 computation. Before
-    the file is declared written it is loaded in its runtime and compared
-    with Keras on a few images (see `keras_resnet.export_check`): a file
-    that fails is not left behind.
+    `keras_resnet.export`. The default, a SavedModel with three signatures,
+    top-k and class names, is described in `keras_resnet.serving`; the
+    other formats hold its `serve` graph alone (module docstring). A
+    mixed-precision model is exported as its float32 computation. The file
+    is loaded in its runtime and compared with Keras on a few images before
+    it is declared written (`keras_resnet.export_check`); run it with
+    `keras_resnet.runtimes.load(path)`.
 
     Args:
         model: a `keras.Model` with one image input, e.g. from
             `keras_resnet.ResNet` or a zoo run's `model.keras`.
-        path: the SavedModel directory; format="onnx": a `.onnx` file;
-            "litert": a `.tflite` file; "openvino": a directory for
-            model.xml and model.bin. Written to a temporary path next to it
-            and renamed into place, so an interrupted export leaves no
-            half-written file.
+        path: the SavedModel directory; a `.onnx` file; a `.tflite` file; an
+            OpenVINO directory (for model.xml and model.bin). Written at a
+            temporary path next to it and renamed into place.
         format: "tf_saved_model", "onnx", "litert" or "openvino" (the names
-            of `keras.Model.export`). All need the TensorFlow backend; ONNX,
-            LiteRT and OpenVINO need the `deploy` extra.
+            of `keras.Model.export`), each with the TensorFlow backend; all
+            but the SavedModel need the `deploy` extra.
         class_names, top_k, image_size, endpoints, verbose: SavedModel only,
             as in `keras_resnet.serving.export` (`endpoints=None`: all).
-        preprocessing: what turns the served images into the model's input,
-            baked in: None, or a callable on float32 (batch, H, W, 3) images
-            such as `keras.layers.Rescaling(1 / 255)`.
+        preprocessing: None, or a callable on float32 (batch, H, W, 3)
+            images baked in before the model, e.g. `Rescaling(1 / 255)`.
         fold_batchnorm: fold every BN into its conv first.
         overwrite: replace an existing `path`.
-        quantization: format="litert" only: None (float32), "dynamic"
-            (int8 weights, float activations) or "int8" (full-integer).
-        calibration_images: quantization="int8" only, and required there: an
-            array (N, H, W, 3) or an iterable of images or batches, uint8 or
-            float, the pixels as the model is served; a few hundred training
-            images (never test images). For a file that takes raw pixels,
-            values outside 0..255, or all within 0..1, are refused.
-        io_dtype: quantization="int8" only: "float32" (float in and out) or
-            "uint8" (raw 0..255 pixels in, probabilities q / 256 out).
-        raw_pixels: whether the file takes raw RGB pixels 0..255; then
-            `runtimes.load` refuses other values, as `preprocess_input`
-            does, and the int8 calibration images must be such pixels. None
-            (default): True when `preprocessing` is given or the model
-            begins with a pixel preprocessing layer (keras_resnet's
-            `Preprocessing`, i.e. `include_preprocessing=True`; Keras's
-            `Rescaling` or `Normalization`, as zoo models), else False.
-        verify: load the file in its runtime and compare it with Keras
-            before it is declared written (default). False skips that: it
-            saves a runtime load and a forward pass on a few images (for
-            ResNet-1202, seconds; for the LiteRT file of an int8 export,
-            its runtime need not be installed).
+        quantization, calibration_images, io_dtype: format="litert" only:
+            None (float32), "dynamic" or "int8"; int8's calibration images
+            (an (N, H, W, 3) array or an iterable of images or batches, a
+            few hundred training images as the file is served); its inputs
+            and outputs, "float32" or "uint8" (raw pixels in, q / 256 out).
+        raw_pixels: whether the file takes raw RGB pixels 0..255, which
+            `runtimes.load` then checks (as `preprocess_input` does) and
+            int8 calibration images must be. None: True when
+            `preprocessing` is given or the model begins with keras_resnet's
+            `Preprocessing` or Keras's `Rescaling` or `Normalization` (zoo
+            models do), else False.
+        verify: check the file in its runtime before declaring it written;
+            False saves a runtime load and a forward pass of a few images.
 
     Returns:
         The path written, as a string.
 
     Raises:
-        FileExistsError: `path` exists (for a directory: is not empty) and
-            `overwrite` is False. The existing export is left intact.
-        ValueError: for a bad argument, naming the value received.
+        FileExistsError: `path` is occupied and `overwrite` is False.
+        ValueError: a bad argument, naming the value received.
         ImportError: a package of the `deploy` extra is missing.
-        keras_resnet.export_check.ExportCheckError: the written file does
-            not load or run in its runtime, or disagrees with Keras; it was
-            not left behind.
-        OSError: the disk is full (errno ENOSPC), naming the path; nothing
-            was left behind.
+        keras_resnet.export_check.ExportCheckError: the file does not load
+            or run in its runtime, or disagrees with Keras; not written.
+        OSError: the disk is full (ENOSPC), naming `path`; nothing written.
     """
+    from keras_resnet import serving
+    from keras_resnet import specs
+
     fmt = format_named(format)
     options = _format_options(fmt, {
         "class_names": class_names, "top_k": top_k, "image_size": image_size,
@@ -605,13 +577,9 @@ def export(
         "calibration_images": calibration_images, "io_dtype": io_dtype,
     })
     path = _check_path(path, fmt, overwrite)
-    from keras_resnet import serving
-    from keras_resnet import specs
-
     verify = specs.check_bool("verify", verify)
     _require_packages(fmt, verify)
-
-    serving._tensorflow()
+    serving._tensorflow()  # the TensorFlow backend, or an error that says so
     plan = serving._Plan(model, options.pop("class_names", None), preprocessing, options.pop("top_k", None),
                          options.pop("image_size", None), fold_batchnorm, raw_pixels)
     if fmt.check_options is not None:
@@ -689,10 +657,11 @@ def _check_path(path, fmt, overwrite):
             f"format={fmt.name!r} writes {fmt.describe_path()}: `path` must end with "
             f"'{fmt.suffix}'. Received path={str(path)!r}.{_other_format_hint(path)}"
         )
-    if fmt.suffix is None and path.suffix in {".onnx", ".tflite", ".xml", ".bin", ".pb"}:
+    file_suffixes = {other.suffix for other in TABLE.values()} | {
+        pathlib.Path(member).suffix for other in TABLE.values() for member in other.members}
+    if fmt.suffix is None and path.suffix in file_suffixes - {None}:
         raise ValueError(
-            f"format={fmt.name!r} writes {fmt.describe_path()}"
-            f"{' and model.bin' if fmt.name == OPENVINO else ''}: pass the directory. "
+            f"format={fmt.name!r} writes {fmt.describe_path()}: pass the directory. "
             f"Received path={str(path)!r}.{_other_format_hint(path)}"
         )
     overwrite = specs.check_bool("overwrite", overwrite)

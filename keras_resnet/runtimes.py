@@ -88,10 +88,10 @@ def load(path, *, threads=None, precision="f32", format=None):
     except ImportError:
         raise
     except Exception as error:
+        said = " ".join(str(error).split())[:300]
         raise ValueError(
-            f"{str(path)!r} cannot be read by {fmt.runtime}: it is damaged, truncated or not a "
-            f"{fmt.title} export ({type(error).__name__}: {str(error).strip()[:300]}). "
-            "Export it again."
+            f"{str(path)!r} cannot be read by {fmt.runtime}: the file is damaged or truncated, "
+            f"or is no {fmt.title} export ({type(error).__name__}: {said}). Export it again."
         ) from error
     return _checked(runner, path.name)
 
