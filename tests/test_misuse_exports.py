@@ -70,7 +70,6 @@ def exported(net, tmp_path_factory):
 @pytest.mark.parametrize("fmt", list(FILES))
 def test_every_format_checks_images_against_its_signature(net, exported, fmt):
     predict = runtimes.load(exported[fmt])
-    assert predict.input_shape == (None, SIZE, SIZE, 3)
     name = pathlib.Path(exported[fmt]).name
     x = pixels((2, SIZE, SIZE, 3)).astype("float32")
     cases = [
@@ -95,6 +94,7 @@ def test_every_format_checks_images_against_its_signature(net, exported, fmt):
     expected = net.predict(x, verbose=0)
     for images in (x, x.astype("uint8"), x.astype("float64")):
         np.testing.assert_allclose(predict(images), expected, atol=1e-5, rtol=0)
+    assert predict.input_shape == (None, SIZE, SIZE, 3)
 
 
 @pytest.mark.multiprocess
@@ -154,7 +154,6 @@ def test_a_damaged_file_is_named(exported, tmp_path, fmt, damage):
 @pytest.mark.parametrize("fmt", list(FILES))
 def test_raw_pixel_files_refuse_values_outside_0_255(exported, fmt):
     predict = runtimes.load(exported[fmt])
-    assert predict.metadata["raw_pixels"] is True and predict.metadata["nan_out"] is True
     x = pixels((2, SIZE, SIZE, 3)).astype("float32")
     with pytest.raises(ValueError, match=r"expects raw RGB pixels in 0..255, .* up to 65535: more than 8 bits"):
         predict(x * 257)
@@ -165,6 +164,7 @@ def test_raw_pixel_files_refuse_values_outside_0_255(exported, fmt):
     x[1, 3, 3, 0] = np.nan  # NaN passes, and gives NaN out
     out = predict(x)
     assert np.isnan(out[1]).all() and np.isfinite(out[0]).all()
+    assert predict.metadata["raw_pixels"] is True and predict.metadata["nan_out"] is True
 
 
 def small_net(dtype_policy="float32"):
@@ -188,8 +188,11 @@ def test_raw_pixels_false_takes_any_values(tmp_path):
     deploy_runtime("onnxruntime")
     path = keras_resnet.export(small_net(), tmp_path / "m.onnx", format="onnx", raw_pixels=False)
     predict = runtimes.load(path)
-    assert predict.metadata["raw_pixels"] is False
     assert predict(np.full((1, 8, 8, 3), -3.0, np.float32)).shape == (1, 10)
+    assert predict.metadata["raw_pixels"] is False
+    with pytest.raises(ValueError, match="expects raw RGB pixels"):  # without raw_pixels=False
+        runtimes.load(keras_resnet.export(small_net(), tmp_path / "raw.onnx", format="onnx"))(
+            np.full((1, 8, 8, 3), -3.0, np.float32))
 
 
 @pytest.mark.parametrize("make, raw", [
@@ -248,10 +251,10 @@ def test_a_mixed_precision_model_exports_its_float32_computation(mixed_net, tmp_
     mixed, twin = mixed_net
     path = keras_resnet.export(mixed, tmp_path / FILES[fmt], format=fmt)
     predict = runtimes.load(path)
-    assert predict.metadata["model_compute_dtypes"] == ["bfloat16"]
     x = pixels((4, 8, 8, 3), seed=7).astype("float32")
     np.testing.assert_allclose(predict(x), twin.predict(x, verbose=0), atol=1e-6, rtol=0)
     assert mixed.layers[2].compute_dtype == "bfloat16"  # the model is left as it was
+    assert predict.metadata["model_compute_dtypes"] == ["bfloat16"]
 
 
 def test_zoo_export_of_a_bf16_run(tmp_path):
