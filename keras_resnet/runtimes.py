@@ -4,7 +4,7 @@
     probabilities = predict(images)          # float32 (batch, classes)
 
 `load(path)` picks the runtime from what `keras_resnet.export` wrote (the
-formats' table, `keras_resnet.export_formats.TABLE`):
+formats' table, `keras_resnet.formats.TABLE`):
 
     a SavedModel directory        TensorFlow, the `serve` endpoint
     a `.onnx` file                ONNX Runtime, CPU execution provider
@@ -48,7 +48,7 @@ import pathlib
 
 import numpy as np
 
-from keras_resnet import export_formats
+from keras_resnet import formats
 
 PRECISIONS = ("f32", "bf16")
 
@@ -98,13 +98,13 @@ def load(path, *, threads=None, precision="f32", format=None):
 
 def _format(path, format):
     if format is not None:
-        fmt = export_formats.format_named(format)
+        fmt = formats.format_named(format)
     else:
-        fmt = export_formats.format_of(path)
+        fmt = formats.format_of(path)
     if not path.exists():
         raise FileNotFoundError(f"Nothing exported at {str(path)!r}.")
     if fmt is None:
-        kinds = ", ".join(f.describe_path() for f in export_formats.TABLE.values())
+        kinds = ", ".join(f.describe_path() for f in formats.TABLE.values())
         raise ValueError(
             f"{str(path)!r} is not an export of keras_resnet.export: expected {kinds} "
             "(or pass format=)."

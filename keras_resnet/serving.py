@@ -1,9 +1,12 @@
 """SavedModel export with serving signatures, and the graph every export serves.
 
 `keras_resnet.export` and `keras_resnet.export_tflite` live in
-`keras_resnet.export_formats`, which calls `export` here for SavedModels
-and `serve_outputs` for every other format; this module is named
-`serving` so that no function shadows a module of the same name.
+`keras_resnet.export_formats`; every format (`keras_resnet.formats`) is
+written by `write_export` here, from the checked arguments of an export
+(`_Plan`) and the graph they serve (`serve_outputs`), and checked in its
+runtime before it is declared written (`keras_resnet.export_check`). This
+module is named `serving` so that no function shadows a module of the
+same name.
 
 `export(model, path)` writes a TF SavedModel, ready for TF Serving, through
 Keras 3's `keras.export.ExportArchive`. It has three endpoints, each one a
@@ -35,7 +38,9 @@ finite (or a model with no weights) is refused. All endpoints share one
 traced function of the model, so a deep model is traced once.
 
 The ONNX, LiteRT and OpenVINO exports (`keras_resnet.export_formats`) are
-the `serve` graph alone (`serve_outputs`: probabilities only).
+the `serve` graph alone (`serve_outputs`: probabilities only). A model
+built under a mixed-precision policy is exported as its float32
+computation (`float32_computation`).
 
 This module needs the TensorFlow backend and imports TensorFlow only when
 called, so `import keras_resnet` works without TensorFlow.
@@ -48,13 +53,15 @@ import keras
 import numpy as np
 
 from keras_resnet import atomic
+from keras_resnet import export_check
+from keras_resnet import formats
 from keras_resnet import specs
+from keras_resnet.formats import ENDPOINTS
 from keras_resnet.fold import fold_batchnorm as fold_batchnorm_fn
 from keras_resnet.architecture import check_graph_model
 from keras_resnet.model_classes import recursion_headroom
 
 DEFAULT_TOP_K = 5
-ENDPOINTS = ("serve", "serve_uint8", "serve_bytes")
 HALF_PRECISION = {"bfloat16", "float16"}
 
 
@@ -75,8 +82,8 @@ def export(
 ):
     """Writes `model` as a TF SavedModel with serving signatures.
 
-    `keras_resnet.export` (in `keras_resnet.export_formats`) calls this for
-    format="tf_saved_model", its default. Reload it with
+    `keras_resnet.export(model, path)` (format="tf_saved_model", its
+    default) writes the same. Reload it with
     `tf.saved_model.load(path)` (call `.serve(images)` or
     `.signatures["serving_default"](images=...)`) or with
     `keras.layers.TFSMLayer(path, call_endpoint="serve")`.
@@ -122,22 +129,32 @@ def export(
             `overwrite` is False. The existing export is left intact.
         ValueError: for a bad argument, naming the value received.
     """
-    from keras_resnet import export_formats
-
-    return export_formats.export(
-        model, path, format=export_formats.SAVED_MODEL, class_names=class_names,
-        preprocessing=preprocessing, top_k=top_k, image_size=image_size,
-        fold_batchnorm=fold_batchnorm, endpoints=endpoints, overwrite=overwrite, verbose=verbose,
-        raw_pixels=raw_pixels, verify=verify,
-    )
+    options = {"class_names": class_names, "top_k": top_k, "image_size": image_size,
+               "endpoints": endpoints, "verbose": verbose}
+    return write_export(formats.TABLE[formats.SAVED_MODEL], model, path, options,
+                        preprocessing=preprocessing, fold_batchnorm=fold_batchnorm,
+                        overwrite=overwrite, raw_pixels=raw_pixels, verify=verify)
 
 
-def write_saved_model(plan, target, endpoints=ENDPOINTS, verbose=False):
-    """Writes the SavedModel of `plan` (a checked `_Plan`) into directory
-    `target`, with `endpoints` (checked: `_check_endpoints`)."""
-    tf = _tensorflow()
-    archive = _archive(tf, plan, endpoints=endpoints)
-    archive.write_out(target, verbose=verbose)
+def write_export(fmt, model, path, options, *, preprocessing=None, fold_batchnorm=False,
+                 overwrite=False, raw_pixels=None, verify=True):
+    """Writes `model` in format `fmt` (a `formats.Format`) at `path`, checked.
+
+    What `keras_resnet.export` and `export` here do once they know the
+    format: `options` are the format's own arguments (those of another
+    format refused already); the others are `keras_resnet.export`'s.
+    """
+    path = formats.check_path(path, fmt, overwrite)
+    verify = specs.check_bool("verify", verify)
+    formats.require_packages(fmt, verify)
+    _tensorflow()
+    options = dict(options)
+    plan = _Plan(model, options.pop("class_names", None), preprocessing, options.pop("top_k", None),
+                 options.pop("image_size", None), fold_batchnorm, raw_pixels)
+    if fmt.check_options is not None:
+        options = fmt.check_options(options, plan)
+    export_check.write(fmt, plan, options, path, overwrite, verify)
+    return str(path)
 
 
 class _Plan:
@@ -186,6 +203,41 @@ class _Plan:
         self.classes = model.outputs[0].shape[-1] if self.head != "features" else None
         self.class_names = self._check_class_names(class_names)
         self.top_k = self._check_top_k(top_k)
+
+    def serving_model(self, keep_nan=True):
+        """The serving graph (`serve_outputs`) as a Keras model, for Keras's
+        exporters."""
+        return ServingModel(self, keep_nan=keep_nan)
+
+    def write_saved_model(self, target, endpoints=ENDPOINTS, verbose=False):
+        """Writes the SavedModel into directory `target`, with `endpoints`
+        (checked: `formats.check_endpoints`)."""
+        archive = _archive(_tensorflow(), self, endpoints=endpoints)
+        archive.write_out(target, verbose=verbose)
+
+    def keras_outputs(self, images):
+        """The served output of float32 `images`, computed eagerly by Keras
+        (TensorFlow): the reference every export is checked against."""
+        tf = _tensorflow()
+        (output,) = serve_outputs(tf, self, tf.constant(images)).values()
+        return output.numpy()
+
+    def keras_logits(self, images):
+        """A classifier's logits for float32 `images` (the softmax's input),
+        computed eagerly by Keras; None if the softmax is a layer of its own.
+        The scale of the rounding errors of the served probabilities."""
+        tf = _tensorflow()
+        x = _model_input(tf, self, tf.constant(images))
+        if self.head == "logits":
+            return self.model(x, training=False).numpy()
+        last = _last_layer(self.model)
+        if self.head != "probabilities" or getattr(last, "activation", None) is not keras.activations.softmax:
+            return None
+        last.activation = keras.activations.linear  # for this one eager call
+        try:
+            return self.model(x, training=False).numpy()
+        finally:
+            last.activation = keras.activations.softmax
 
     def _check_image_size(self, image_size):
         fixed = (self.height, self.width)
@@ -364,13 +416,19 @@ def _check_finite_weights(model):
         )
 
 
+def _last_layer(model):
+    """The layer that computes `model`'s output (inside nested models too)."""
+    layer = model
+    while isinstance(layer, keras.Model):
+        layer = layer.outputs[0]._keras_history.operation
+    return layer
+
+
 def _head(model):
     """"probabilities", "logits" or "features": what the model outputs."""
     if len(model.outputs[0].shape) != 2:
         return "features"
-    layer = model
-    while isinstance(layer, keras.Model):
-        layer = layer.outputs[0]._keras_history.operation
+    layer = _last_layer(model)
     if isinstance(layer, keras.layers.Softmax):
         return "probabilities"
     activation = getattr(layer, "activation", None)
@@ -447,17 +505,7 @@ def serve_outputs(tf, plan, images, keep_nan=True):
         keep_nan: give every output of an image with a NaN or infinite
             pixel NaN. False only for full-integer graphs, which have no NaN.
     """
-    # A SavedModel signature call does not check shapes, so a wrong rank
-    # would fail deep in the first conv; fail here, by name.
-    shape = (None, plan.height, plan.width, 3)
-    x = tf.ensure_shape(images, shape, name="check_images_shape")
-    if plan.preprocessing is not None:
-        x = plan.preprocessing(x)
-    if plan.channels_first:
-        x = tf.transpose(x, [0, 3, 1, 2])
-    if x.dtype != plan.input_dtype:
-        x = tf.cast(x, plan.input_dtype)
-    y = plan.model(x, training=False)
+    y = plan.model(_model_input(tf, plan, images), training=False)
     if keep_nan:
         # NaN for every output of an image with a NaN or infinite pixel,
         # 0 otherwise. A folded conv+bias+ReLU (and any other kernel
@@ -469,6 +517,22 @@ def serve_outputs(tf, plan, images, keep_nan=True):
         return {"features": y}
     probabilities = tf.nn.softmax(y) if plan.head == "logits" else y
     return {"probabilities": tf.cast(probabilities, tf.float32)}
+
+
+def _model_input(tf, plan, images):
+    """The served float32 images as the model's input: shape checked,
+    preprocessed, channels first if the model wants them so, its dtype."""
+    # A SavedModel signature call does not check shapes, so a wrong rank
+    # would fail deep in the first conv; fail here, by name.
+    shape = (None, plan.height, plan.width, 3)
+    x = tf.ensure_shape(images, shape, name="check_images_shape")
+    if plan.preprocessing is not None:
+        x = plan.preprocessing(x)
+    if plan.channels_first:
+        x = tf.transpose(x, [0, 3, 1, 2])
+    if x.dtype != plan.input_dtype:
+        x = tf.cast(x, plan.input_dtype)
+    return x
 
 
 class ServingModel(keras.Model):
@@ -538,23 +602,6 @@ def _decode_images(tf, image_bytes, image_size):
         image_bytes,
         fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32),
     )
-
-
-def _check_endpoints(endpoints):
-    if isinstance(endpoints, str) or not isinstance(endpoints, (tuple, list)):
-        endpoints_ok = False
-    else:
-        endpoints_ok = (
-            len(endpoints) > 0
-            and all(e in ENDPOINTS for e in endpoints)
-            and len(set(endpoints)) == len(endpoints)
-        )
-    if not endpoints_ok:
-        raise ValueError(
-            f"`endpoints` must be a non-empty list of distinct names from {ENDPOINTS}. "
-            f"Received endpoints={endpoints!r}."
-        )
-    return tuple(endpoints)
 
 
 def _tensorflow():

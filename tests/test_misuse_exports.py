@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import keras_resnet
-from keras_resnet import export_formats
+from keras_resnet import formats
 from keras_resnet import runtimes
 
 from conftest import REPO, deploy_runtime
@@ -423,7 +423,7 @@ def deploy_extra():
 
 
 def test_the_deploy_extra_lists_exactly_what_the_formats_need():
-    assert deploy_extra() == export_formats.deploy_packages() == [
+    assert deploy_extra() == formats.deploy_packages() == [
         "ai-edge-litert", "onnx", "onnxruntime", "openvino", "tf2onnx"]
 
 
@@ -436,9 +436,9 @@ def test_a_format_is_one_table_entry(net, tmp_path, monkeypatch):
     from zoo import export as zoo_export
 
     deploy_runtime("onnxruntime")
-    twin = dataclasses.replace(export_formats.TABLE["onnx"], name="onnx_twin", title="ONNX twin",
+    twin = dataclasses.replace(formats.TABLE["onnx"], name="onnx_twin", title="ONNX twin",
                                row="ONNX twin", suffix=".onnx2", zoo_flag="onnx2")
-    monkeypatch.setitem(export_formats.TABLE, "onnx_twin", twin)
+    monkeypatch.setitem(formats.TABLE, "onnx_twin", twin)
     path = keras_resnet.export(net, tmp_path / "m.onnx2", format="onnx_twin")
     x = pixels((2, SIZE, SIZE, 3)).astype("float32")
     np.testing.assert_allclose(runtimes.load(path)(x), net.predict(x, verbose=0), atol=1e-5, rtol=0)

@@ -15,7 +15,7 @@ the SavedModel of `keras_resnet.export`: signatures
 JPEG/PNG), each returning probabilities, the top-k class ids and, with
 classes.json, their names. --onnx, --tflite and --openvino write those
 formats, probabilities out. The flags are the formats' table's
-(`keras_resnet.export_formats.TABLE`, a `zoo_flag` each); a run trained in
+(`keras_resnet.formats.TABLE`, a `zoo_flag` each); a run trained in
 mixed precision exports its float32 computation, and every file is checked
 in its runtime before it is written (`keras_resnet.export_check`).
 
@@ -50,10 +50,10 @@ CALIBRATION_SUFFIX = ".calibration.json"
 
 
 def formats():
-    """{zoo.export flag: `keras_resnet.export_formats.Format`}, one per format."""
-    from keras_resnet import export_formats
+    """{zoo.export flag: `keras_resnet.formats.Format`}, one per format."""
+    from keras_resnet import formats as formats_
 
-    return {fmt.zoo_flag: fmt for fmt in export_formats.TABLE.values()}
+    return {fmt.zoo_flag: fmt for fmt in formats_.TABLE.values()}
 
 
 def __getattr__(name):
