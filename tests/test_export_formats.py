@@ -19,10 +19,9 @@ from keras_resnet import export_formats
 from keras_resnet import runtimes
 
 from conftest import deploy_runtime
-from helpers_export import pixels, randomize_batchnorm, tiny_model
+from helpers_export import RUNTIME_MODULES, export_each, pixels, randomize_batchnorm, tiny_model
 
 FLOAT_FORMATS = {"onnx": "m.onnx", "litert": "m.tflite", "openvino": "m_openvino"}
-RUNTIME_MODULES = {"onnx": "onnxruntime", "litert": "ai_edge_litert.interpreter", "openvino": "openvino"}
 
 
 def images_with_nan(count=4, seed=0):
@@ -48,10 +47,7 @@ def net():
 @pytest.fixture(scope="module")
 def exported(net, tmp_path_factory):
     root = tmp_path_factory.mktemp("formats")
-    paths = {}
-    for fmt, name in FLOAT_FORMATS.items():
-        deploy_runtime(RUNTIME_MODULES[fmt])
-        paths[fmt] = keras_resnet.export(net, root / name, format=fmt)
+    paths = export_each(net, root, FLOAT_FORMATS)
     paths["dynamic"] = keras_resnet.export_tflite(net, root / "d.tflite", quantization="dynamic")
     calibration = pixels((64, 32, 32, 3), seed=5)
     calibration[0, 0, 0] = (0, 0, 0)  # the uint8 input needs the full 0..255 range

@@ -25,11 +25,9 @@ from keras_resnet import formats
 from keras_resnet import runtimes
 
 from conftest import REPO, deploy_runtime
-from helpers_export import pixels, randomize_batchnorm
+from helpers_export import RUNTIME_MODULES, export_each, pixels, randomize_batchnorm
 
 FILES = {"tf_saved_model": "sm", "onnx": "m.onnx", "litert": "m.tflite", "openvino": "m_openvino"}
-RUNTIME_MODULES = {"tf_saved_model": "tensorflow", "onnx": "onnxruntime",
-                   "litert": "ai_edge_litert.interpreter", "openvino": "openvino"}
 SIZE = 16
 
 
@@ -55,10 +53,7 @@ def net():
 @pytest.fixture(scope="module")
 def exported(net, tmp_path_factory):
     root = tmp_path_factory.mktemp("exports")
-    paths = {}
-    for fmt, name in FILES.items():
-        deploy_runtime(RUNTIME_MODULES[fmt])
-        paths[fmt] = keras_resnet.export(net, root / name, format=fmt)
+    paths = export_each(net, root, FILES)
     paths["int8_uint8"] = keras_resnet.export(
         net, root / "u.tflite", format="litert", quantization="int8",
         calibration_images=calibration_pixels(), io_dtype="uint8")
