@@ -40,8 +40,8 @@ What "agree" means comes from the arithmetic, not from a measured run:
   step per class).
 
 Cost: one load in the runtime and one forward pass of a few images in the
-runtime and twice in Keras (outputs and logits); small next to the export
-itself (BENCHMARKS.md has the figures). `export(..., verify=False)` skips it.
+runtime and in Keras; small next to the export itself (BENCHMARKS.md has
+the figures). `export(..., verify=False)` skips it.
 """
 
 import errno
@@ -135,12 +135,11 @@ def check_images(job, nan=True):
 
 def keras_outputs(plan, images):
     """(outputs, logits or None): the exported graph's outputs and a
-    classifier's logits (their scale), computed by Keras (TensorFlow, eager)."""
+    classifier's logits (their scale), from one eager pass of Keras."""
     from keras_resnet.model_classes import recursion_headroom
 
     with recursion_headroom():
-        logits = plan.keras_logits(images) if plan.head != "features" else None
-        return plan.keras_outputs(images), logits
+        return plan.keras_reference(images)
 
 
 def disagreement(job, images, expected, got, logits=None):

@@ -215,29 +215,39 @@ class _Plan:
         archive = _archive(_tensorflow(), self, endpoints=endpoints)
         archive.write_out(target, verbose=verbose)
 
-    def keras_outputs(self, images):
-        """The served output of float32 `images`, computed eagerly by Keras
-        (TensorFlow): the reference every export is checked against."""
-        tf = _tensorflow()
-        (output,) = serve_outputs(tf, self, tf.constant(images)).values()
-        return output.numpy()
+    def keras_reference(self, images):
+        """(served outputs, logits or None) of float32 `images`, from one
+        eager pass of Keras (TensorFlow): what every export is checked
+        against, and a classifier's logits, the scale of its rounding errors.
 
-    def keras_logits(self, images):
-        """A classifier's logits for float32 `images` (the softmax's input),
-        computed eagerly by Keras; None if the softmax is a layer of its own.
-        The scale of the rounding errors of the served probabilities."""
+        The probabilities are the softmax of the logits (in float64), and
+        an image with a NaN or infinite pixel gets NaN outputs, as served.
+        A softmax layer of its own (no logits at hand) gives the served
+        graph's outputs and None.
+        """
         tf = _tensorflow()
-        x = _model_input(tf, self, tf.constant(images))
-        if self.head == "logits":
-            return self.model(x, training=False).numpy()
         last = _last_layer(self.model)
-        if self.head != "probabilities" or getattr(last, "activation", None) is not keras.activations.softmax:
-            return None
-        last.activation = keras.activations.linear  # for this one eager call
+        softmax_inside = getattr(last, "activation", None) is keras.activations.softmax
+        if self.head == "probabilities" and not softmax_inside:
+            (output,) = serve_outputs(tf, self, tf.constant(images)).values()
+            return output.numpy(), None
+        x = _model_input(tf, self, tf.constant(images))
+        if self.head == "probabilities":
+            last.activation = keras.activations.linear  # for this one eager call
         try:
-            return self.model(x, training=False).numpy()
+            y = self.model(x, training=False).numpy()
         finally:
-            last.activation = keras.activations.softmax
+            if self.head == "probabilities":
+                last.activation = keras.activations.softmax
+        nan_images = ~np.isfinite(images).reshape(len(images), -1).all(axis=1)
+        if self.head == "features":
+            outputs, logits = y.astype(np.float32), None
+        else:
+            logits = y.astype(np.float64)
+            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+            outputs = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+        outputs[nan_images] = np.nan
+        return outputs, logits
 
     def _check_image_size(self, image_size):
         fixed = (self.height, self.width)
