@@ -89,7 +89,7 @@ def check_outputs(workdir, outputs, overwrite=False):
             continue
         path = pathlib.Path(cli.expand(path)).resolve()
         suffix = suffixes.get(flag, CALIBRATION_SUFFIX)
-        # What the messages call it: the flag, or the record written beside --tflite.
+        # What the messages call it: the flag, or the int8 record written beside its file.
         name = f"--{flag}={str(path)!r}" if flag in suffixes else f"The int8 calibration record {str(path)!r}"
         if path == run or run.is_relative_to(path):
             example = run.parent / (run.name + (suffix or f"_{'savedmodel' if flag == 'output' else flag}"))
@@ -168,8 +168,9 @@ def export_run(workdir, output=None, *, overwrite=False, fold_batchnorm=False, t
     paths = {**paths, "output": output}
     options = _check_options(flags_, paths, top_k, quantization, calibration_images, io_dtype)
     record_path = None
-    if quantization == "int8":
-        record_path = str(cli.expand(paths["tflite"]))[: -len(".tflite")] + CALIBRATION_SUFFIX
+    if quantization == "int8":  # beside the file calibrated (checked: given)
+        (flag,) = _owners(flags_, "calibration_images")
+        record_path = str(cli.expand(paths[flag]))[: -len(flags_[flag].suffix)] + CALIBRATION_SUFFIX
     checked = check_outputs(workdir, {**paths, "calibration": record_path}, overwrite)
     model, options["class_names"] = load_run(workdir)
     record = None
@@ -198,7 +199,7 @@ def _check_options(flags_, paths, top_k, quantization, calibration_images, io_dt
     options = {"top_k": top_k, "quantization": quantization,
                "io_dtype": io_dtype if quantization == "int8" else None}
     for name, value in options.items():
-        owners = [flag for flag, fmt in flags_.items() if name in fmt.options]
+        owners = _owners(flags_, name)
         if value is not None and not any(paths.get(flag) is not None for flag in owners):
             formats_ = " or ".join(f"the {flags_[flag].title} (--{flag})" for flag in owners)
             where = " or ".join(
@@ -206,6 +207,11 @@ def _check_options(flags_, paths, top_k, quantization, calibration_images, io_dt
                 else f"a {flags_[flag].title} directory (--{flag})" for flag in owners)
             raise ValueError(f"--{name} applies to {formats_} only: {name}={value!r} needs {where}.")
     return options
+
+
+def _owners(flags_, option):
+    """The flags of the formats that `option` (an export argument) applies to."""
+    return [flag for flag, fmt in flags_.items() if option in fmt.options]
 
 
 def _calibration(workdir, count):
@@ -223,8 +229,6 @@ def main(argv):
 
     if len(argv) > 1:
         cli.fail(f"Unexpected arguments: {argv[1:]}", COMMAND)
-    if FLAGS.quantization and not FLAGS.tflite:
-        cli.fail("--quantization needs --tflite=PATH.", COMMAND)
     paths = {flag: FLAGS[flag].value for flag in formats() if flag != "output"}
     try:
         written = export_run(
@@ -250,7 +254,8 @@ def define_flags():
     flags.DEFINE_bool("overwrite", False, "Replace existing exports.")
     flags.DEFINE_bool("fold_batchnorm", False, "Fold every BN into its conv.")
     flags.DEFINE_integer("top_k", None, "Class ids to return; default min(5, classes). SavedModel only.")
-    flags.DEFINE_enum("quantization", None, ["dynamic", "int8"], "LiteRT quantisation (with --tflite).")
+    quantized = " or ".join(f"--{flag}" for flag in _owners(formats(), "quantization"))
+    flags.DEFINE_enum("quantization", None, ["dynamic", "int8"], f"Quantisation (with {quantized}).")
     flags.DEFINE_integer("calibration_images", None,
                          "int8: how many training images to calibrate on (default 300, or all "
                          "of them if the training split has fewer).")
