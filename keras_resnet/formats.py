@@ -22,8 +22,9 @@ an ONNX `metadata_props` entry, a LiteRT metadata buffer, an OpenVINO
 `<rt_info>` entry, a SavedModel's `assets.extra/keras_resnet.json`.
 
 This module imports neither Keras nor TensorFlow until it exports or
-loads, and no other module of the export: the writers reach the serving
-graph through the `ExportJob`'s plan (`keras_resnet.serving._Plan`).
+loads, and none of the modules that read it (`runtimes`, `export_check`,
+`serving`, `export_formats`): the writers reach the serving graph through
+the `ExportJob`'s plan (`keras_resnet.serving._Plan`).
 """
 
 import dataclasses
