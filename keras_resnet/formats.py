@@ -471,8 +471,9 @@ def format_of(path):
     return None
 
 
-def require(module, needed_by):
-    """Imports `module`, or raises an ImportError that names the deploy extra."""
+def require(module, needed_by, alternative=""):
+    """Imports `module`, or raises an ImportError that names the deploy extra
+    (and `alternative`, another way out)."""
     import importlib
 
     try:
@@ -480,7 +481,7 @@ def require(module, needed_by):
     except ImportError as error:
         raise ImportError(
             f"{needed_by} needs the {module} package, which is not installed "
-            f"({error}). Install the deploy extra: {DEPLOY_EXTRA}."
+            f"({error}). Install the deploy extra: {DEPLOY_EXTRA}{alternative}."
         ) from error
 
 
@@ -553,9 +554,12 @@ def _other_format_hint(path):
 def require_packages(fmt, verify):
     """Imports what `fmt` needs to export (and, with `verify`, to run), or
     raises an ImportError naming the deploy extra."""
-    for package in fmt.export_needs + (fmt.runtime_needs if verify else ()):
-        require(package.module, f"format={fmt.name!r}" + ("" if package in fmt.export_needs
-                                                           else " (to check the file it writes)"))
+    for package in fmt.export_needs:
+        require(package.module, f"format={fmt.name!r}")
+    for package in fmt.runtime_needs if verify else ():
+        if package not in fmt.export_needs:
+            require(package.module, f"format={fmt.name!r} (to check the file it writes in its runtime)",
+                    "; or pass verify=False to write it unchecked")
 
 
 def metadata(fmt, plan, options):

@@ -323,6 +323,16 @@ def test_a_file_that_does_not_load_is_not_written(net, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_check_needs_its_runtime_or_verify_false(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # not installed
+    with pytest.raises(ImportError, match=r"format='litert' \(to check the file it writes in its runtime\) "
+                                          r"needs the ai_edge_litert.interpreter package.*or pass verify=False"):
+        keras_resnet.export(small_net(), tmp_path / "m.tflite", format="litert")
+    assert list(tmp_path.iterdir()) == []
+    keras_resnet.export(small_net(), tmp_path / "m.tflite", format="litert", verify=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.tflite"]
+
+
 def test_the_check_bounds_come_from_the_net(net):
     """D (layers with a kernel) and K (products per output) of ResNet-8: 7 convs
     and the classifier; the widest conv is 3x3 over 64 channels."""
