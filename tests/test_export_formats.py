@@ -154,6 +154,10 @@ def test_features_model(fmt, tmp_path):
 @pytest.mark.parametrize("fmt", list(FLOAT_FORMATS) + ["int8"])
 def test_existing_path_needs_overwrite(fmt, tmp_path):
     deploy_runtime(RUNTIME_MODULES.get(fmt, "ai_edge_litert.interpreter"))
+    # The same nets whatever ran before: int8's error on this unnormalised net
+    # is one output step (0.0039) for seeds 0-9 but seed 5 (0.082, a flipped
+    # class); unseeded, the test failed about one run in ten, on main too.
+    keras.utils.set_random_seed(0)
     kwargs = {"format": "litert", "quantization": "int8",
               "calibration_images": np.linspace(0, 255, 8 * 8 * 8 * 3).reshape(8, 8, 8, 3)} \
         if fmt == "int8" else {"format": fmt}
