@@ -94,8 +94,8 @@ def verify_file(fmt, job, target):
         raise ExportCheckError(
             f"{where} does not load in {fmt.runtime} ({type(error).__name__}: {error}). {unchecked}"
         ) from error
-    images, described = check_images(job, nan=predict.input_dtype.kind == "f")
-    expected, logits = keras_outputs(job.plan, images)
+    images, described = _check_images(job, nan=predict.input_dtype.kind == "f")
+    expected, logits = _keras_outputs(job.plan, images)
     try:
         got = np.asarray(predict(images))
     except Exception as error:
@@ -103,13 +103,13 @@ def verify_file(fmt, job, target):
             f"{where} does not run in {predict.runtime} on {described} "
             f"({type(error).__name__}: {error}). {unchecked}"
         ) from error
-    problem = disagreement(job, images, expected, got, logits)
+    problem = _disagreement(job, images, expected, got, logits)
     if problem:
         raise ExportCheckError(
             f"{where} disagrees with Keras on {described}: {problem}. {unchecked}")
 
 
-def check_images(job, nan=True):
+def _check_images(job, nan=True):
     """(float32 images (N, H, W, 3), their description) for the check; one
     with a NaN pixel if the file keeps NaN and `nan` (it takes floats)."""
     plan = job.plan
@@ -133,7 +133,7 @@ def check_images(job, nan=True):
     return images, f"{len(images)} images ({kind})"
 
 
-def keras_outputs(plan, images):
+def _keras_outputs(plan, images):
     """(outputs, logits or None): the exported graph's outputs and a
     classifier's logits (their scale), from one eager pass of Keras."""
     from keras_resnet.model_classes import recursion_headroom
@@ -142,7 +142,7 @@ def keras_outputs(plan, images):
         return plan.keras_reference(images)
 
 
-def disagreement(job, images, expected, got, logits=None):
+def _disagreement(job, images, expected, got, logits=None):
     """What is wrong with the file's outputs `got`, in words; None if nothing."""
     if got.shape != expected.shape:
         return f"it returns an array of shape {got.shape}, Keras {expected.shape}"
@@ -177,8 +177,16 @@ def disagreement(job, images, expected, got, logits=None):
 
 
 def layers_with_weights(model):
-    """(D, K): how many layers have a kernel, and the most products one output of
-    them sums (kh * kw * input channels for a conv, inputs for a dense layer)."""
+    """How many layers of `model` have a kernel, and how many products one
+    of their outputs sums at most: the D and K of the float32 bound.
+
+    Args:
+        model: a Keras model (nested models are walked).
+
+    Returns:
+        (D, K), K being kh * kw * input channels for a conv and the inputs
+        of a dense layer; (1, 1) for a model without kernels.
+    """
     kernels = [layer.kernel for layer in model._flatten_layers(include_self=False, recursive=True)
                if getattr(layer, "kernel", None) is not None]
     if not kernels:
@@ -251,11 +259,12 @@ def write(fmt, plan, options, path, overwrite, verify=True):
         OSError: the disk is full (ENOSPC), naming `path`; nothing written.
     """
     job = formats.ExportJob(plan, options, formats.metadata(fmt, plan, options), path)
-    write_checked(fmt, job, overwrite, verify)
+    _write_checked(fmt, job, overwrite, verify)
 
 
-def write_checked(fmt, job, overwrite, verify=True):
-    """Writes `job` at a staging path, checks it, renames it into place."""
+def _write_checked(fmt, job, overwrite, verify=True):
+    """Writes `job` at a staging path, checks it, renames it into place
+    (see `write`)."""
     from keras_resnet.model_classes import recursion_headroom
 
     def write(target):

@@ -168,7 +168,20 @@ def export_tflite(
     3) (uint8 for int8 with io_dtype="uint8"), output `probabilities` (or
     `features` for a model without a classifier). Run it with
     `ai_edge_litert.interpreter.Interpreter` or `keras_resnet.runtimes.load`.
-    The arguments are those of `export`.
+
+    Args:
+        model: a `keras.Model` with one image input.
+        path: the `.tflite` file to write.
+        quantization, preprocessing, fold_batchnorm, overwrite: as in `export`.
+        calibration_images, io_dtype: as in `export` (quantization="int8").
+        raw_pixels, verify: as in `export`.
+
+    Returns:
+        The path written, as a string.
+
+    Raises:
+        FileExistsError, ValueError, ImportError, ExportCheckError, OSError:
+            as `export` raises them.
     """
     return export(model, path, format=LITERT, quantization=quantization, preprocessing=preprocessing,
                   fold_batchnorm=fold_batchnorm, overwrite=overwrite,

@@ -186,7 +186,17 @@ def _check_saved_model_options(options, plan):
 
 
 def check_endpoints(endpoints):
-    """The SavedModel's `endpoints` argument as a tuple, or a ValueError."""
+    """The SavedModel's `endpoints` argument, checked.
+
+    Args:
+        endpoints: a non-empty list or tuple of distinct names from `ENDPOINTS`.
+
+    Returns:
+        The endpoints as a tuple.
+
+    Raises:
+        ValueError: anything else, naming what was received.
+    """
     if isinstance(endpoints, str) or not isinstance(endpoints, (tuple, list)):
         endpoints_ok = False
     else:
@@ -447,21 +457,42 @@ FORMATS = tuple(TABLE)
 
 
 def deploy_packages():
-    """The PyPI names every format needs beyond the core dependencies: what
-    the `deploy` extra must list."""
+    """What the `deploy` extra must list.
+
+    Returns:
+        The sorted PyPI names of every package the formats need to export
+        or run their files, beyond the core dependencies.
+    """
     return sorted({p.pip for fmt in TABLE.values() for p in fmt.export_needs + fmt.runtime_needs})
 
 
 def format_named(format):
-    """The `Format` called `format`; a ValueError naming the valid ones."""
+    """The table's entry for a format's name.
+
+    Args:
+        format: a name of `FORMATS`, e.g. "onnx".
+
+    Returns:
+        Its `Format`.
+
+    Raises:
+        ValueError: no format has that name; the message lists them.
+    """
     if not isinstance(format, str) or format not in TABLE:
         raise ValueError(f"`format` must be one of {FORMATS}. Received format={format!r}.")
     return TABLE[format]
 
 
 def format_of(path):
-    """The `Format` of what is at `path` (by suffix, or a directory's
-    first member), or None."""
+    """Which format an export at `path` is.
+
+    Args:
+        path: a file (known by its suffix) or a directory (known by its
+            first member, e.g. model.xml).
+
+    Returns:
+        Its `Format`, or None.
+    """
     path = pathlib.Path(path)
     for fmt in TABLE.values():
         if fmt.suffix is not None and path.suffix == fmt.suffix:
@@ -472,8 +503,19 @@ def format_of(path):
 
 
 def require(module, needed_by, alternative=""):
-    """Imports `module`, or raises an ImportError that names the deploy extra
-    (and `alternative`, another way out)."""
+    """Imports a package of the `deploy` extra.
+
+    Args:
+        module: the module to import.
+        needed_by: what needs it, for the message.
+        alternative: another way out, for the message (e.g. "; or ...").
+
+    Returns:
+        The module.
+
+    Raises:
+        ImportError: it is not installed; the message names the extra.
+    """
     import importlib
 
     try:
@@ -494,7 +536,18 @@ OPTION_DEFAULTS = {"class_names": None, "top_k": None, "image_size": None, "endp
 
 
 def format_options(fmt, options):
-    """The arguments given that belong to `fmt`; refuses another format's."""
+    """The format-specific arguments of an export that were given.
+
+    Args:
+        fmt: the `Format` exported.
+        options: {name: value} of every name of `OPTION_DEFAULTS`.
+
+    Returns:
+        {name: value} of those given (not their default) that belong to `fmt`.
+
+    Raises:
+        ValueError: one that belongs to another format, naming it and its format.
+    """
     given = {name: value for name, value in options.items() if _given(name, value)}
     for owner in TABLE.values():
         foreign = [f"`{name}`" for name in owner.options if name in given and owner is not fmt]
@@ -518,8 +571,22 @@ def _given(name, value):
 
 
 def check_path(path, fmt, overwrite):
-    """`path` as a `pathlib.Path` if `fmt` can be written there; a ValueError
-    (or FileExistsError) naming it otherwise."""
+    """Where an export of format `fmt` goes, checked before anything is written.
+
+    Args:
+        path: a str or os.PathLike; `~` is expanded.
+        fmt: the `Format`: a file format wants its suffix, a directory
+            format no file suffix.
+        overwrite: whether an occupied `path` may be replaced.
+
+    Returns:
+        `path` as a `pathlib.Path`.
+
+    Raises:
+        ValueError: a path of the wrong kind, naming it (and the format its
+            suffix suggests).
+        FileExistsError: `path` is occupied and `overwrite` is False.
+    """
     from keras_resnet import specs
 
     if not isinstance(path, (str, os.PathLike)):
@@ -552,8 +619,17 @@ def _other_format_hint(path):
 
 
 def require_packages(fmt, verify):
-    """Imports what `fmt` needs to export (and, with `verify`, to run), or
-    raises an ImportError naming the deploy extra."""
+    """Imports what `fmt` needs to export its files (and, with `verify`, to
+    run them).
+
+    Args:
+        fmt: the `Format`.
+        verify: whether the file will be checked in its runtime.
+
+    Raises:
+        ImportError: a package is missing, naming the deploy extra (and
+            verify=False, for the runtime).
+    """
     for package in fmt.export_needs:
         require(package.module, f"format={fmt.name!r}")
     for package in fmt.runtime_needs if verify else ():
@@ -563,7 +639,18 @@ def require_packages(fmt, verify):
 
 
 def metadata(fmt, plan, options):
-    """What the file records: what it takes and what it gives."""
+    """What a file records under `METADATA_KEY`: what it takes and gives.
+
+    Args:
+        fmt: its `Format`.
+        plan: the checked export (`keras_resnet.serving._Plan`).
+        options: the format's checked options.
+
+    Returns:
+        A JSON-able dict: keras_resnet's version, format, quantization,
+        raw_pixels (takes raw 0..255 pixels), nan_out (NaN in gives NaN
+        out), image_size, output, and the model's compute dtypes.
+    """
     from keras_resnet import __version__
 
     quantization = options.get("quantization")

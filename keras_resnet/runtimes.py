@@ -142,12 +142,12 @@ def _is_int(value):
 
 
 def _checked(runner, name):
-    """`runner.run` behind the checks of `check_images`."""
+    """`runner.run` behind the checks of `_check_images`."""
 
     def predict(images):
-        x = check_images(images, runner, name)
+        x = _check_images(images, runner, name)
         if len(x) == 0:
-            return empty_result(runner, name)
+            return _empty_result(runner, name)
         if runner.input_dtype == np.uint8:
             # Checked: finite, 0..255. The file's input scale is 1 and zero
             # point 0 (export checks it): the uint8 value is the pixel.
@@ -162,7 +162,7 @@ def _checked(runner, name):
     return predict
 
 
-def check_images(images, runner, name):
+def _check_images(images, runner, name):
     """`images` as a numpy array, checked against the file's signature and
     what it records; a ValueError naming what is wrong and the fix."""
     described = f"{name} ({runner.runtime})"
@@ -233,7 +233,7 @@ def _check_values(x, runner, described):
             )
 
 
-def empty_result(runner, name):
+def _empty_result(runner, name):
     """The result for 0 images: an empty array of the output's shape."""
     rest = runner.output_shape[1:]
     if any(d is None for d in rest):

@@ -138,11 +138,25 @@ def export(
 
 def write_export(fmt, model, path, options, *, preprocessing=None, fold_batchnorm=False,
                  overwrite=False, raw_pixels=None, verify=True):
-    """Writes `model` in format `fmt` (a `formats.Format`) at `path`, checked.
+    """Writes `model` in format `fmt` at `path`, checked in its runtime.
 
     What `keras_resnet.export` and `export` here do once they know the
-    format: `options` are the format's own arguments (those of another
-    format refused already); the others are `keras_resnet.export`'s.
+    format.
+
+    Args:
+        fmt: the `formats.Format`.
+        model: a `keras.Model` with one image input.
+        path: where the export goes.
+        options: the format's own arguments given (`formats.format_options`:
+            another format's refused already).
+        preprocessing, fold_batchnorm, overwrite, raw_pixels, verify: as in
+            `keras_resnet.export`.
+
+    Returns:
+        The path written, as a string.
+
+    Raises:
+        As `keras_resnet.export`.
     """
     path = formats.check_path(path, fmt, overwrite)
     verify = specs.check_bool("verify", verify)
