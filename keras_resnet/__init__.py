@@ -40,10 +40,12 @@ Where things live (one owner per idea; the others call it):
     model_cards     the model cards of every preset, and `python -m keras_resnet.model_cards`
     fold            fold_batchnorm
     atomic          write-then-rename (every export and download), occupied(path)
-    serving         export: SavedModel with serving signatures, the graph every format serves
-    export_formats  export(format=...): ONNX, LiteRT, OpenVINO; export_tflite
+    serving         export: SavedModel with serving signatures; the graph every format serves, float32
+    export_formats  export(format=...), export_tflite: the entry point of every format
+    formats         the one table of export formats: name, suffix, writer, runtime loader, packages, zoo flag
+    export_check    every export written at a staging path, checked in its runtime, renamed into place
     quantization    LiteRT float / dynamic / int8 options, int8 calibration
-    runtimes        load(path): an exported file in its own runtime
+    runtimes        load(path): an exported file in its own runtime, every call's images checked first
     xla_cpu         keeps NaN under JAX on CPUs
 """
 
