@@ -53,6 +53,7 @@ import numpy as np
 
 from keras_resnet import atomic
 from keras_resnet import formats
+from keras_resnet import preprocessing
 from keras_resnet import runtimes
 
 UNIT_ROUNDOFF = 2.0 ** -24  # float32
@@ -121,8 +122,14 @@ def _check_images(job, nan=True):
     height, width = plan.image_size or (plan.height or ANY_SIZE, plan.width or ANY_SIZE)
     rng = np.random.default_rng(0)
     shape = (RANDOM_IMAGES, height, width, 3)
+    record = getattr(plan.model, "architecture_record", None) or {}
     if job.metadata["raw_pixels"]:
         images, kind = rng.integers(0, 256, shape).astype(np.float32), "random pixels 0..255"
+    elif record.get("input_preprocessing") is not None:
+        # A preset's net takes its preprocessed pixels, and refuses other values (model_classes).
+        pixels = rng.integers(0, 256, shape).astype(np.float32)
+        images = preprocessing.preprocess_input(pixels, weights=record["weights"], depth=record["depth"])
+        kind = f"random pixels 0..255 preprocessed as weights={record['weights']!r} expects"
     else:
         images, kind = rng.standard_normal(shape).astype(np.float32), "random normal values"
     if job.metadata["nan_out"] and nan:
