@@ -162,7 +162,8 @@ def write_export(fmt, model, path, options, *, preprocessing=None, fold_batchnor
         The path written, as a string.
 
     Raises:
-        As `keras_resnet.export`.
+        FileExistsError, ValueError, ImportError, ExportCheckError, OSError:
+            as `keras_resnet.export` raises them.
     """
     path = formats.check_path(path, fmt, overwrite)
     verify = specs.check_bool("verify", verify)
