@@ -8,6 +8,7 @@ import sys
 import keras
 import numpy as np
 
+from keras_resnet import fast_predict
 from keras_resnet import preprocessing
 
 _RECURSION_LIMIT = 50_000
@@ -55,6 +56,12 @@ class ResNetModel(keras.Model):
     Datasets and generators go to Keras unchecked. Wrap your own functional
     model in it (`ResNetModel(inputs, outputs)`) for the same checks.
 
+    Images that fit in one batch (an array or tensor of at most
+    `batch_size` images, 32 by default) skip Keras's per-call data adapter:
+    they go straight to the compiled function Keras's predict calls, with
+    the same results, return types and progress bar
+    (`keras_resnet.fast_predict`); every other call is Keras's predict.
+
     Args:
         *args: those of the functional `keras.Model`: `inputs`, `outputs`.
         **kwargs: those of `keras.Model` (`name`, ...).
@@ -64,6 +71,9 @@ class ResNetModel(keras.Model):
         empty = _check_images(self, x)
         if empty is not None:
             return empty
+        outputs = fast_predict.predict_one_batch(self, x, *args, **kwargs)
+        if outputs is not fast_predict.NOT_HANDLED:
+            return outputs
         return super().predict(x, *args, **kwargs)
 
 
