@@ -1,33 +1,36 @@
-"""`ResNetModel.predict` on images that fit in one batch, without Keras's per-call set-up.
+"""`ResNetModel.predict` on images held in memory, without Keras's per-call set-up.
 
 Keras's `predict` makes a data adapter (a tf.data pipeline on TensorFlow),
 an epoch iterator and a callback list on every call, whatever the input:
-about 55 ms for one 32x32 image through ResNet-20 on a 2-core CPU, where
-the network itself takes 4.4 ms (`predict_on_batch`; BENCHMARKS.md,
-`python -m benchmarks.predict_latency`). For an array that fits in one
-batch, the one batch Keras would make is the array itself, so
-`predict_one_batch` hands it to the model's own compiled predict function
-(Keras's `make_predict_function`, the function `predict`'s loop calls,
-traced once per input signature and kept) through `predict_on_batch`.
-What `predict` would do besides is done the same way:
+about 65 ms for one 32x32 image through ResNet-20 on a 2-core CPU, where
+the network itself takes 3.2 ms (`predict_on_batch`; BENCHMARKS.md,
+`python -m benchmarks.predict_latency`). For images already in memory,
+one numpy array or one tensor of the backend, the batches Keras would make
+are slices of it: `predict_in_memory` hands each slice to the model's own
+compiled predict function (Keras's `make_predict_function`, the function
+`predict`'s loop calls, traced once per input signature and kept) through
+`predict_on_batch`, and concatenates the outputs. What `predict` does
+besides is done the same way:
 
+- batches of `batch_size` images (32 by default) in order, the last one
+  shorter, as Keras slices them;
 - floats of another dtype than `keras.config.floatx()` (float64, float16)
   are cast to it, as Keras's array adapter casts them; integers go in as
   they are (the model casts them);
 - `verbose` other than 0 shows the same progress bar (Keras's
   `ProgbarLogger`, through a `CallbackList` built as `predict` builds it,
-  one step);
+  one step per batch);
 - the outputs are numpy arrays in the model's output structure, and the
-  same bits: the same compiled function runs on the same batch.
+  same bits: the same compiled function runs on the same batches.
 
 Keras's `predict` handles everything else, and so every call this module
-does not take (it returns `NOT_HANDLED`): more images than `batch_size`
-(32 by default), `steps` or `callbacks` given, a `batch_size` that is not
-an int >= 1, anything other than one numpy array or one dense tensor of
-the backend (a dataset, a generator, a list, a dict, a ragged or sparse
-tensor, a symbolic tensor), a model with several inputs, a distribution (a
-`tf.distribute` strategy, `keras.distribution` on JAX) and arguments
-`keras.Model.predict` does not take (Keras raises its own error).
+does not take (it returns `NOT_HANDLED`): `steps` or `callbacks` given, a
+`batch_size` that is not an int >= 1, anything other than one numpy array
+or one dense tensor of the backend (a dataset, a generator, a list, a
+dict, a ragged or sparse tensor, a symbolic tensor), a model with several
+inputs, a distribution (a `tf.distribute` strategy, `keras.distribution`
+on JAX), `steps_per_execution` above 1 with more than one batch, and
+arguments `keras.Model.predict` does not take (Keras raises its own error).
 """
 
 import inspect
@@ -43,8 +46,8 @@ DEFAULT_BATCH_SIZE = 32
 _PREDICT = inspect.signature(keras.Model.predict)
 
 
-def predict_one_batch(model, x, *args, **kwargs):
-    """`model.predict(x, *args, **kwargs)` for images that fit in one batch.
+def predict_in_memory(model, x, *args, **kwargs):
+    """`model.predict(x, *args, **kwargs)` for images held in memory.
 
     Call it after the checks of the images (`ResNetModel.predict` does).
 
@@ -70,28 +73,41 @@ def predict_one_batch(model, x, *args, **kwargs):
             or type(batch_size) is not int or batch_size < 1
             or len(model.inputs) != 1 or _distributed(model)):
         return NOT_HANDLED
-    batch = _one_batch(x, batch_size)
-    if batch is None:
+    images = _as_batchable(x)
+    if images is None:
         return NOT_HANDLED
+    count = images.shape[0]
+    steps = -(-count // batch_size)
+    if steps > 1 and getattr(model, "steps_per_execution", 1) != 1:
+        return NOT_HANDLED  # Keras's loop runs several batches per call then
     verbose = arguments["verbose"]
-    if verbose == 0:  # Keras adds no progress bar then (`add_progbar=verbose != 0`).
-        return model.predict_on_batch(batch)
-    callbacks = keras.callbacks.CallbackList(
-        None, add_progbar=True, verbose=verbose, epochs=1, steps=1, model=model)
-    model.stop_predicting = False
-    callbacks.on_predict_begin()
-    callbacks.on_predict_batch_begin(0)
-    outputs = model.predict_on_batch(batch)
-    callbacks.on_predict_batch_end(0, {"outputs": outputs})
-    callbacks.on_predict_end()
-    return outputs
+    callbacks = None
+    if verbose != 0:  # Keras adds no progress bar for 0 (`add_progbar=verbose != 0`)
+        callbacks = keras.callbacks.CallbackList(
+            None, add_progbar=True, verbose=verbose, epochs=1, steps=steps, model=model)
+        model.stop_predicting = False
+        callbacks.on_predict_begin()
+    outputs = []
+    for step in range(steps):
+        if callbacks is not None:
+            callbacks.on_predict_batch_begin(step)
+        batch = images[step * batch_size:(step + 1) * batch_size] if steps > 1 else images
+        outputs.append(model.predict_on_batch(batch))
+        if callbacks is not None:
+            callbacks.on_predict_batch_end(step, {"outputs": outputs[-1]})
+    if callbacks is not None:
+        callbacks.on_predict_end()
+    if steps == 1:
+        return outputs[0]
+    return keras.tree.map_structure(lambda *parts: np.concatenate(parts), *outputs)
 
 
-def _one_batch(x, batch_size):
-    """`x` as Keras's array adapter would batch it, if it is one dense batch; else None."""
+def _as_batchable(x):
+    """`x` as Keras's array adapter would slice it into batches, if it is one
+    dense array or tensor of 1 or more images; else None."""
     if not (isinstance(x, np.ndarray) or _dense_backend_tensor(x)):
         return None
-    if len(x.shape) == 0 or x.shape[0] is None or x.shape[0] > batch_size:
+    if len(x.shape) == 0 or x.shape[0] is None or x.shape[0] < 1:
         return None
     dtype = keras.backend.standardize_dtype(x.dtype)
     if keras.backend.is_float_dtype(dtype):

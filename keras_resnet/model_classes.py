@@ -56,11 +56,11 @@ class ResNetModel(keras.Model):
     Datasets and generators go to Keras unchecked. Wrap your own functional
     model in it (`ResNetModel(inputs, outputs)`) for the same checks.
 
-    Images that fit in one batch (an array or tensor of at most
-    `batch_size` images, 32 by default) skip Keras's per-call data adapter:
-    they go straight to the compiled function Keras's predict calls, with
-    the same results, return types and progress bar
-    (`keras_resnet.fast_predict`); every other call is Keras's predict.
+    Images in memory (a numpy array or a tensor of the backend) skip
+    Keras's per-call data adapter: each batch goes straight to the compiled
+    function Keras's predict calls, with the same results, return types and
+    progress bar (`keras_resnet.fast_predict`); datasets, generators,
+    `callbacks` and `steps` go to Keras's predict.
 
     Args:
         *args: those of the functional `keras.Model`: `inputs`, `outputs`.
@@ -71,7 +71,7 @@ class ResNetModel(keras.Model):
         empty = _check_images(self, x)
         if empty is not None:
             return empty
-        outputs = fast_predict.predict_one_batch(self, x, *args, **kwargs)
+        outputs = fast_predict.predict_in_memory(self, x, *args, **kwargs)
         if outputs is not fast_predict.NOT_HANDLED:
             return outputs
         return super().predict(x, *args, **kwargs)

@@ -1,4 +1,4 @@
-"""`ResNetModel.predict`'s one-batch path under whichever backend KERAS_BACKEND selects.
+"""`ResNetModel.predict`'s path for arrays under whichever backend KERAS_BACKEND selects.
 
 Run by tests/test_fast_predict.py in a fresh process per backend (Keras
 fixes its backend at import). Prints "OK <backend>" when every check passed.
@@ -50,8 +50,11 @@ def main():
     changed = model.predict(small, verbose=0)
     check(not np.array_equal(changed, before), "new weights not used")
     check(np.array_equal(changed, original(model, small, verbose=0)), "new weights differ from Keras's")
-    model.predict(rng.uniform(0, 255, (33, 8, 8, 3)).astype("float32"), verbose=0)
-    check(calls == [33], f"33 images must go to Keras's predict: {calls}")
+    many = rng.uniform(0, 255, (33, 8, 8, 3)).astype("float32")
+    check(np.array_equal(model.predict(many, verbose=0), original(model, many, verbose=0)), "two batches differ")
+    check(calls == [], f"two batches went to Keras's predict: {calls}")
+    model.predict(many, verbose=0, steps=2)
+    check(calls == [33], f"steps= must go to Keras's predict: {calls}")
     print(f"OK {backend}")
 
 

@@ -1,9 +1,9 @@
-"""`ResNetModel.predict` on one batch skips Keras's data adapter (keras_resnet.fast_predict).
+"""`ResNetModel.predict` on arrays skips Keras's data adapter (keras_resnet.fast_predict).
 
 Each call is compared with Keras's own `keras.Model.predict` on the same
-model: the same bits (the same compiled function runs), NaN kept, the same
-types and progress bar; and every call the fast path does not take goes to
-Keras. Speed is measured in benchmarks/predict_latency.py, not here. The
+model: the same bits (the same compiled function runs on the same batches),
+NaN kept, the same types and progress bar; and every call the fast path
+does not take goes to Keras. Speed is measured in benchmarks/predict_latency.py, not here. The
 other backends run tests/fast_predict_check.py in a process of their own.
 """
 
@@ -51,13 +51,16 @@ def keras_predict(model, x, **kwargs):
     return keras.Model.predict(model, x, **kwargs)
 
 
-@pytest.mark.parametrize("count, dtype", [(1, "float32"), (2, "float64"), (3, "uint8"), (32, "float32"),
-                                          (5, "float16"), (4, "int32")])
-def test_one_batch_skips_keras_and_gives_the_same_bits(model, keras_calls, count, dtype):
+@pytest.mark.parametrize("count, dtype, batch_size", [
+    (1, "float32", None), (2, "float64", None), (3, "uint8", None), (32, "float32", None),
+    (5, "float16", None), (4, "int32", None),
+    (33, "float32", None), (7, "float32", 3), (6, "uint8", 2),  # several batches, the last one shorter
+])
+def test_arrays_skip_keras_and_give_the_same_bits(model, keras_calls, count, dtype, batch_size):
     x = images(count, dtype)
-    expected = keras_predict(model, x, verbose=0)
+    expected = keras_predict(model, x, batch_size=batch_size, verbose=0)
     keras_calls.clear()
-    got = model.predict(x, verbose=0)
+    got = model.predict(x, batch_size=batch_size, verbose=0)
     assert keras_calls == []
     assert type(got) is np.ndarray and got.dtype == expected.dtype and got.shape == (count, 10)
     np.testing.assert_array_equal(got, expected)
@@ -110,23 +113,22 @@ def _bar(text):
     return re.sub(r"\d+(\.\d+)?(ms|s|us)(/step)?", "T", text.replace("\b", ""))
 
 
-@pytest.mark.parametrize("verbose", ["auto", 1, 2])
-def test_the_same_progress_bar(model, keras_calls, capsys, verbose):
-    x = images(2)
-    keras_predict(model, x, verbose=verbose)
+@pytest.mark.parametrize("verbose, count, batches", [("auto", 2, "1/1"), (1, 2, "1/1"), (2, 2, "1/1"),
+                                                     (1, 5, "3/3"), (2, 5, "3/3")])
+def test_the_same_progress_bar(model, keras_calls, capsys, verbose, count, batches):
+    x = images(count)
+    keras_predict(model, x, batch_size=2, verbose=verbose)
     theirs = capsys.readouterr().out
     keras_calls.clear()
-    model.predict(x, verbose=verbose)
+    model.predict(x, batch_size=2, verbose=verbose)
     ours = capsys.readouterr().out
     assert keras_calls == []
-    assert "1/1" in theirs and _bar(ours) == _bar(theirs)
+    assert batches in theirs and _bar(ours) == _bar(theirs)
     model.predict(x, verbose=0)
     assert capsys.readouterr().out == ""
 
 
 @pytest.mark.parametrize("described, call", [
-    ("more images than the default batch", lambda m: m.predict(images(33), verbose=0)),
-    ("more images than batch_size", lambda m: m.predict(images(3), batch_size=2, verbose=0)),
     ("steps", lambda m: m.predict(images(2), steps=1, verbose=0)),
     ("callbacks", lambda m: m.predict(images(2), verbose=0, callbacks=[keras.callbacks.Callback()])),
     ("a list of one array", lambda m: m.predict([images(2)], verbose=0)),
@@ -151,7 +153,7 @@ def test_a_dataset_and_a_bad_argument_are_kerass(model, keras_calls):
     assert len(keras_calls) == 2
     with pytest.raises(TypeError, match="unexpected keyword argument 'shuffle'"):
         model.predict(images(2), shuffle=True)
-    assert fast_predict.predict_one_batch(model, images(2), shuffle=True) is fast_predict.NOT_HANDLED
+    assert fast_predict.predict_in_memory(model, images(2), shuffle=True) is fast_predict.NOT_HANDLED
 
 
 def test_the_image_checks_come_first(model, keras_calls):
