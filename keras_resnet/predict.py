@@ -183,7 +183,7 @@ class Classifier:
         run: the function.
         size: the side of the square images it takes.
         resize: the shorter side before the centre crop.
-        classes: a `ClassList`, or None (named when the width is known).
+        classes: a `ClassList`, one name per output.
         described: what it is, for messages.
     """
 
@@ -262,7 +262,6 @@ def _keras_classifier(args, path, classes, kind):
 
 def _from_model(args, model, classes, family, described):
     """A Keras model as a `Classifier`: raw pixels in (after --preprocessing), probabilities out."""
-    import keras
     import numpy as np
 
     from keras_resnet import serving
@@ -281,9 +280,7 @@ def _from_model(args, model, classes, family, described):
     preprocess = _preprocessing(args)
 
     def run(batch):
-        x = batch.astype(np.float32)
-        if preprocess is not None:
-            x = keras.ops.convert_to_numpy(preprocess(x))
+        x = _pixels(batch, preprocess)
         if channels_first:
             x = np.transpose(x, (0, 3, 1, 2))
         outputs = np.asarray(model.predict(x, batch_size=len(x), verbose=0), np.float64)
@@ -294,12 +291,18 @@ def _from_model(args, model, classes, family, described):
 
 
 def _exported_classifier(args):
+    import numpy as np
+
     from keras_resnet import runtimes
 
     try:
         runner = runtimes.load(args.weights)
     except (OSError, ValueError, ImportError) as error:
-        raise CommandError(f"cannot load {args.weights!r}: {error}") from None
+        hint = (" (a .weights.h5 file holds weights without their net: build the net with "
+                "keras_resnet.ResNet(depth, weights=FILE) and save it as .keras)" if args.weights.endswith(".h5")
+                else "")
+        raise CommandError(f"cannot load {args.weights!r}: {error}{hint}") from None
+    # The export records its input shape once keras_resnet.runtimes says it.
     shape = getattr(runner, "input_shape", None)
     spatial = (None, None) if shape is None else tuple(shape)[1:3]
     described = f"export {args.weights} ({runner.runtime})"
@@ -307,16 +310,7 @@ def _exported_classifier(args):
     preprocess = _preprocessing(args)
 
     def run(batch):
-        import numpy as np
-
-        x = batch.astype(np.float32)
-        if preprocess is not None:
-            import keras
-
-            x = keras.ops.convert_to_numpy(preprocess(x))
-        return np.asarray(runner(x), np.float64)
-
-    import numpy as np
+        return np.asarray(runner(_pixels(batch, preprocess)), np.float64)
 
     try:  # one black image: how many classes, and whether the file runs at all
         width = run(np.zeros((1, size, size, 3), np.uint8)).shape[-1]
@@ -324,6 +318,18 @@ def _exported_classifier(args):
         raise CommandError(f"{described} does not run on {size}x{size} images ({type(error).__name__}: "
                            f"{error})") from None
     return Classifier(run, size, _resize(args, size, None), _classes(args, None, width, described), described)
+
+
+def _pixels(batch, preprocess):
+    """uint8 images as float32, through --preprocessing if given."""
+    import numpy as np
+
+    x = batch.astype(np.float32)
+    if preprocess is None:
+        return x
+    import keras
+
+    return keras.ops.convert_to_numpy(preprocess(x))
 
 
 def _image_size(args, spatial, family, described):
@@ -626,10 +632,24 @@ def main(argv=None):
 
     Returns:
         The exit status: 0 when every input was predicted, 1 otherwise (an
-        input missing, empty or unreadable; weights that cannot be loaded).
-        Bad flags exit with status 2 (SystemExit) and a message.
+        input missing, empty or unreadable; weights that cannot be loaded;
+        standard output closed early), 130 on Ctrl-C. Bad flags exit with
+        status 2 (SystemExit) and a message.
     """
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\n{PROG}: interrupted.\n")
+        return 130
+    except BrokenPipeError:
+        # Whoever read standard output stopped (`| head`): no traceback, and
+        # no second error when Python flushes it at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _run(args):
     files, problems = list_inputs(args.inputs)
     for given, message in problems:
         _report(f"{given}: {message}")
@@ -650,12 +670,7 @@ def main(argv=None):
     progress = _Progress(len(files), shown)
     writer = WRITERS[args.format](sys.stdout, top)
     writer.begin(files)
-    try:
-        failed = predict_files(classifier, files, top, args.batch_size, writer, progress)
-    except CommandError as error:
-        progress.finish()
-        _report(f"error: {error}")
-        return 1
+    failed = predict_files(classifier, files, top, args.batch_size, writer, progress)
     writer.end()
     sys.stdout.flush()
     progress.finish()
