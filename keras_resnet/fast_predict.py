@@ -2,8 +2,8 @@
 
 Keras's `predict` makes a data adapter (a tf.data pipeline on TensorFlow),
 an epoch iterator and a callback list on every call, whatever the input:
-about 65 ms for one 32x32 image through ResNet-20 on a 2-core CPU, where
-the network itself takes 3.2 ms (`predict_on_batch`; BENCHMARKS.md,
+70-140 ms for one 32x32 image through ResNet-20 on a loaded 2-core CPU,
+where the network itself takes 3-4 ms (`predict_on_batch`; BENCHMARKS.md,
 `python -m benchmarks.predict_latency`). For images already in memory,
 one numpy array or one tensor of the backend, the batches Keras would make
 are slices of it: `predict_in_memory` hands each slice to the model's own

@@ -68,7 +68,7 @@ class ResNetModel(keras.Model):
         Keras's per-call data adapter: each batch goes straight to the
         compiled function Keras's predict calls, with the same results,
         return types and progress bar (`keras_resnet.fast_predict`: one
-        image through ResNet-20 takes 4 ms, not 65). Datasets, generators,
+        image through ResNet-20 takes about 4 ms, not 70-140). Datasets, generators,
         `callbacks` and `steps` go to Keras's predict.
 
         Args:
