@@ -16,8 +16,10 @@ suffix.
 - a preset name or alias (`keras-resnet presets` lists them) with
   `--depth` (needed when the preset has several depths): the net with its
   preset's preprocessing inside, its class names;
-- a `.keras` file, fed raw RGB pixels 0..255 (`--preprocessing=PRESET` or
-  a mode for a model that takes normalised input);
+- a `.keras` file, fed raw RGB pixels 0..255, normalised first as its
+  record says for a preset's net saved without its preprocessing inside
+  (`--preprocessing=PRESET` or a mode for another model that takes
+  normalised input);
 - a zoo run directory (`zoo.train --workdir`): its `model.keras` and
   `classes.json`;
 - a file `keras_resnet.export` wrote (SavedModel, ONNX, LiteRT, OpenVINO),
@@ -277,7 +279,7 @@ def _from_model(args, model, classes, family, described):
     channels_first = shape[1] == 3 and shape[3] != 3
     spatial = shape[2:4] if channels_first else shape[1:3]
     size = _image_size(args, spatial, family, described)
-    preprocess = _preprocessing(args)
+    preprocess = _preprocessing(args) or _recorded_preprocessing(model)
 
     def run(batch):
         x = _pixels(batch, preprocess)
@@ -370,14 +372,30 @@ def _preprocessing(args):
 
     name = args.preprocessing
     if name in presets.MODES:
-        return preprocessing.Preprocessing(name)
+        return preprocessing.Preprocessing(name, data_format="channels_last")
     if name in registry.preset_names():
         try:
-            return preprocessing.preprocessing_layer(name)
+            return preprocessing.preprocessing_layer(name, data_format="channels_last")
         except ValueError as error:
             args.parser.error(f"--preprocessing={name}: {error}")
     args.parser.error(f"--preprocessing takes a preset ({', '.join(registry.preset_names())}) or a mode "
                       f"({', '.join(sorted(presets.MODES))}). Received {name!r}.")
+
+
+def _recorded_preprocessing(model):
+    """A `Preprocessing` layer for what `model`'s architecture record says its
+    input must be (a preset's net saved without `include_preprocessing`), or None.
+
+    The record (`ResNetModel.architecture_record`, issue 30) is read where the
+    model has one; a model without it is fed raw pixels, as before.
+    """
+    record = getattr(model, "architecture_record", None)
+    mode = None if not record else record.get("input_preprocessing")
+    if mode is None:
+        return None
+    from keras_resnet import preprocessing
+
+    return preprocessing.Preprocessing(mode, data_format="channels_last")  # before any transpose
 
 
 def _run_classes(workdir):

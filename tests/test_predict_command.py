@@ -253,6 +253,24 @@ def test_a_preset_classifies_raw_images_with_its_names(tmp_path, capsys):
         np.testing.assert_allclose([p["probability"] for p in record["predictions"]], score, atol=1e-6)
 
 
+def test_a_preset_net_saved_without_its_preprocessing_gets_it_from_its_record(tmp_path, capsys):
+    model = keras_resnet.ResNet(20, weights="cifar10")  # takes normalised pixels
+    if getattr(model, "architecture_record", None) is None:
+        pytest.skip("needs ResNetModel.architecture_record (issue 30's record of the input a preset expects)")
+    model.save(tmp_path / "preset.keras")
+    folder = write_images(tmp_path / "photos", 0)
+    arrays = [np.random.default_rng(i).integers(0, 256, (32, 32, 3)).astype(np.uint8) for i in range(2)]
+    for i, array in enumerate(arrays):
+        Image.fromarray(array).save(folder / f"{i}.png")
+    status, out, err = run(capsys, f"--weights={tmp_path / 'preset.keras'}", folder, "--format=json", "--top=2")
+    assert status == 0, err
+    inside = keras_resnet.ResNet(20, weights="cifar10", include_preprocessing=True)
+    order, scores = expected_top(inside, arrays, top=2)
+    for record, ids, score in zip(json.loads(out), order, scores):
+        assert [p["class_id"] for p in record["predictions"]] == ids.tolist()
+        np.testing.assert_allclose([p["probability"] for p in record["predictions"]], score, atol=1e-6)
+
+
 def test_logits_become_probabilities(tmp_path, capsys):
     model = keras_resnet.ResNet(8, input_shape=(SIZE, SIZE, 3), classes=3, classifier_activation=None)
     model.save(tmp_path / "logits.keras")
