@@ -33,7 +33,6 @@ on JAX), `steps_per_execution` above 1 with more than one batch, and
 arguments `keras.Model.predict` does not take (Keras raises its own error).
 """
 
-import inspect
 import sys
 
 import keras
@@ -43,7 +42,12 @@ import numpy as np
 NOT_HANDLED = object()
 # Keras's predict makes batches of 32 when not told.
 DEFAULT_BATCH_SIZE = 32
-_PREDICT = inspect.signature(keras.Model.predict)
+
+
+def _predict_arguments(x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+    """The arguments of `keras.Model.predict` (Keras 3's signature, which a
+    test compares with Keras's own), by name; a TypeError for others."""
+    return {"x": x, "batch_size": batch_size, "verbose": verbose, "steps": steps, "callbacks": callbacks}
 
 
 def predict_in_memory(model, x, *args, **kwargs):
@@ -64,10 +68,9 @@ def predict_in_memory(model, x, *args, **kwargs):
         leaves to Keras (see the module docstring).
     """
     try:
-        bound = _PREDICT.bind(model, x, *args, **kwargs)
+        arguments = _predict_arguments(x, *args, **kwargs)
     except TypeError:
         return NOT_HANDLED  # Keras's predict raises its own error
-    arguments = {**{name: p.default for name, p in _PREDICT.parameters.items()}, **bound.arguments}
     batch_size = DEFAULT_BATCH_SIZE if arguments["batch_size"] is None else arguments["batch_size"]
     if (arguments["steps"] is not None or arguments["callbacks"] is not None
             or type(batch_size) is not int or batch_size < 1

@@ -111,7 +111,7 @@ def test_several_outputs_keep_their_structure(keras_calls):
 def _bar(text):
     """The progress bar's last state, without its timings (nor the backspaces
     that erase them); how often it redraws before that depends on the time."""
-    last = text.replace("\b", "").rstrip("\n").split("\r")[-1]
+    last = text.replace("\b", "").rstrip().split("\r")[-1].rstrip()  # padded over a longer last redraw
     return re.sub(r"\d+(\.\d+)?(ms|s|us)(/step)?", "T", last)
 
 
@@ -156,6 +156,16 @@ def test_a_dataset_and_a_bad_argument_are_kerass(model, keras_calls):
     with pytest.raises(TypeError, match="unexpected keyword argument 'shuffle'"):
         model.predict(images(2), shuffle=True)
     assert fast_predict.predict_in_memory(model, images(2), shuffle=True) is fast_predict.NOT_HANDLED
+
+
+def test_the_arguments_are_kerass():
+    """The fast path reads predict's arguments as Keras 3 declares them."""
+    import inspect
+
+    ours = inspect.signature(fast_predict._predict_arguments).parameters
+    theirs = dict(inspect.signature(keras.Model.predict).parameters)
+    theirs.pop("self")
+    assert [(p.name, p.default) for p in ours.values()] == [(p.name, p.default) for p in theirs.values()]
 
 
 def test_the_image_checks_come_first(model, keras_calls):
