@@ -34,6 +34,9 @@ Where things live (one owner per idea; the others call it):
                     to_keras_hub / from_cifar_option_a
     torch_checkpoint  torch.save files read into numpy, without torch or pickled code
     preprocessing   preprocess_input and the Preprocessing layer
+    fast_predict    ResNetModel.predict on arrays, without Keras's per-call data adapter
+    images          image files decoded to 8-bit RGB, and the evaluation view (shorter side, centre crop)
+    predict         `keras-resnet predict`: the top classes of image files, folders or globs
     flops           count_flops
     class_lists     the class names presets carry: CIFAR-10's, ImageNet-1k's (package data)
     labels          decode_predictions; which preset (so which classes) a model was built with
