@@ -50,18 +50,15 @@ CALIBRATION_RECORDS = {}
 BEGIN = "<!-- benchmarks/deploy.py: begin -->"
 END = "<!-- benchmarks/deploy.py: end -->"
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
-# (row name, export file name, export arguments); None: Keras itself.
-ROWS = (
-    ("Keras predict", None, None),
-    ("Keras predict_on_batch", None, None),
-    ("SavedModel (TF)", "savedmodel", {"endpoints": ("serve",)}),
-    ("ONNX Runtime", "m.onnx", {"format": "onnx"}),
-    ("LiteRT float32", "f.tflite", {"format": "litert"}),
-    ("LiteRT dynamic", "d.tflite", {"format": "litert", "quantization": "dynamic"}),
-    ("LiteRT int8", "i.tflite", {"format": "litert", "quantization": "int8"}),
-    ("OpenVINO f32", "openvino", {"format": "openvino"}),
-    ("OpenVINO bf16", "openvino", None),
-)
+
+
+def rows():
+    """[(row name, Format, Variant)]: a row per variant of every format in
+    `keras_resnet.formats.TABLE` (after Keras's own two rows)."""
+    from keras_resnet import formats
+
+    return [(f"{fmt.row} {variant.label}".strip(), fmt, variant)
+            for fmt in formats.TABLE.values() for variant in fmt.variants]
 
 
 def parse_args(argv):
@@ -89,8 +86,10 @@ def machine():
     info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
     flags = fields.get("Flags", "").split()
+    from keras_resnet import formats
+
     versions = {}
-    for package in ("tensorflow", "keras", "onnxruntime", "openvino", "ai-edge-litert", "tf2onnx", "onnx"):
+    for package in ("tensorflow", "keras", *formats.deploy_packages()):
         try:
             from importlib import metadata
 
@@ -143,33 +142,38 @@ def read_jpeg_copy(archive, limit, calibration, seed=0):
 
 
 def export_all(model, root, calibration, zoo_run=None):
-    """Every format of `model` in `root`: {row name: (path, load kwargs)}."""
+    """Every format of `model` in `root`: {row name: (path, load options)}.
+
+    One file per format and export options; variants that differ only in
+    how they are loaded (OpenVINO f32 / bf16) share it.
+    """
     import keras_resnet
 
-    paths = {}
-    for name, file_name, kwargs in ROWS:
-        if file_name is None or kwargs is None:
-            continue
-        kwargs = dict(kwargs)
-        if kwargs.get("quantization") == "int8":
-            kwargs["calibration_images"] = calibration
-        start = time.perf_counter()
-        if zoo_run is not None:
-            paths[name] = zoo_export(zoo_run, root / file_name, kwargs)
-        else:
-            paths[name] = keras_resnet.export(model, root / file_name, **kwargs)
-        print(f"  exported {name} in {time.perf_counter() - start:.1f} s", flush=True)
+    files, paths = {}, {}
+    for name, fmt, variant in rows():
+        key = (fmt.name, tuple(sorted(variant.export_options.items())))
+        if key not in files:
+            options = dict(variant.export_options)
+            if options.get("quantization") == "int8":
+                options["calibration_images"] = calibration
+            path = root / f"{fmt.name}_{variant.label or 'export'}{fmt.suffix or ''}"
+            start = time.perf_counter()
+            if zoo_run is not None:
+                files[key] = zoo_export(zoo_run, fmt, path, options)
+            else:
+                files[key] = keras_resnet.export(model, path, format=fmt.name, **options)
+            print(f"  exported {name} in {time.perf_counter() - start:.1f} s", flush=True)
+        paths[name] = (files[key], variant.load_options)
     return paths
 
 
-def zoo_export(workdir, path, kwargs):
+def zoo_export(workdir, fmt, path, options):
     """The zoo run's export through zoo.export itself (int8: its own calibration)."""
     from zoo import export
 
-    fmt = kwargs.get("format", "tf_saved_model")
-    flag = {"tf_saved_model": "output", "onnx": "onnx", "litert": "tflite", "openvino": "openvino"}[fmt]
-    extra = {"quantization": kwargs.get("quantization")} if fmt == "litert" else {}
-    written = export.export_run(workdir, **{flag: path}, **extra)
+    # zoo.export's own options (it writes every SavedModel endpoint).
+    extra = {"quantization": options["quantization"]} if "quantization" in options else {}
+    written = export.export_run(workdir, **{fmt.zoo_flag: path}, **extra)
     if len(written) > 1:  # int8: the record of its calibration images
         record = json.loads(pathlib.Path(written[1]).read_text())
         CALIBRATION_RECORDS[str(workdir)] = {k: record[k] for k in ("images", "dataset", "split", "selection")}
@@ -184,9 +188,8 @@ def runners(model, paths):
         "Keras predict": lambda x: model.predict(x, batch_size=len(x), verbose=0),
         "Keras predict_on_batch": lambda x: np.asarray(model.predict_on_batch(x)),
     }
-    for name, path in paths.items():
-        found[name] = runtimes.load(path)
-    found["OpenVINO bf16"] = runtimes.load(paths["OpenVINO f32"], precision="bf16")
+    for name, (path, load_options) in paths.items():
+        found[name] = runtimes.load(path, **load_options)
     return found
 
 
@@ -242,12 +245,13 @@ def speed(run, images, args):
 
 
 def sizes(paths):
+    """{row name: MB} of each file, once (the rows that share a file have none)."""
     def size(path):
         path = pathlib.Path(path)
         files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
         return sum(p.stat().st_size for p in files) / 1e6
 
-    return {name: size(path) for name, path in paths.items()}
+    return {name: size(path) for name, (path, load_options) in paths.items() if not load_options}
 
 
 def benchmark_model(label, model, args, sets, calibration, speed_images, zoo_run=None, accuracy_too=True):

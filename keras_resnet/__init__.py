@@ -34,16 +34,21 @@ Where things live (one owner per idea; the others call it):
                     to_keras_hub / from_cifar_option_a
     torch_checkpoint  torch.save files read into numpy, without torch or pickled code
     preprocessing   preprocess_input and the Preprocessing layer
+    fast_predict    ResNetModel.predict on arrays, without Keras's per-call data adapter
+    images          image files decoded to 8-bit RGB, and the evaluation view (shorter side, centre crop)
+    predict         `keras-resnet predict`: the top classes of image files, folders or globs
     flops           count_flops
     class_lists     the class names presets carry: CIFAR-10's, ImageNet-1k's (package data)
     labels          decode_predictions; which preset (so which classes) a model was built with
     model_cards     the model cards of every preset, and `python -m keras_resnet.model_cards`
     fold            fold_batchnorm
     atomic          write-then-rename (every export and download), occupied(path)
-    serving         export: SavedModel with serving signatures, the graph every format serves
-    export_formats  export(format=...): ONNX, LiteRT, OpenVINO; export_tflite
+    serving         export: SavedModel with serving signatures; the graph every format serves, float32
+    export_formats  export(format=...), export_tflite: the entry point of every format
+    formats         the one table of export formats: name, suffix, writer, runtime loader, packages, zoo flag
+    export_check    every export written at a staging path, checked in its runtime, renamed into place
     quantization    LiteRT float / dynamic / int8 options, int8 calibration
-    runtimes        load(path): an exported file in its own runtime
+    runtimes        load(path): an exported file in its own runtime, every call's images checked first
     xla_cpu         keeps NaN under JAX on CPUs
 """
 

@@ -1,9 +1,12 @@
 """SavedModel export with serving signatures, and the graph every export serves.
 
 `keras_resnet.export` and `keras_resnet.export_tflite` live in
-`keras_resnet.export_formats`, which calls `export` here for SavedModels
-and `serve_outputs` for every other format; this module is named
-`serving` so that no function shadows a module of the same name.
+`keras_resnet.export_formats`; every format (`keras_resnet.formats`) is
+written by `write_export` here, from the checked arguments of an export
+(`_Plan`) and the graph they serve (`serve_outputs`), and checked in its
+runtime before it is declared written (`keras_resnet.export_check`). This
+module is named `serving` so that no function shadows a module of the
+same name.
 
 `export(model, path)` writes a TF SavedModel, ready for TF Serving, through
 Keras 3's `keras.export.ExportArchive`. It has three endpoints, each one a
@@ -36,7 +39,9 @@ finite (or a model with no weights) is refused. All endpoints share one
 traced function of the model, so a deep model is traced once.
 
 The ONNX, LiteRT and OpenVINO exports (`keras_resnet.export_formats`) are
-the `serve` graph alone (`serve_outputs`: probabilities only).
+the `serve` graph alone (`serve_outputs`: probabilities only). A model
+built under a mixed-precision policy is exported as its float32
+computation (`float32_computation`).
 
 This module needs the TensorFlow backend and imports TensorFlow only when
 called, so `import keras_resnet` works without TensorFlow.
@@ -44,21 +49,22 @@ called, so `import keras_resnet` works without TensorFlow.
 
 import collections
 import collections.abc
-import os
-import pathlib
 
 import keras
 import numpy as np
 
 from keras_resnet import atomic
+from keras_resnet import export_check
+from keras_resnet import formats
 from keras_resnet import labels
 from keras_resnet import specs
+from keras_resnet.formats import ENDPOINTS
 from keras_resnet.fold import fold_batchnorm as fold_batchnorm_fn
 from keras_resnet.architecture import check_graph_model
 from keras_resnet.model_classes import recursion_headroom
 
 DEFAULT_TOP_K = 5
-ENDPOINTS = ("serve", "serve_uint8", "serve_bytes")
+HALF_PRECISION = {"bfloat16", "float16"}
 
 
 def export(
@@ -73,11 +79,13 @@ def export(
     endpoints=ENDPOINTS,
     overwrite=False,
     verbose=False,
+    raw_pixels=None,
+    verify=True,
 ):
     """Writes `model` as a TF SavedModel with serving signatures.
 
-    `keras_resnet.export` (in `keras_resnet.export_formats`) calls this for
-    format="tf_saved_model", its default. Reload it with
+    `keras_resnet.export(model, path)` (format="tf_saved_model", its
+    default) writes the same. Reload it with
     `tf.saved_model.load(path)` (call `.serve(images)` or
     `.signatures["serving_default"](images=...)`) or with
     `keras.layers.TFSMLayer(path, call_endpoint="serve")`.
@@ -115,6 +123,9 @@ def export(
             (ResNet-1202) each one adds noticeably to export and load time.
         overwrite: replace an existing non-empty `path`.
         verbose: print the endpoints Keras wrote.
+        raw_pixels, verify: as in `keras_resnet.export`: whether the
+            SavedModel takes raw 0..255 pixels, and the check of the
+            SavedModel against Keras before it is declared written.
 
     Returns:
         The path written, as a string.
@@ -124,26 +135,56 @@ def export(
             `overwrite` is False. The existing export is left intact.
         ValueError: for a bad argument, naming the value received.
     """
-    tf = _tensorflow()
-    path = _check_path(path, overwrite)
-    verbose = specs.check_bool("verbose", verbose)
-    endpoints = _check_endpoints(endpoints)
-    if class_names is None:
-        class_names = labels.export_class_names(model)
-    plan = _Plan(model, class_names, preprocessing, top_k, image_size, fold_batchnorm)
+    options = {"class_names": class_names, "top_k": top_k, "image_size": image_size,
+               "endpoints": endpoints, "verbose": verbose}
+    return write_export(formats.TABLE[formats.SAVED_MODEL], model, path, options,
+                        preprocessing=preprocessing, fold_batchnorm=fold_batchnorm,
+                        overwrite=overwrite, raw_pixels=raw_pixels, verify=verify)
 
-    def write(tmp):
-        archive = _archive(tf, plan, endpoints=endpoints)
-        archive.write_out(tmp, verbose=verbose)
 
-    atomic.write_atomically(path, overwrite, write)
+def write_export(fmt, model, path, options, *, preprocessing=None, fold_batchnorm=False,
+                 overwrite=False, raw_pixels=None, verify=True):
+    """Writes `model` in format `fmt` at `path`, checked in its runtime.
+
+    What `keras_resnet.export` and `export` here do once they know the
+    format.
+
+    Args:
+        fmt: the `formats.Format`.
+        model: a `keras.Model` with one image input.
+        path: where the export goes.
+        options: the format's own arguments given (`formats.format_options`:
+            another format's refused already).
+        preprocessing, fold_batchnorm, overwrite, raw_pixels, verify: as in
+            `keras_resnet.export`.
+
+    Returns:
+        The path written, as a string.
+
+    Raises:
+        FileExistsError, ValueError, ImportError, ExportCheckError, OSError:
+            as `keras_resnet.export` raises them.
+    """
+    path = formats.check_path(path, fmt, overwrite)
+    verify = specs.check_bool("verify", verify)
+    formats.require_packages(fmt, verify)
+    _tensorflow()
+    options = dict(options)
+    class_names = options.pop("class_names", None)
+    if class_names is None and "class_names" in fmt.options:
+        class_names = labels.export_class_names(model)  # a preset model's, by default
+    plan = _Plan(model, class_names, preprocessing, options.pop("top_k", None),
+                 options.pop("image_size", None), fold_batchnorm, raw_pixels)
+    if fmt.check_options is not None:
+        options = fmt.check_options(options, plan)
+    export_check.write(fmt, plan, options, path, overwrite, verify)
     return str(path)
 
 
 class _Plan:
     """The checked arguments of an export, and what the model looks like."""
 
-    def __init__(self, model, class_names, preprocessing, top_k, image_size, fold):
+    def __init__(self, model, class_names, preprocessing, top_k, image_size, fold, raw_pixels=None):
         check_graph_model(model)
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise ValueError(
@@ -156,9 +197,8 @@ class _Plan:
                 "`preprocessing` must be None or a callable on float32 images "
                 f"(e.g. a Keras layer). Received preprocessing={preprocessing!r}."
             )
-        self.preprocessing = preprocessing
-        self.model = fold_batchnorm_fn(model) if fold else model
-        _check_finite_weights(self.model)
+        if raw_pixels is not None:
+            raw_pixels = specs.check_bool("raw_pixels", raw_pixels)
 
         shape = tuple(model.inputs[0].shape)
         if len(shape) != 4 or 3 not in (shape[1], shape[3]):
@@ -171,10 +211,67 @@ class _Plan:
         self.input_dtype = model.inputs[0].dtype
         self.image_size = self._check_image_size(image_size)
 
+        # Every exporter and runtime gets the float32 computation: a
+        # mixed-precision graph (bfloat16 or float16 inside) gives files that
+        # do not load (ONNX), do not convert (LiteRT) or do not compile
+        # (OpenVINO).
+        self.half_precision = sorted(_compute_dtypes(model) & HALF_PRECISION)
+        self.preprocessing = float32_computation(preprocessing, (None, self.height, self.width, 3))
+        model = float32_computation(model)
+        self.model = fold_batchnorm_fn(model) if fold else model
+        _check_finite_weights(self.model)
+        self.raw_pixels = raw_pixels if raw_pixels is not None else (
+            preprocessing is not None or _begins_with_pixel_preprocessing(model))
+
         self.head = _head(model)
         self.classes = model.outputs[0].shape[-1] if self.head != "features" else None
         self.class_names = self._check_class_names(class_names)
         self.top_k = self._check_top_k(top_k)
+
+    def serving_model(self, keep_nan=True):
+        """The serving graph (`serve_outputs`) as a Keras model, for Keras's
+        exporters."""
+        return ServingModel(self, keep_nan=keep_nan)
+
+    def write_saved_model(self, target, endpoints=ENDPOINTS, verbose=False):
+        """Writes the SavedModel into directory `target`, with `endpoints`
+        (checked: `formats.check_endpoints`)."""
+        archive = _archive(_tensorflow(), self, endpoints=endpoints)
+        archive.write_out(target, verbose=verbose)
+
+    def keras_reference(self, images):
+        """(served outputs, logits or None) of float32 `images`, from one
+        eager pass of Keras (TensorFlow): what every export is checked
+        against, and a classifier's logits, the scale of its rounding errors.
+
+        The probabilities are the softmax of the logits (in float64), and
+        an image with a NaN or infinite pixel gets NaN outputs, as served.
+        A softmax layer of its own (no logits at hand) gives the served
+        graph's outputs and None.
+        """
+        tf = _tensorflow()
+        last = _last_layer(self.model)
+        softmax_inside = getattr(last, "activation", None) is keras.activations.softmax
+        if self.head == "probabilities" and not softmax_inside:
+            (output,) = serve_outputs(tf, self, tf.constant(images)).values()
+            return output.numpy(), None
+        x = _model_input(tf, self, tf.constant(images))
+        if self.head == "probabilities":
+            last.activation = keras.activations.linear  # for this one eager call
+        try:
+            y = self.model(x, training=False).numpy()
+        finally:
+            if self.head == "probabilities":
+                last.activation = keras.activations.softmax
+        nan_images = ~np.isfinite(images).reshape(len(images), -1).all(axis=1)
+        if self.head == "features":
+            outputs, logits = y.astype(np.float32), None
+        else:
+            logits = y.astype(np.float64)
+            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+            outputs = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+        outputs[nan_images] = np.nan
+        return outputs, logits
 
     def _check_image_size(self, image_size):
         fixed = (self.height, self.width)
@@ -241,6 +338,87 @@ class _Plan:
         return top_k
 
 
+def float32_computation(layer, input_shape=None):
+    """`layer` (a model, or a layer given its `input_shape`) computing in
+    float32: itself if it does, else a copy with every bfloat16 or float16
+    layer made float32, and the same weights.
+
+    Under `mixed_bfloat16` / `mixed_float16` the variables are float32
+    already, so the copy computes what the model computes, without the
+    rounding to 16 bits between layers. A layer quantized by Keras
+    (`model.quantize(...)`) is refused: its integer kernels have no float32
+    computation to export; export the float model and quantize the file
+    (format="litert", quantization="int8").
+    """
+    if not isinstance(layer, keras.layers.Layer):
+        return layer  # None, or a plain callable: it runs on float32 tensors.
+    layers = [layer, *layer._flatten_layers(include_self=False, recursive=True)]
+    quantized = sorted({l.dtype_policy.name for l in layers if l.dtype_policy.quantization_mode})
+    if quantized:
+        raise ValueError(
+            f"`model` has layers quantized by Keras (dtype policies {quantized}), which have "
+            "no float32 computation to export. Export the float model, and quantize the "
+            "file instead: format='litert', quantization='int8' (or 'dynamic')."
+        )
+    if not _compute_dtypes(layer) & HALF_PRECISION:
+        return layer
+
+    def as_float32(original):
+        config = original.get_config()
+        if original.dtype_policy.compute_dtype in HALF_PRECISION:
+            config["dtype"] = "float32"
+        return original.__class__.from_config(config)
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")  # for the models clone_model makes
+    try:
+        with recursion_headroom():
+            if isinstance(layer, keras.Model):
+                copy = keras.models.clone_model(layer, clone_function=as_float32, recursive=True)
+            else:
+                copy = as_float32(layer)
+                copy.build(input_shape)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    copy.set_weights([np.asarray(keras.ops.convert_to_numpy(w), np.float32) for w in layer.weights])
+    return copy
+
+
+def _compute_dtypes(layer):
+    """The compute dtypes of `layer` and every layer inside it."""
+    if not isinstance(layer, keras.layers.Layer):
+        return set()
+    layers = [layer, *layer._flatten_layers(include_self=False, recursive=True)]
+    return {l.dtype_policy.compute_dtype for l in layers if not isinstance(l, keras.layers.InputLayer)}
+
+
+# The layers that turn raw pixels into a net's input, when they come first.
+def _pixel_preprocessing_layers():
+    from keras_resnet.preprocessing import Preprocessing
+
+    return (Preprocessing, keras.layers.Rescaling, keras.layers.Normalization)
+
+
+def _begins_with_pixel_preprocessing(model):
+    """Whether the layer reading `model`'s input (inside nested models too)
+    turns raw pixels into the net's input: keras_resnet's `Preprocessing`
+    (`include_preprocessing=True`), or Keras's `Rescaling` or
+    `Normalization` (a zoo model's per-pixel mean)."""
+    while isinstance(model, keras.Model):
+        if isinstance(model, keras.Sequential):
+            model = model.layers[0] if model.layers else None
+            continue
+        first = model.layers[0] if model.layers else None
+        if not isinstance(first, keras.layers.InputLayer):
+            return False
+        readers = [node.operation for node in first._outbound_nodes
+                   if isinstance(node.operation, keras.layers.Layer)]
+        if len(readers) != 1:
+            return False
+        model = readers[0]
+    return isinstance(model, _pixel_preprocessing_layers())
+
+
 def _kind(value):
     return {str: "a str", bytes: "a bytes"}.get(type(value)) or (
         "a dict" if isinstance(value, collections.abc.Mapping) else
@@ -272,13 +450,19 @@ def _check_finite_weights(model):
         )
 
 
+def _last_layer(model):
+    """The layer that computes `model`'s output (inside nested models too)."""
+    layer = model
+    while isinstance(layer, keras.Model):
+        layer = layer.outputs[0]._keras_history.operation
+    return layer
+
+
 def _head(model):
     """"probabilities", "logits" or "features": what the model outputs."""
     if len(model.outputs[0].shape) != 2:
         return "features"
-    layer = model
-    while isinstance(layer, keras.Model):
-        layer = layer.outputs[0]._keras_history.operation
+    layer = _last_layer(model)
     if isinstance(layer, keras.layers.Softmax):
         return "probabilities"
     activation = getattr(layer, "activation", None)
@@ -330,11 +514,6 @@ def _archive(tf, plan, endpoints):
             "serve_uint8": (serve_uint8, tf.TensorSpec(image_spec.shape, tf.uint8, name="images")),
             "serve_bytes": (serve_bytes, tf.TensorSpec((None,), tf.string, name="image_bytes")),
         }
-        if "serve_bytes" in endpoints and plan.image_size is None:
-            raise ValueError(
-                "The model takes images of any size, so the bytes signature "
-                "needs a size to resize to: pass image_size=(height, width)."
-            )
         for name in endpoints:
             fn, spec = signatures[name]
             # Traced here, once: given an input_signature, ExportArchive
@@ -360,17 +539,7 @@ def serve_outputs(tf, plan, images, keep_nan=True):
         keep_nan: give every output of an image with a NaN or infinite
             pixel NaN. False only for full-integer graphs, which have no NaN.
     """
-    # A SavedModel signature call does not check shapes, so a wrong rank
-    # would fail deep in the first conv; fail here, by name.
-    shape = (None, plan.height, plan.width, 3)
-    x = tf.ensure_shape(images, shape, name="check_images_shape")
-    if plan.preprocessing is not None:
-        x = plan.preprocessing(x)
-    if plan.channels_first:
-        x = tf.transpose(x, [0, 3, 1, 2])
-    if x.dtype != plan.input_dtype:
-        x = tf.cast(x, plan.input_dtype)
-    y = plan.model(x, training=False)
+    y = plan.model(_model_input(tf, plan, images), training=False)
     if keep_nan:
         # NaN for every output of an image with a NaN or infinite pixel,
         # 0 otherwise. A folded conv+bias+ReLU (and any other kernel
@@ -382,6 +551,72 @@ def serve_outputs(tf, plan, images, keep_nan=True):
         return {"features": y}
     probabilities = tf.nn.softmax(y) if plan.head == "logits" else y
     return {"probabilities": tf.cast(probabilities, tf.float32)}
+
+
+def _model_input(tf, plan, images):
+    """The served float32 images as the model's input: shape checked,
+    preprocessed, channels first if the model wants them so, its dtype."""
+    # A SavedModel signature call does not check shapes, so a wrong rank
+    # would fail deep in the first conv; fail here, by name.
+    shape = (None, plan.height, plan.width, 3)
+    x = tf.ensure_shape(images, shape, name="check_images_shape")
+    if plan.preprocessing is not None:
+        x = plan.preprocessing(x)
+    if plan.channels_first:
+        x = tf.transpose(x, [0, 3, 1, 2])
+    if x.dtype != plan.input_dtype:
+        x = tf.cast(x, plan.input_dtype)
+    return x
+
+
+class ServingModel(keras.Model):
+    """`serve_outputs` of a plan as a Keras model, for Keras's exporters
+    (ONNX, LiteRT, OpenVINO), which export a model's `call()`."""
+
+    def __init__(self, plan, keep_nan=True):
+        # float32 whatever the global policy: under mixed precision Keras
+        # would cast the images to bfloat16 on their way into call().
+        super().__init__(name=f"{plan.model.name}_serving", dtype="float32")
+        self.plan = plan
+        self.keep_nan = keep_nan
+        self.frozen = None
+        # Attributes, so that the exporters find their variables.
+        self.net = plan.model
+        if isinstance(plan.preprocessing, keras.layers.Layer):
+            if not plan.preprocessing.built:
+                plan.preprocessing.build((None, plan.height, plan.width, 3))
+            self.preprocessing = plan.preprocessing
+        # Its layers are built; an eager call to build it would cost a
+        # forward pass of the whole model.
+        self.built = True
+
+    def call(self, images):
+        if self.frozen is not None:
+            # A frozen function returns its outputs as a list: name them again.
+            (output,) = self.frozen(images)
+            return {"features" if self.plan.head == "features" else "probabilities": output}
+        import tensorflow as tf
+
+        return serve_outputs(tf, self.plan, images, keep_nan=self.keep_nan)
+
+    def freeze(self, tf, spec):
+        """Serves a copy of the graph with every variable and captured tensor
+        folded into constants, for the ONNX exporter.
+
+        Keras's ONNX exporter hands tf2onnx the traced function, and tf2onnx
+        makes every non-variable tensor that function captures a graph input
+        of the .onnx file: a `keras.layers.Normalization(mean=..., variance=...)`
+        (the zoo's per-pixel mean) becomes two extra required inputs, the
+        mean and the variance, and the file cannot be run on images alone.
+        Frozen, the graph captures nothing, so `images` is its one input.
+        """
+        from tensorflow.python.framework import convert_to_constants
+
+        self.frozen = None
+        traced = tf.function(self.call, input_signature=[spec], autograph=False)
+        self.frozen = convert_to_constants.convert_variables_to_constants_v2(
+            traced.get_concrete_function()
+        )
 
 
 def _decode_images(tf, image_bytes, image_size):
@@ -403,23 +638,6 @@ def _decode_images(tf, image_bytes, image_size):
     )
 
 
-def _check_endpoints(endpoints):
-    if isinstance(endpoints, str) or not isinstance(endpoints, (tuple, list)):
-        endpoints_ok = False
-    else:
-        endpoints_ok = (
-            len(endpoints) > 0
-            and all(e in ENDPOINTS for e in endpoints)
-            and len(set(endpoints)) == len(endpoints)
-        )
-    if not endpoints_ok:
-        raise ValueError(
-            f"`endpoints` must be a non-empty list of distinct names from {ENDPOINTS}. "
-            f"Received endpoints={endpoints!r}."
-        )
-    return tuple(endpoints)
-
-
 def _tensorflow():
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError(
@@ -430,19 +648,6 @@ def _tensorflow():
     import tensorflow as tf
 
     return tf
-
-
-def _check_path(path, overwrite):
-    if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"`path` must be a str or os.PathLike. Received path={path!r}.")
-    path = pathlib.Path(path).expanduser()
-    overwrite = specs.check_bool("overwrite", overwrite)
-    if atomic.occupied(path) and not overwrite:
-        raise FileExistsError(
-            f"{str(path)!r} exists and is not an empty directory; pass "
-            "overwrite=True to replace it. Nothing was written."
-        )
-    return path
 
 
 # Their home is keras_resnet.atomic; the old private names stay for callers of old.

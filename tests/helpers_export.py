@@ -26,3 +26,21 @@ def tiny_model():
     x = keras.layers.Conv2D(4, 3, use_bias=False)(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+
+
+# The module each format's runtime is imported from (the deploy extra's, but TensorFlow).
+RUNTIME_MODULES = {"tf_saved_model": "tensorflow", "onnx": "onnxruntime",
+                   "litert": "ai_edge_litert.interpreter", "openvino": "openvino"}
+
+
+def export_each(model, root, files):
+    """{format: path}: `model` exported to each format of `files` ({format: file name})
+    in `root`; a format whose runtime is missing skips the test (conftest.deploy_runtime)."""
+    import keras_resnet
+    from conftest import deploy_runtime
+
+    paths = {}
+    for fmt, name in files.items():
+        deploy_runtime(RUNTIME_MODULES[fmt])
+        paths[fmt] = keras_resnet.export(model, root / name, format=fmt)
+    return paths

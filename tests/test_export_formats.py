@@ -15,14 +15,13 @@ import numpy as np
 import pytest
 
 import keras_resnet
-from keras_resnet import export_formats
+from keras_resnet import formats
 from keras_resnet import runtimes
 
 from conftest import deploy_runtime
-from helpers_export import pixels, randomize_batchnorm, tiny_model
+from helpers_export import RUNTIME_MODULES, export_each, pixels, randomize_batchnorm, tiny_model
 
 FLOAT_FORMATS = {"onnx": "m.onnx", "litert": "m.tflite", "openvino": "m_openvino"}
-RUNTIME_MODULES = {"onnx": "onnxruntime", "litert": "ai_edge_litert.interpreter", "openvino": "openvino"}
 
 
 def images_with_nan(count=4, seed=0):
@@ -48,10 +47,7 @@ def net():
 @pytest.fixture(scope="module")
 def exported(net, tmp_path_factory):
     root = tmp_path_factory.mktemp("formats")
-    paths = {}
-    for fmt, name in FLOAT_FORMATS.items():
-        deploy_runtime(RUNTIME_MODULES[fmt])
-        paths[fmt] = keras_resnet.export(net, root / name, format=fmt)
+    paths = export_each(net, root, FLOAT_FORMATS)
     paths["dynamic"] = keras_resnet.export_tflite(net, root / "d.tflite", quantization="dynamic")
     calibration = pixels((64, 32, 32, 3), seed=5)
     calibration[0, 0, 0] = (0, 0, 0)  # the uint8 input needs the full 0..255 range
@@ -134,8 +130,10 @@ def test_int8_files_are_full_integer(net, exported):
         out = predict(x)
         # A random net's probabilities, quantized in 1/256 steps: close, not equal.
         assert out.shape == (8, 10) and np.abs(out - net.predict(x, verbose=0)).max() < 0.1
-        # Full-integer arithmetic has no NaN: a NaN pixel is a number (documented).
-        assert np.isfinite(predict(images_with_nan(4))).all()
+        # Full-integer arithmetic has no NaN: an image with a NaN pixel would get an
+        # ordinary answer, so it is refused (issue 29; it was answered).
+        with pytest.raises(ValueError, match=r"(has|have) no NaN.*[Ii]mages \[1, 2\] have such pixels"):
+            predict(images_with_nan(4))
     assert os.path.getsize(exported["int8_float32"]) < 0.4 * os.path.getsize(exported["litert"])
 
 
@@ -156,6 +154,10 @@ def test_features_model(fmt, tmp_path):
 @pytest.mark.parametrize("fmt", list(FLOAT_FORMATS) + ["int8"])
 def test_existing_path_needs_overwrite(fmt, tmp_path):
     deploy_runtime(RUNTIME_MODULES.get(fmt, "ai_edge_litert.interpreter"))
+    # The same nets whatever ran before: int8's error on this unnormalised net
+    # is one output step (0.0039) for seeds 0-9 but seed 5 (0.082, a flipped
+    # class); unseeded, the test failed about one run in ten, on main too.
+    keras.utils.set_random_seed(0)
     kwargs = {"format": "litert", "quantization": "int8",
               "calibration_images": np.linspace(0, 255, 8 * 8 * 8 * 3).reshape(8, 8, 8, 3)} \
         if fmt == "int8" else {"format": fmt}
@@ -270,7 +272,7 @@ def test_runtimes_load_refuses_what_is_not_an_export(tmp_path):
 
 
 def test_formats_listed():
-    assert export_formats.FORMATS == ("tf_saved_model", "onnx", "litert", "openvino")
+    assert formats.FORMATS == ("tf_saved_model", "onnx", "litert", "openvino")
 
 
 # --- The zoo: python -m zoo.export's formats and its int8 calibration --------
@@ -307,21 +309,22 @@ def test_zoo_export_every_format(digits_run, tmp_path):
     written = export.export_run(
         workdir, onnx=out / "r8.onnx", openvino=out / "r8_openvino",
         tflite=out / "r8_int8.tflite", quantization="int8", calibration_images=40)
-    assert written == [str(out / n) for n in ("r8.onnx", "r8_openvino", "r8_int8.tflite", "r8_int8.calibration.json")]
+    # In the formats' table's order, the int8 record right after its file.
+    assert written == [str(out / n) for n in ("r8.onnx", "r8_int8.tflite", "r8_int8.calibration.json", "r8_openvino")]
     from zoo import datasets
 
     # Test digits: images like the calibration ones, which set int8's ranges.
     x = datasets.load_test(datasets.parse("digits"), 32, seed=recipe.seed)[0][:16].astype("float32")
     expected = model.predict(x, verbose=0)
-    for path in written[:2]:
+    for path in written[0], written[3]:
         np.testing.assert_allclose(runtimes.load(path)(x), expected, atol=1e-5, rtol=0)
-    int8 = runtimes.load(written[2])(x)
+    int8 = runtimes.load(written[1])(x)
     print(f"\nint8 of a random zoo ResNet-8: max |p - p_keras| {np.abs(int8 - expected).max():.3f}")
     assert np.abs(int8 - expected).max() < 0.1
 
     import json
 
-    record = json.loads(pathlib.Path(written[3]).read_text())
+    record = json.loads(pathlib.Path(written[2]).read_text())
     assert (record["images"], record["dataset"], record["split"]) == (40, "digits", "train")
     # The digits' train split is 1,438 images; the run holds out the last
     # val_size of its seeded permutation. No calibration image is a val image.

@@ -69,8 +69,10 @@ def test_resnet1202(tmp_path):
     # One endpoint: each endpoint of a 1202-layer model costs about a minute
     # of tracing, saving and loading on 2 cores; the default three-endpoint
     # export is the same code path, tested on the smaller nets above.
-    # TFSMLayer, which loads the SavedModel once more, is checked above.
-    loaded = check_export(model, tmp_path, tfsm_layer=False, endpoints=("serve",))
+    # TFSMLayer, which loads the SavedModel once more, is checked above. The
+    # test reloads and compares the SavedModel itself: export's own check of
+    # it (one more load and eager pass of 1202 layers) runs on the nets above.
+    loaded = check_export(model, tmp_path, tfsm_layer=False, endpoints=("serve",), verify=False)
     assert set(loaded.signatures) == {"serve", "serving_default"}
     print(f"\nResNet-1202: built in {built - start:.0f} s, exported + reloaded + "
           f"checked in {time.time() - built:.0f} s")

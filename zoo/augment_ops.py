@@ -11,14 +11,10 @@ backend. The same draws give the same pixels on every backend
 
 from keras import ops
 
-
-def center_offsets(height, width, size):
-    """(top, left) of the central size x size window: ints or tensors alike.
-
-    The one definition of "the centre crop", for the TF pipeline
-    (`zoo.augment.center_crop`) and the evaluation views (`zoo.evaluate`).
-    """
-    return (height - size) // 2, (width - size) // 2
+# The one definition of "the centre crop" is the library's (`keras predict`
+# and the evaluation views share it): the TF pipeline (`zoo.augment.center_crop`)
+# and `zoo.evaluate` use it from here.
+from keras_resnet.images import center_offsets  # noqa: F401
 
 
 def pad_crop_flip(images, offsets, flips, pad):

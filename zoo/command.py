@@ -3,6 +3,7 @@
     keras-resnet train --recipe=cifar10_resnet20 --workdir=/tmp/r20
     keras-resnet evaluate --workdir=/tmp/r20
     keras-resnet recipes                 # the recipes, one line each
+    keras-resnet predict --weights=cifar10 --depth=56 photos/
     keras-resnet train --help            # a command's flags
 
 `keras-resnet NAME ARGS...` is exactly `python -m MODULE ARGS...` for the
@@ -35,6 +36,7 @@ COMMANDS = {
     "analysis": ("zoo.analysis", "layer-response statistics of runs and presets (Fig. 7)"),
     "recipes": ("zoo", "list the recipes (python -m zoo)"),
     "presets": ("keras_resnet.model_cards", "list the pretrained presets: depths, source, licence, test error"),
+    "predict": ("keras_resnet.predict", "top classes of image files, folders or globs (a preset, model, run or export)"),
 }
 HELP_FLAGS = ("-h", "--help", "help")
 VERSION_FLAGS = ("-V", "--version")

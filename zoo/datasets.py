@@ -26,12 +26,14 @@ import typing
 
 import numpy as np
 
+from keras_resnet import images as image_files
+
 DIGITS = "digits"
 FOLDER = "folder"
 TFDS = "tfds"
 # The recipe's own data (Recipe.dataset): what the paper trained on.
 PAPER = "paper"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+IMAGE_SUFFIXES = image_files.IMAGE_SUFFIXES
 
 
 @dataclasses.dataclass
@@ -466,42 +468,18 @@ def _decode_folder(folder, classes, size):
 
 
 def decode_file(path, size):
-    """Decodes one image file to (size, size, 3) uint8 RGB with Pillow.
+    """Decodes one image file to (size, size, 3) uint8 RGB with Pillow
+    (`keras_resnet.images.open_rgb`: 16-bit PNGs and CMYK JPEGs made 8-bit
+    RGB), resized to size x size if it is not.
 
     Raises:
         ValueError: naming the file, if it cannot be read or decoded.
     """
     Image = require("PIL.Image", "pillow", "image folders")
-    try:
-        with Image.open(path) as image:
-            image = _eight_bit(image, path).convert("RGB")
-            if image.size != (size, size):
-                image = image.resize((size, size), Image.BILINEAR)
-            return np.asarray(image, np.uint8)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ValueError(f"Cannot decode image file {path}: {error}") from None
-
-
-def _eight_bit(image, path):
-    """A 16-bit grayscale image as 8-bit, as TF's decoder and libpng make it.
-
-    Pillow's `convert("RGB")` clips 16-bit values to 255 (a white image);
-    the high byte is the 8-bit value (Pillow's own 16-bit RGB decoding and
-    `tf.io.decode_png` keep it too). Pillow opens 16-bit grayscale PNGs as
-    "I;16" (or "I"); other 32-bit modes have no known range and are refused.
-    """
-    from PIL import Image
-
-    sixteen = image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PNG")
-    if sixteen:
-        high = (np.asarray(image).astype(np.uint32) >> 8).astype(np.uint8)
-        return Image.fromarray(high, "L")
-    if image.mode in ("I", "F"):
-        raise ValueError(
-            f"its pixels are 32-bit {'integers' if image.mode == 'I' else 'floats'} (Pillow mode "
-            f"{image.mode!r}) of unknown range; convert it to 8-bit RGB"
-        )
-    return image
+    image = image_files.open_rgb(path)
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    return np.asarray(image, np.uint8)
 
 
 def _tfds_arrays(name, data_dir, size):

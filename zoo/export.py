@@ -14,10 +14,14 @@ the SavedModel of `keras_resnet.export`: signatures
 `serving_default` (float images), `serve_uint8`, `serve_bytes` (encoded
 JPEG/PNG), each returning probabilities, the top-k class ids and, with
 classes.json, their names. --onnx, --tflite and --openvino write those
-formats (`keras_resnet.export_formats`), probabilities out.
+formats, probabilities out. The flags are the formats' table's
+(`keras_resnet.formats.TABLE`, a `zoo_flag` each); a run trained in
+mixed precision exports its float32 computation, and every file is checked
+in its runtime before it is written (`keras_resnet.export_check`).
 
 --quantization=int8 calibrates on --calibration_images images drawn from
-the run's training split (never its val or test split; `zoo.calibration`)
+the run's training split (never its val or test split; `zoo.calibration`;
+by default 300, or all of them if the split has fewer, which it says)
 and records which next to the file: PATH.tflite -> PATH.calibration.json.
 """
 
@@ -31,10 +35,20 @@ from zoo import run as run_lib
 FLAGS = flags.FLAGS
 
 COMMAND = "zoo.export"
-
-# flag -> the suffix its path must have (None: a directory).
-OUTPUTS = {"output": None, "onnx": ".onnx", "tflite": ".tflite", "openvino": None}
 CALIBRATION_SUFFIX = ".calibration.json"
+
+
+def formats():
+    """{zoo.export flag: `keras_resnet.formats.Format`}, one per format."""
+    from keras_resnet import formats as formats_
+
+    return {fmt.zoo_flag: fmt for fmt in formats_.TABLE.values()}
+
+
+def __getattr__(name):
+    if name == "OUTPUTS":  # Kept for older callers: flag -> suffix (None: a directory).
+        return {flag: fmt.suffix for flag, fmt in formats().items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_outputs(workdir, outputs, overwrite=False):
@@ -47,7 +61,7 @@ def check_outputs(workdir, outputs, overwrite=False):
 
     Args:
         workdir: the run's directory (`zoo.run.directory`).
-        outputs: {flag: path or None}, flags from `OUTPUTS` (and
+        outputs: {flag: path or None}, flags of `formats()` (and
             "calibration", the int8 record).
         overwrite: whether existing outputs may be replaced.
 
@@ -57,14 +71,15 @@ def check_outputs(workdir, outputs, overwrite=False):
     from keras_resnet import atomic
 
     run = workdir.resolve()
+    suffixes = {flag: fmt.suffix for flag, fmt in formats().items()}
     checked = {}
     for flag, path in outputs.items():
         if path is None:
             continue
         path = pathlib.Path(cli.expand(path)).resolve()
-        suffix = OUTPUTS.get(flag, CALIBRATION_SUFFIX)
-        # What the messages call it: the flag, or the record written beside --tflite.
-        name = f"--{flag}={str(path)!r}" if flag in OUTPUTS else f"The int8 calibration record {str(path)!r}"
+        suffix = suffixes.get(flag, CALIBRATION_SUFFIX)
+        # What the messages call it: the flag, or the int8 record written beside its file.
+        name = f"--{flag}={str(path)!r}" if flag in suffixes else f"The int8 calibration record {str(path)!r}"
         if path == run or run.is_relative_to(path):
             example = run.parent / (run.name + (suffix or f"_{'savedmodel' if flag == 'output' else flag}"))
             raise ValueError(
@@ -93,8 +108,8 @@ def check_outputs(workdir, outputs, overwrite=False):
         checked[flag] = path
     if not checked:
         raise ValueError(
-            "Nothing to export: give at least one of --output (SavedModel), --onnx, "
-            "--tflite or --openvino."
+            "Nothing to export: give at least one of "
+            + ", ".join(f"--{flag} ({fmt.name})" for flag, fmt in formats().items()) + "."
         )
     return checked
 
@@ -106,8 +121,7 @@ def _part_of_run(path, run):
 
 
 def export_run(workdir, output=None, *, overwrite=False, fold_batchnorm=False, top_k=None,
-               tflite=None, quantization=None, onnx=None, openvino=None,
-               calibration_images=None, io_dtype="float32"):
+               quantization=None, calibration_images=None, io_dtype="float32", **paths):
     """Exports the run in `workdir`; returns the paths written.
 
     Args:
@@ -117,84 +131,103 @@ def export_run(workdir, output=None, *, overwrite=False, fold_batchnorm=False, t
         overwrite: replace existing outputs.
         fold_batchnorm: fold every BN into its conv (every format).
         top_k: class ids per image; default min(5, classes). SavedModel only.
-        tflite: a .tflite path to write.
         quantization: None, "dynamic" or "int8" (for `tflite`).
-        onnx: a .onnx path to write.
-        openvino: an OpenVINO IR directory to write.
         calibration_images: int8: how many training images to calibrate on
-            (default `zoo.calibration.DEFAULT_COUNT`).
+            (default `zoo.calibration.DEFAULT_COUNT`, or all of them if the
+            training split has fewer; printed).
         io_dtype: int8: "float32" or "uint8" inputs and outputs.
+        **paths: a path per format, by its zoo flag (`formats()`): `onnx`
+            (a .onnx file), `tflite` (a .tflite file), `openvino` (a
+            directory).
 
     Raises:
         ValueError: an output that overlaps the run or another output, or a
             bad argument.
         FileExistsError: an existing output without `overwrite`; checked for
             every output before any is written.
+        TypeError: a path for a flag that names no format.
     """
     import keras_resnet
 
-    if quantization is not None and tflite is None:
-        raise ValueError(f"quantization={quantization!r} needs a .tflite path (--tflite).")
-    if quantization != "int8" and (calibration_images is not None or io_dtype != "float32"):
-        raise ValueError("--calibration_images and --io_dtype apply to --quantization=int8 only.")
-    if top_k is not None and output is None:
-        raise ValueError("--top_k applies to the SavedModel (--output) only.")
+    flags_ = formats()
+    unknown = sorted(set(paths) - set(flags_))
+    if unknown:
+        raise TypeError(f"export_run() got paths for {unknown}, which name no format; "
+                        f"the formats' flags: {sorted(flags_)}.")
+    paths = {**paths, "output": output}
+    options = _check_options(flags_, paths, top_k, quantization, calibration_images, io_dtype)
     record_path = None
-    if quantization == "int8":
-        record_path = str(cli.expand(tflite))[: -len(".tflite")] + CALIBRATION_SUFFIX
+    if quantization == "int8":  # beside the file calibrated (checked: given)
+        (flag,) = _owners(flags_, "calibration_images")
+        record_path = str(cli.expand(paths[flag]))[: -len(flags_[flag].suffix)] + CALIBRATION_SUFFIX
     workdir = run_lib.directory(workdir)
-    paths = check_outputs(workdir, {"output": output, "onnx": onnx, "tflite": tflite,
-                                    "openvino": openvino, "calibration": record_path}, overwrite)
-    model, class_names = run_lib.load_run(workdir)
-    images = record = None
+    checked = check_outputs(workdir, {**paths, "calibration": record_path}, overwrite)
+    model, options["class_names"] = run_lib.load_run(workdir)
+    record = None
     if quantization == "int8":  # Before anything is written: the dataset may be gone.
-        images, record = _calibration(workdir, calibration_images)
+        options["calibration_images"], record = _calibration(workdir, calibration_images)
     written = []
-    if output is not None:
-        written.append(keras_resnet.export(
-            model, paths["output"], class_names=class_names, top_k=top_k,
-            fold_batchnorm=fold_batchnorm, overwrite=overwrite,
-        ))
-    for flag in ("onnx", "openvino"):
-        if flag in paths:
-            written.append(keras_resnet.export(
-                model, paths[flag], format=flag, fold_batchnorm=fold_batchnorm, overwrite=overwrite,
-            ))
-    if tflite is not None:
-        written.append(keras_resnet.export_tflite(
-            model, paths["tflite"], quantization=quantization, fold_batchnorm=fold_batchnorm,
-            overwrite=overwrite, calibration_images=images, io_dtype=io_dtype,
-        ))
-        if record is not None:
+    for flag, fmt in flags_.items():
+        if flag not in checked:
+            continue
+        own = {name: value for name, value in options.items() if name in fmt.options and value is not None}
+        written.append(keras_resnet.export(model, checked[flag], format=fmt.name,
+                                           fold_batchnorm=fold_batchnorm, overwrite=overwrite, **own))
+        if record is not None and "calibration_images" in own:
             from zoo import files
 
-            record["tflite"] = str(paths["tflite"])
-            files.write_json(paths["calibration"], record)
-            written.append(str(paths["calibration"]))
+            record[flag] = str(checked[flag])
+            files.write_json(checked["calibration"], record)
+            written.append(str(checked["calibration"]))
     return written
+
+
+def _check_options(flags_, paths, top_k, quantization, calibration_images, io_dtype):
+    """The export options given, each refused without a path for a format it applies to."""
+    if quantization != "int8" and (calibration_images is not None or io_dtype != "float32"):
+        raise ValueError("--calibration_images and --io_dtype apply to --quantization=int8 only.")
+    options = {"top_k": top_k, "quantization": quantization,
+               "io_dtype": io_dtype if quantization == "int8" else None}
+    for name, value in options.items():
+        owners = _owners(flags_, name)
+        if value is not None and not any(paths.get(flag) is not None for flag in owners):
+            formats_ = " or ".join(f"the {flags_[flag].title} (--{flag})" for flag in owners)
+            where = " or ".join(
+                f"a {flags_[flag].suffix} path (--{flag})" if flags_[flag].suffix
+                else f"a {flags_[flag].title} directory (--{flag})" for flag in owners)
+            raise ValueError(f"--{name} applies to {formats_} only: {name}={value!r} needs {where}.")
+    return options
+
+
+def _owners(flags_, option):
+    """The flags of the formats that `option` (an export argument) applies to."""
+    return [flag for flag, fmt in flags_.items() if option in fmt.options]
 
 
 def _calibration(workdir, count):
     from zoo import calibration
 
     recipe, config = run_lib.load_recipe(workdir)
-    return calibration.draw(recipe, config, calibration.DEFAULT_COUNT if count is None else count)
+    images, record = calibration.draw(recipe, config, count)
+    if "note" in record:
+        print(f"{COMMAND}: {record['note']}")
+    return images, record
 
 
 def main(argv):
+    from keras_resnet.export_check import ExportCheckError
+
     if len(argv) > 1:
         cli.fail(f"Unexpected arguments: {argv[1:]}", COMMAND)
-    if FLAGS.quantization and not FLAGS.tflite:
-        cli.fail("--quantization needs --tflite=PATH.", COMMAND)
+    paths = {flag: FLAGS[flag].value for flag in formats() if flag != "output"}
     try:
         written = export_run(
             FLAGS.workdir, FLAGS.output, overwrite=FLAGS.overwrite,
             fold_batchnorm=FLAGS.fold_batchnorm, top_k=FLAGS.top_k,
-            tflite=FLAGS.tflite, quantization=FLAGS.quantization, onnx=FLAGS.onnx,
-            openvino=FLAGS.openvino, calibration_images=FLAGS.calibration_images,
-            io_dtype=FLAGS.io_dtype,
+            quantization=FLAGS.quantization, calibration_images=FLAGS.calibration_images,
+            io_dtype=FLAGS.io_dtype, **paths,
         )
-    except (ValueError, ImportError) as error:
+    except (ValueError, ImportError, ExportCheckError) as error:
         cli.fail(str(error))
     except OSError as error:
         cli.fail(cli.os_error(error))
@@ -203,23 +236,24 @@ def main(argv):
 
 
 def define_flags():
-    """Defines the command-line flags (only when run as a program)."""
+    """Defines the command-line flags (only when run as a program): a path
+    flag per export format (`formats()`), and the options."""
     flags.DEFINE_string("workdir", None, f"A zoo run's directory (holds {run_lib.MODEL}).")
-    flags.DEFINE_string("output", None, "SavedModel directory to write.")
+    for flag, fmt in formats().items():
+        flags.DEFINE_string(flag, None, fmt.zoo_help)
     flags.DEFINE_bool("overwrite", False, "Replace existing exports.")
     flags.DEFINE_bool("fold_batchnorm", False, "Fold every BN into its conv.")
     flags.DEFINE_integer("top_k", None, "Class ids to return; default min(5, classes). SavedModel only.")
-    flags.DEFINE_string("onnx", None, "Write a .onnx file here (needs the deploy extra).")
-    flags.DEFINE_string("tflite", None, "Write a LiteRT .tflite file here.")
-    flags.DEFINE_enum("quantization", None, ["dynamic", "int8"], "LiteRT quantisation (with --tflite).")
+    quantized = " or ".join(f"--{flag}" for flag in _owners(formats(), "quantization"))
+    flags.DEFINE_enum("quantization", None, ["dynamic", "int8"], f"Quantisation (with {quantized}).")
     flags.DEFINE_integer("calibration_images", None,
-                         "int8: how many training images to calibrate on (default 300).")
+                         "int8: how many training images to calibrate on (default 300, or all "
+                         "of them if the training split has fewer).")
     flags.DEFINE_enum("io_dtype", "float32", ["float32", "uint8"],
                       "int8: float32 in and out, or uint8 pixels in and uint8 probabilities out.")
-    flags.DEFINE_string("openvino", None, "Write an OpenVINO IR directory (model.xml, model.bin) here.")
     flags.mark_flags_as_required(["workdir"])
 
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main, COMMAND)
+    cli.run(main)
