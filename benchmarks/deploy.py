@@ -285,7 +285,7 @@ def run(args):
     if args.zoo_run:
         from zoo import run
 
-        model, _ = run.load_run(args.zoo_run)
+        model, _ = run.load_run(run.directory(args.zoo_run))
         calibration_record = pathlib.Path(args.zoo_run)
         label = f"zoo run {calibration_record.name}"
         report["models"][label] = benchmark_model(label, model, args, sets, None, jpeg_x, zoo_run=args.zoo_run)

@@ -46,7 +46,7 @@ def images_per_s(iterator, batches, batch_size, repeats):
 
 def cifar_splits(root, recipe):
     if root:
-        return datasets.load_arrays(f"folder:{root}", recipe)
+        return datasets.load_arrays(datasets.parse(f"folder:{root}"), recipe)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (50000, 32, 32, 3), dtype=np.uint8)
     y = rng.integers(0, 10, 50000).astype(np.int32)
@@ -89,7 +89,7 @@ def main():
         imagenet = dataclasses.replace(
             recipes.get("imagenet_resnet50"), val_size=2, batch_size=32, mean_examples=32
         )
-        stream = pipeline.build(f"folder:{folder}", imagenet)
+        stream = pipeline.build(datasets.parse(f"folder:{folder}"), imagenet)
         rate = images_per_s(iter(stream.train), 8, 32, args.repeats)
         print(
             f"imagenet_jpeg_pipeline_img_per_s (500x375 JPEGs): {rate:,.0f} "

@@ -10,7 +10,9 @@ presets, ResNet-56 at 32x32 for CIFAR-10 presets (akamaster's, shipped
 with the package: no download); `--depth` and `--image_size` override
 them. `--weights=none` starts from random weights (a baseline for the
 pretrained runs), with the images rescaled to 0..1 unless `--preprocessing`
-says otherwise. The script
+says otherwise; with no preset to take the net from, the image size follows
+`--depth` (a CIFAR depth such as 56: 32x32), and without `--depth` it is
+ResNet-50 at 224x224, which the script says when it starts. The script
 1. loads the backbone with the weights and `include_top=False`, with the
    weights' own preprocessing in front of it (so raw pixels go in);
 2. freezes it and trains a new head (global average pool, dropout, dense);
@@ -25,10 +27,13 @@ Fine-tuning on a small dataset in training mode replaces the moving
 averages learned on millions of images with noisy ones from a few batches
 (and, while frozen, trains the head on batch statistics it will never see
 at test time), so accuracy collapses, often right when the backbone is
-unfrozen. This script calls the backbone with `training=False`, which keeps
-every BN layer in inference mode whatever `trainable` says, and also keeps
-the BN layers non-trainable when it unfreezes the top stages, so their
-scale and offset stay as pretrained.
+unfrozen. What prevents it here is that every BN layer stays non-trainable,
+also when the top stages are unfrozen: a non-trainable BN layer runs in
+inference mode (its moving statistics) and keeps its statistics, scale and
+offset as pretrained. Calling the backbone with `training=False` alone would
+not: in Keras 3 (3.15 here) the BN layers of a nested model that are
+trainable still run in training mode in `fit`, and their moving statistics
+move (keras-team/keras#20285; tests/test_zoo_misuse_round3.py checks both).
 """
 
 import argparse
@@ -42,6 +47,7 @@ from keras_resnet import features as features_lib
 from keras_resnet import models as models_lib
 from keras_resnet import preprocessing as preprocessing_lib
 from keras_resnet import registry
+from keras_resnet import specs
 
 # (depth, image size) by the family of the preset's weights.
 DEFAULTS = {"imagenet": (50, 224), "cifar": (56, 32)}
@@ -85,7 +91,8 @@ def build(depth, weights, classes, image_size, preprocessing=None, dropout=0.2):
         depth, weights=weights, include_top=False, input_shape=(image_size, image_size, 3))
     inputs = keras.Input((image_size, image_size, 3), name="raw_images")
     x = preprocessing_lib.Preprocessing(preprocessing, name="preprocessing")(inputs)
-    # training=False: BN uses its moving statistics, also during fit().
+    # training=False asks for inference mode; what keeps BN there during fit
+    # is that its layers stay non-trainable (see the module docstring).
     x = backbone(x, training=False)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
@@ -105,10 +112,17 @@ def unfreeze_top(backbone, stages):
 
 
 def defaults(weights, depth=None, image_size=None):
-    """(depth, image_size), each defaulting from the weights' family."""
+    """(depth, image_size), each defaulting from the weights' family.
+
+    Without a preset (random weights, or a weights file) the family is the
+    depth's (a CIFAR depth such as 56 means 32x32), and without a depth
+    either, ImageNet's (ResNet-50 at 224x224).
+    """
     family = "imagenet"
     if isinstance(weights, str) and weights in registry.preset_names():
         family = registry.get_preset(weights).family
+    elif depth is not None:
+        family = specs.resolve_family(depth)
     default_depth, default_size = DEFAULTS[family]
     return depth or default_depth, image_size or default_size
 
@@ -117,7 +131,11 @@ def run(data, out, depth=None, weights="imagenet", image_size=None, preprocessin
         batch_size=32, head_epochs=5, finetune_epochs=5, lr=1e-3, unfreeze_stages=1, seed=0):
     """Trains the head, then fine-tunes; returns a dict of accuracies."""
     keras.utils.set_random_seed(seed)
+    chosen = depth, image_size
     depth, image_size = defaults(weights, depth, image_size)
+    if None in chosen and not (isinstance(weights, str) and weights in registry.preset_names()):
+        print(f"transfer_learning: weights={weights!r} is no preset to take the net from: ResNet-{depth} "
+              f"at {image_size}x{image_size} (set --depth and --image_size to choose)")
     train, val, class_names = load_folder(data, image_size, batch_size, seed)
     model, backbone = build(depth, weights, len(class_names), image_size, preprocessing)
 

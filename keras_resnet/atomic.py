@@ -90,11 +90,12 @@ def _remove_stale_staging(path):
     prefix = f".{path.name}.tmp-{socket.gethostname()}-"
     for staging in path.parent.glob(f"{glob.escape(prefix)}*"):
         pid = staging.name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and staging.is_dir() and not _alive(int(pid)):
+        if pid.isdigit() and staging.is_dir() and not alive(int(pid)):
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _alive(pid):
+def alive(pid):
+    """Whether a process with id `pid` runs on this host (this one included)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

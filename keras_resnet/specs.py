@@ -10,7 +10,6 @@ import math
 import numbers
 import operator
 
-import keras
 import numpy as np
 
 CIFAR = "cifar"
@@ -133,6 +132,8 @@ def check_data_format(data_format):
         ValueError: for anything but None, "channels_last" or "channels_first".
     """
     if data_format is None:
+        import keras  # Here only: importing specs imports no Keras (the zoo's commands read it first).
+
         return keras.config.image_data_format()
     if data_format not in DATA_FORMATS:
         raise ValueError(

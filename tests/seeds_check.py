@@ -50,6 +50,7 @@ import keras
 import numpy as np
 
 from zoo import callbacks as zoo_callbacks
+from zoo import run as zoo_run
 from zoo import seeds as seeds_lib
 from zoo import train
 
@@ -171,7 +172,7 @@ def main(folder, root):
     for seed in SEEDS:
         single = train.train_and_evaluate(recipe(seed), root / f"single_{seed}", DATASET, verbose=0)
         check(single["steps"] == 16, "single run steps")
-        measured[seed] = compare_to_single(seeds_lib.replica_dir(root / "group", seed), root / f"single_{seed}", seed)
+        measured[seed] = compare_to_single(zoo_run.replica_dir(root / "group", seed), root / f"single_{seed}", seed)
     resumed = resumed_group(root)
     for seed in SEEDS:
         a = arrays(root / "resumed" / f"seed_{seed}" / "checkpoints" / "latest.weights.h5")

@@ -314,7 +314,7 @@ def test_zoo_export_every_format(digits_run, tmp_path):
     from zoo import datasets
 
     # Test digits: images like the calibration ones, which set int8's ranges.
-    x = datasets.load_test("digits", 32, seed=recipe.seed)[0][:16].astype("float32")
+    x = datasets.load_test(datasets.parse("digits"), 32, seed=recipe.seed)[0][:16].astype("float32")
     expected = model.predict(x, verbose=0)
     for path in written[0], written[3]:
         np.testing.assert_allclose(runtimes.load(path)(x), expected, atol=1e-5, rtol=0)

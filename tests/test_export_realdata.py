@@ -138,14 +138,14 @@ def test_zoo_export_onnx_and_int8_command(trained, cifar_root, tmp_path):
     """python -m zoo.export --onnx and --quantization=int8 on a run of real
     CIFAR-10: the int8 file is calibrated on the run's training images, the
     record says which, and no val or test image is among them."""
-    from zoo import history, recipes
+    from zoo import files, recipes
 
     deploy_runtime("onnxruntime")
     workdir = tmp_path / "run"
     workdir.mkdir()
     trained["model"].save(workdir / "model.keras")
     recipe = recipes.get("cifar10_resnet20")
-    history.write_json(workdir / "config.json", {
+    files.write_json(workdir / "config.json", {
         "recipe": recipe.to_dict(), "dataset": f"folder:{cifar_root}", "data_dir": None,
         "mixed_precision": "float32"})
     onnx, tflite = tmp_path / "r20.onnx", tmp_path / "r20_int8.tflite"

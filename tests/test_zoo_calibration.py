@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from zoo import calibration
+from zoo import datasets
 from zoo import pipeline
 from zoo import recipes
 
@@ -19,7 +20,7 @@ def test_tfds_streamed_calibration_draws_evaluation_views_of_training_records():
     config = {"dataset": "tfds:imagenet2012", "data_dir": "/nonexistent/manual"}
     with tfds.testing.mock_data(num_examples=10):
         images, record = calibration.draw(recipe, config, count=3)
-        src = pipeline.sources("tfds:imagenet2012", recipe, "/nonexistent/manual")
+        src = pipeline.sources(datasets.parse("tfds:imagenet2012"), recipe, "/nonexistent/manual")
         first = [record_ for record_, _ in src.train.take(1)][0]
         expected = pipeline.augment.imagenet_eval(src.decode(first), 32, 36).numpy()
     assert images.shape == (3, 32, 32, 3) and images.dtype == np.uint8

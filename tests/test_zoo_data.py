@@ -33,14 +33,14 @@ def make_folder(root, classes=("cat", "dog"), per_class=6, size=32, splits=("tra
 
 
 def test_parse_rejects_unknown_specs():
-    assert datasets.parse("folder:/x") == ("folder", "/x")
-    assert datasets.parse("tfds:cifar10") == ("tfds", "cifar10")
+    assert datasets.parse("folder:/x") == datasets.Dataset("folder", "/x")
+    assert tuple(datasets.parse("tfds:cifar10")) == ("tfds", "cifar10")
     with pytest.raises(ValueError, match=r"Received 'imagenet'"):
         datasets.parse("imagenet")
 
 
 def test_digits_are_real_images_at_the_recipe_size():
-    splits = datasets.load_arrays("digits", dataclasses.replace(TINY, val_size=200))
+    splits = datasets.load_arrays(datasets.parse("digits"), dataclasses.replace(TINY, val_size=200))
     x, y = splits.train
     assert x.shape[1:] == (32, 32, 3) and x.dtype == np.uint8
     assert len(y) + len(splits.val[1]) + len(splits.test[1]) == 1797
@@ -80,7 +80,7 @@ def test_corrupt_image_names_the_file(tmp_path):
     bad = root / "train" / "dog" / "004.jpg"
     bad.write_bytes(b"not a jpeg at all")
     with pytest.raises(ValueError, match=f"Cannot decode image file {bad}"):
-        datasets.load_arrays(f"folder:{root}", TINY)
+        datasets.load_arrays(datasets.parse(f"folder:{root}"), TINY)
     # The streaming (ImageNet-style) decoder names it too.
     with pytest.raises(tf.errors.InvalidArgumentError, match=str(bad)):
         pipeline.read_image_file(tf.constant(str(bad)))
@@ -88,7 +88,7 @@ def test_corrupt_image_names_the_file(tmp_path):
 
 def test_folder_arrays_and_mean(tmp_path):
     root = make_folder(tmp_path, size=40)  # resized to the recipe's 32
-    data = pipeline.build(f"folder:{root}", TINY)
+    data = pipeline.build(datasets.parse(f"folder:{root}"), TINY)
     assert data.classes == ["cat", "dog"] and data.num_train == 8
     images, labels = next(iter(data.train))
     assert images.shape == (8, 32, 32, 3) and images.dtype == tf.float32
@@ -109,7 +109,7 @@ def test_imagenet_augmentation_shapes_and_eval_crop():
 
 def test_tfds_cifar10_through_mock_data():
     with tfds.testing.mock_data(num_examples=24):
-        data = pipeline.build("tfds:cifar10", TINY)
+        data = pipeline.build(datasets.parse("tfds:cifar10"), TINY)
     assert len(data.classes) == 10  # mock metadata has no class names
     images, labels = next(iter(data.train))
     assert images.shape == (8, 32, 32, 3)
@@ -129,7 +129,7 @@ def test_tfds_imagenet_streams_through_mock_data():
         epoch_steps=2,
     )
     with tfds.testing.mock_data(num_examples=10):
-        data = pipeline.build("tfds:imagenet2012", recipe, data_dir="/nonexistent/manual")
+        data = pipeline.build(datasets.parse("tfds:imagenet2012"), recipe, data_dir="/nonexistent/manual")
         images, _ = next(iter(data.train))
         test_images, _ = next(iter(data.test))
     assert len(data.classes) == 1000
@@ -224,7 +224,7 @@ def test_macos_appledouble_and_hidden_files_are_skipped(tmp_path):
     for split in ("train", "test"):
         (root / split / "cat" / "._000.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
         (root / split / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
-    splits = datasets.load_arrays(f"folder:{root}", TINY)
+    splits = datasets.load_arrays(datasets.parse(f"folder:{root}"), TINY)
     assert splits.classes == ["cat", "dog"] and len(splits.test[1]) == 12
 
 
@@ -242,7 +242,7 @@ def test_decompression_bomb_names_the_file(tmp_path, monkeypatch):
     Image.new("RGB", (300, 300)).save(bomb)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300 * 300 // 4)  # 300x300 is > 2x the limit
     with pytest.raises(ValueError, match=rf"Cannot decode image file {bomb}: .*decompression bomb"):
-        datasets.load_arrays(f"folder:{root}", TINY)
+        datasets.load_arrays(datasets.parse(f"folder:{root}"), TINY)
 
 
 class _Silent:
@@ -277,7 +277,7 @@ def test_tfds_download_that_cannot_happen_fails_fast_saying_what_to_do(tmp_path,
         start = time.perf_counter()
         # Was: tfds retried for 210 s, then raised requests' ConnectionError.
         with pytest.raises(ValueError) as error:
-            datasets.load_arrays("tfds:cifar10", TINY, data_dir=str(tmp_path / "tfds"))
+            datasets.load_arrays(datasets.parse("tfds:cifar10"), TINY, data_dir=str(tmp_path / "tfds"))
         assert time.perf_counter() - start < 30
     message = str(error.value)
     assert f"--dataset=tfds:cifar10 is not prepared in {tmp_path / 'tfds'}" in message
@@ -301,7 +301,7 @@ def test_streamed_folder_split_is_the_in_memory_split(tmp_path):
     # (CIFAR-style, in memory) hold out the same seeded val images.
     root = make_folder(tmp_path, per_class=7)
     recipe = dataclasses.replace(recipes.get("imagenet_resnet18"), val_size=5, seed=3)
-    src = pipeline.sources(f"folder:{root}", recipe)
+    src = pipeline.sources(datasets.parse(f"folder:{root}"), recipe)
     paths, labels = datasets.list_folder(root / "train", ["cat", "dog"])
     train, val = datasets.train_val_indices(len(labels), 5, 3)
     assert [p.decode() for p, _ in src.train.as_numpy_iterator()] == [paths[i] for i in train]
@@ -309,4 +309,4 @@ def test_streamed_folder_split_is_the_in_memory_split(tmp_path):
     assert src.num_train == 9 and src.classes == ["cat", "dog"]
     assert src.decode is pipeline.read_image_file
     with pytest.raises(ValueError, match=r"`val_size` must be in \[0, 14\).*Received val_size=14"):
-        pipeline.sources(f"folder:{root}", dataclasses.replace(recipe, val_size=14))
+        pipeline.sources(datasets.parse(f"folder:{root}"), dataclasses.replace(recipe, val_size=14))

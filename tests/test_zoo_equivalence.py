@@ -96,7 +96,7 @@ def inputs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("equivalence")
     recipe = train.resolve(**RESOLVE)
-    images, labels = datasets.load_arrays("digits", recipe).train
+    images, labels = datasets.load_arrays(datasets.parse("digits"), recipe).train
     rng = np.random.default_rng(0)
     order = rng.permutation(len(labels))[: STEPS * BATCH].reshape(STEPS, BATCH)
     offsets = rng.integers(0, 2 * PAD + 1, (STEPS, BATCH, 2))

@@ -10,12 +10,12 @@ import stat
 
 import pytest
 
-from zoo import history
+from zoo import files
 
 
 def test_results_and_every_zoo_json_are_strict_json(tmp_path):
     path = tmp_path / "results.json"
-    history.write_json(path, {"test_loss": math.nan, "x": [math.inf, 1.0], "y": {"z": -math.inf}})
+    files.write_json(path, {"test_loss": math.nan, "x": [math.inf, 1.0], "y": {"z": -math.inf}})
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {
@@ -25,7 +25,7 @@ def test_results_and_every_zoo_json_are_strict_json(tmp_path):
 def test_files_the_zoo_writes_have_normal_permissions(tmp_path):
     old = os.umask(0o022)
     try:
-        history.write_json(tmp_path / "a.json", {"a": 1})
+        files.write_json(tmp_path / "a.json", {"a": 1})
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644

@@ -4,12 +4,10 @@ Most tests here are unit-sized: workdir states are built by hand. One test
 trains ResNet-8 for a few steps.
 """
 
-import contextlib
 import csv
 import dataclasses
 import json
 import os
-import pathlib
 import re
 import shutil
 import stat
@@ -20,15 +18,16 @@ import numpy as np
 import pytest
 
 import keras_resnet  # noqa: F401  (registers the layers model.keras uses)
+from zoo import checkpoint
 from zoo import datasets
 from zoo import evaluate
 from zoo import export
-from zoo import history
+from zoo import files
 from zoo import model as model_lib
 from zoo import recipes
 from zoo import run as zoo_run
 from zoo import train
-from zoo_helpers import DIGITS8, ENV, REPO
+from zoo_helpers import DIGITS8, ENV, READ_ONLY, REPO, read_only
 
 
 # --- Recipes: every number checked before any data is read -----------------
@@ -81,8 +80,8 @@ def test_failed_start_does_not_lock_the_workdir(tmp_path):
     # A failure after config.json was written, before any checkpoint: the
     # corrected command is not "a different run".
     (tmp_path / "run").mkdir(exist_ok=True)
-    history.write_json(tmp_path / "run" / "config.json", {"recipe": {}, "dataset": "folder:/x"})
-    train.check_same_run(tmp_path / "run", {"recipe": DIGITS8.to_dict(), "dataset": "digits"})
+    files.write_json(tmp_path / "run" / "config.json", {"recipe": {}, "dataset": "folder:/x"})
+    zoo_run.check_same_run(tmp_path / "run", zoo_run.make_config(DIGITS8, "digits"))
     assert json.loads((tmp_path / "run" / "config.json").read_text())["dataset"] == "digits"
 
 
@@ -90,15 +89,15 @@ def test_one_folder_spelled_two_ways_is_one_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
     spellings = ["folder:data", "folder:data/", "folder:./data//", f"folder:{tmp_path}/data", "folder:~/data"]
-    assert {datasets.canonical(s) for s in spellings} == {f"folder:{tmp_path}/data"}
+    assert {str(datasets.parse(s)) for s in spellings} == {f"folder:{tmp_path}/data"}
     workdir = tmp_path / "run"
     (workdir / "checkpoints").mkdir(parents=True)
     (workdir / "checkpoints" / "latest.weights.h5").write_bytes(b"progress")
-    config = {"recipe": DIGITS8.to_dict(), "dataset": "folder:data/"}
-    history.write_json(workdir / "config.json", config)  # as an older version wrote it
-    train.check_same_run(workdir, {**config, "dataset": datasets.canonical("folder:data")})
+    config = zoo_run.make_config(DIGITS8, "folder:data")
+    files.write_json(workdir / "config.json", {**config, "dataset": "folder:data/"})  # as an older version wrote it
+    zoo_run.check_same_run(workdir, config)
     with pytest.raises(ValueError, match=r"holds a different run \(differs in: dataset\)"):
-        train.check_same_run(workdir, {**config, "dataset": datasets.canonical("folder:other")})
+        zoo_run.check_same_run(workdir, zoo_run.make_config(DIGITS8, "folder:other"))
 
 
 def test_damaged_run_files_are_named(tmp_path):
@@ -107,14 +106,14 @@ def test_damaged_run_files_are_named(tmp_path):
     (workdir / "checkpoints" / "latest.weights.h5").write_bytes(b"progress")
     (workdir / "config.json").write_text("")
     with pytest.raises(ValueError, match=r"config.json \(the run's config\) is empty"):
-        train.check_same_run(workdir, {"recipe": DIGITS8.to_dict(), "dataset": "digits"})
+        zoo_run.check_same_run(workdir, zoo_run.make_config(DIGITS8, "digits"))
 
 
 def test_missing_scikit_learn_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(ImportError, match=r"digits demo.*needs the scikit-learn package.*keras-resnet-zoo\[zoo\]"):
-        datasets.check_source("digits")
+        datasets.check_source(datasets.parse("digits"))
 
 
 def test_the_package_declares_what_tensorflow_datasets_needs():
@@ -152,10 +151,10 @@ def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run")
     model = model_lib.build(DIGITS8, np.zeros((32, 32, 3), np.float32))
     zoo_run.save_model(model, workdir / "model.keras")
-    history.write_json(workdir / "config.json", {
+    files.write_json(workdir / "config.json", {
         "recipe": DIGITS8.to_dict(), "dataset": "digits", "data_dir": None, "mixed_precision": "float32"})
-    history.write_json(workdir / "classes.json", [str(i) for i in range(10)])
-    history.write_json(workdir / "eval_center.json", {"mode": "center", "accuracy": 0.9, "images": 359})
+    files.write_json(workdir / "classes.json", [str(i) for i in range(10)])
+    files.write_json(workdir / "eval_center.json", {"mode": "center", "accuracy": 0.9, "images": 359})
     (workdir / "checkpoints").mkdir()
     return workdir
 
@@ -265,39 +264,13 @@ def test_corrected_command_trains_in_the_workdir_of_a_failed_start(tmp_path, mon
 
 # --- Issue 19: runs taking over runs, filesystem faults, leftovers -----------
 
-@contextlib.contextmanager
-def read_only(path):
-    """Makes directory `path` read-only, as a read-only disk or a mode would.
-
-    A normal user: chmod a-w. Root ignores modes, so root gets a read-only
-    bind mount of `path` onto itself (needs CAP_SYS_ADMIN; skipped without).
-    """
-    path = pathlib.Path(path)
-    if os.geteuid() != 0:
-        mode = path.stat().st_mode
-        path.chmod(0o555)
-        try:
-            yield
-        finally:
-            path.chmod(mode)
-        return
-    if subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True).returncode:
-        pytest.skip("running as root without the right to mount: cannot make a read-only directory")
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], check=True, capture_output=True)
-        yield
-    finally:
-        subprocess.run(["umount", str(path)], check=True, capture_output=True)
-
-
-READ_ONLY = r"(Read-only file system|Permission denied)"
 
 
 def hand_made_finished_run(finished_run, workdir, steps=4):
     """A copy of `finished_run` with a checkpoint and a results.json: a finished run."""
     shutil.copytree(finished_run, workdir)
     (workdir / "checkpoints" / "latest.weights.h5").write_bytes(b"weights")
-    history.write_json(workdir / "results.json", {
+    files.write_json(workdir / "results.json", {
         "recipe": DIGITS8.name, "steps": steps, "test_accuracy": 0.5, "val_accuracy": 0.5})
     return workdir
 
@@ -330,8 +303,8 @@ def test_recipe_dataset_is_a_spec_and_paper_trains_on_it():
         dataclasses.replace(DIGITS8, dataset="/../escape")
     recipe = train.resolve("cifar10_resnet20", "paper")
     assert recipe.steps == 64000  # the paper's schedule, not the digits demo's
-    assert datasets.of_recipe("paper", recipe) == "tfds:cifar10"
-    assert datasets.of_recipe("paper", recipes.get("imagenet_resnet50")) == "tfds:imagenet2012"
+    assert str(datasets.parse("paper", recipe)) == "tfds:cifar10"
+    assert str(datasets.parse("paper", recipes.get("imagenet_resnet50"))) == "tfds:imagenet2012"
 
 
 def test_a_workdir_that_is_a_file_is_named(tmp_path):
@@ -407,9 +380,9 @@ def test_checkpoint_is_evaluated_with_the_runs_own_mean(trained_run, tmp_path):
     workdir, results = trained_run
     copy = tmp_path / "run"
     shutil.copytree(workdir, copy)
-    images = datasets.load_test("digits", 32, seed=DIGITS8.seed)[0][:40].astype(np.float32)
+    images = datasets.load_test(datasets.parse("digits"), 32, seed=DIGITS8.seed)[0][:40].astype(np.float32)
     saved = zoo_run.load_model_file(copy / "model.keras")
-    restored = evaluate.load_model(copy, DIGITS8, checkpoint=True)
+    restored = checkpoint.load_model(copy, DIGITS8)
     # Was: the model rebuilt from the checkpoint subtracted a zero mean.
     np.testing.assert_allclose(restored(images), saved(images), atol=1e-5)
     accuracy = evaluate.evaluate(copy, ["center"], checkpoint=True)["center"]

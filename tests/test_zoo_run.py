@@ -7,8 +7,7 @@ import pytest
 from zoo import files
 from zoo import recipes
 from zoo import run
-from zoo import sweep
-from zoo import train
+from zoo import checkpoint
 
 RECIPE = recipes.get("cifar10_resnet20")
 
@@ -38,9 +37,9 @@ def test_the_layout_is_the_one_zoo_train_has_always_written(tmp_path):
 @pytest.mark.parametrize("load, missing", [
     (lambda d: run.load_recipe(d), "config.json"),
     (lambda d: run.load_run(d), "model.keras"),
-    (lambda d: run.load_model(d, RECIPE), "model.keras"),
-    (lambda d: run.load_model(d, RECIPE, checkpoint=True), "latest.weights.h5"),
-    (lambda d: run.load_mean(d, (32, 32, 3)), "mean.npy"),
+    (lambda d: run.load_model(d), "model.keras"),
+    (lambda d: checkpoint.load_model(d, RECIPE), "latest.weights.h5"),
+    (lambda d: checkpoint.load_mean(d, (32, 32, 3)), "mean.npy"),
 ])
 def test_a_missing_run_file_is_one_exception_type_naming_the_file(tmp_path, load, missing):
     with pytest.raises(run.MissingRunFile, match=missing) as info:
@@ -56,13 +55,13 @@ def test_finished_is_decided_once_for_train_and_sweep(tmp_path):
     for name, (results, finished) in cases.items():
         workdir = write_run(tmp_path / name, results)
         assert run.reaches(results, RECIPE.steps) is bool(finished)
-        assert sweep.is_finished(workdir, RECIPE.name, dataset="digits") is bool(finished)
+        assert run.is_finished(workdir, RECIPE.name, dataset="digits") is bool(finished)
         if finished is None:  # zoo.train names the damaged file.
             with pytest.raises(ValueError, match="does not hold a zoo.train results dict"):
-                train.finished_results(workdir, RECIPE)
+                run.finished_results(workdir, RECIPE)
         else:
-            assert (train.finished_results(workdir, RECIPE) is not None) is finished
-    assert not sweep.is_finished(write_run(tmp_path / "none"), RECIPE.name)
+            assert (run.finished_results(workdir, RECIPE) is not None) is finished
+    assert not run.is_finished(write_run(tmp_path / "none"), RECIPE.name)
 
 
 def test_recipe_and_classes_load_from_an_older_workdir(tmp_path):

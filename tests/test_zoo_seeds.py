@@ -70,13 +70,13 @@ def make_group(root, seed_errors):
 
     recipe = recipes.get("cifar10_resnet20")
     root.mkdir()
-    config = seeds.group_config(recipe, "digits", None, "float32")
+    config = zoo_run.make_group_config(recipe, "digits", None, "float32")
     (root / "config.json").write_text(json.dumps(config))
     results = {}
     for seed, errors in seed_errors.items():
-        run = seeds.replica_dir(root, seed)
+        run = zoo_run.replica_dir(root, seed)
         run.mkdir()
-        run_config = train.run_config(recipes.override(recipe, [f"seed={seed}"]), "digits", None, "float32")
+        run_config = zoo_run.make_config(recipes.override(recipe, [f"seed={seed}"]), "digits", None, "float32")
         (run / "config.json").write_text(json.dumps(run_config))
         with open(run / "history.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, ["epoch", "step", "loss", "accuracy", "val_accuracy",
@@ -118,12 +118,10 @@ def test_plot_draws_a_group_as_its_mean_and_band(tmp_path):
 
 
 def test_a_group_is_not_taken_for_one_run_and_its_seeds_are(tmp_path):
-    from zoo import evaluate
-
     make_group(tmp_path / "g", {0: [(0.5, 0.5)], 1: [(0.5, 0.4)]})
     with pytest.raises(ValueError, match=r"is a group of seeds \(zoo.train --seeds\), not one run.*seed_<k>"):
-        evaluate.load_recipe(tmp_path / "g")
-    recipe, _ = evaluate.load_recipe(tmp_path / "g" / "seed_1")
+        zoo_run.load_recipe(tmp_path / "g")
+    recipe, _ = zoo_run.load_recipe(tmp_path / "g" / "seed_1")
     assert recipe.seed == 1
     # A group directory that holds a single run's files is refused.
     single = tmp_path / "single"
@@ -135,10 +133,10 @@ def test_a_group_is_not_taken_for_one_run_and_its_seeds_are(tmp_path):
 
 def test_sweep_runs_each_spec_as_a_group(tmp_path):
     recipe, _ = make_group(tmp_path / "cifar10_resnet20", {0: [(0.5, 0.5)], 1: [(0.5, 0.4)]})
-    assert sweep.is_finished(tmp_path / "cifar10_resnet20", "cifar10_resnet20", (), "digits", seeds=(0, 1))
+    assert zoo_run.is_finished(tmp_path / "cifar10_resnet20", "cifar10_resnet20", (), "digits", seeds=(0, 1))
     # Another set of seeds, or no --seeds at all, is not this finished group.
-    assert not sweep.is_finished(tmp_path / "cifar10_resnet20", "cifar10_resnet20", (), "digits", seeds=(0, 1, 2))
-    assert not sweep.is_finished(tmp_path / "cifar10_resnet20", "cifar10_resnet20", (), "digits")
+    assert not zoo_run.is_finished(tmp_path / "cifar10_resnet20", "cifar10_resnet20", (), "digits", seeds=(0, 1, 2))
+    assert not zoo_run.is_finished(tmp_path / "cifar10_resnet20", "cifar10_resnet20", (), "digits")
     command = sweep.command("cifar10_resnet20", [], tmp_path / "x", ["--dataset=digits"], seeds=(0, 1))
     assert "--seeds=0,1" in command
     with pytest.raises(ValueError, match=r"sets seed, but --seeds gives every run its seeds"):

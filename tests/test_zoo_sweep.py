@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from zoo import run
 from zoo import sweep
 
 from conftest import REPO
@@ -80,7 +81,7 @@ def test_a_run_of_another_recipe_is_not_finished_before(tmp_path, fake_train):
     assert status == {"cifar10_plain20": "stopped", "cifar10_resnet20_seed1": "stopped",
                       "cifar10_resnet20": "finished"}
     assert [p.command[3] for p in fake_train] == ["--recipe=cifar10_plain20", "--recipe=cifar10_resnet20"]
-    assert not sweep.is_finished(tmp_path / "cifar10_resnet20", "cifar10_resnet20", dataset="tfds:cifar10")
+    assert not run.is_finished(tmp_path / "cifar10_resnet20", "cifar10_resnet20", dataset="tfds:cifar10")
 
 
 def test_the_same_run_twice_is_refused_before_anything_starts(tmp_path, fake_train):

@@ -95,7 +95,7 @@ def test_digits_run_writes_the_contract_and_model_keras_is_standalone(tmp_path):
     _, rows = check_run_files(tmp_path, 12)
     assert len(rows) == 3
     # model.keras takes raw uint8 pixels: the mean subtraction is inside.
-    splits = datasets.load_arrays("digits", recipe)
+    splits = datasets.load_arrays(datasets.parse("digits"), recipe)
     model = keras.saving.load_model(tmp_path / "model.keras")
     probs = model.predict(splits.test[0], verbose=0)
     accuracy = np.mean(probs.argmax(-1) == splits.test[1])

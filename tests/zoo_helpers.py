@@ -3,11 +3,16 @@
 A test helper module, not a test module: tests import it, it imports no test.
 """
 
+import contextlib
 import dataclasses
+import os
+import pathlib
+import subprocess
 import sys
 
 import keras
 import numpy as np
+import pytest
 
 from zoo import callbacks as zoo_callbacks
 from zoo import train
@@ -53,3 +58,31 @@ def train_command(workdir, *flags, recipe="cifar10_resnet20"):
     if INSTALLED:
         return keras_resnet_command("train", *flags)
     return [sys.executable, "-m", "zoo.train", *flags]
+
+
+@contextlib.contextmanager
+def read_only(path):
+    """Makes directory `path` read-only, as a read-only disk or a mode would.
+
+    A normal user: chmod a-w. Root ignores modes, so root gets a read-only
+    bind mount of `path` onto itself (needs CAP_SYS_ADMIN; skipped without).
+    """
+    path = pathlib.Path(path)
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+        return
+    if subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True).returncode:
+        pytest.skip("running as root without the right to mount: cannot make a read-only directory")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], check=True, capture_output=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], check=True, capture_output=True)
+
+
+READ_ONLY = r"(Read-only file system|Permission denied)"

@@ -58,7 +58,7 @@ def same_as_fit():
         "cifar10_resnet20", "digits", steps=4,
         assignments=["batch_size=16", "val_size=32", "epoch_steps=2", "flip=true"],
     )
-    splits = datasets.load_arrays("digits", recipe)
+    splits = datasets.load_arrays(datasets.parse("digits"), recipe)
     x, y = splits.train
     val = fit_arrays._float(splits.val)
     scanned = build(recipe, x)

@@ -98,6 +98,7 @@ def export_zoo_run(workdir, out, measure):
     from zoo import model as model_lib
     from zoo import run
 
+    workdir = run.directory(workdir)
     recipe, _ = run.load_recipe(workdir)
     if recipe.family != "cifar" or recipe.plain or recipe.classes != 10:
         raise SystemExit(
@@ -105,7 +106,7 @@ def export_zoo_run(workdir, out, measure):
             f"(family={recipe.family}, plain={recipe.plain}, classes={recipe.classes})."
         )
     depth = recipe.depth
-    model = run.load_model(workdir, recipe)
+    model = run.load_model(workdir)
     net = keras_resnet.architecture_of(model).net
     weights_path = out / f"zoo_cifar10_resnet{depth}.weights.h5"
     # float32: nets trained on raw 0..255 pixels minus the mean have BN

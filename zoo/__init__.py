@@ -3,12 +3,12 @@
 Where things live (one owner per idea; the others call it):
 
     recipes      one typed, registered config per paper experiment; Recipe.to_dict / from_dict
-    run          the run directory: file names, config check, finished or not, loading the
-                 recipe / model / classes, finish, the lock
+    run          the run directory: file names, its config, finished or not, opening it (lock,
+                 config check), loading the recipe / model.keras / classes, writing a finished run
     lock         the operating system's lock on a directory, with its holder's pid
     files        files written whole: the one write-then-rename (files.staged), strict JSON
-    checks       as_int: the one "an integer, or nothing" of the argument checks
-    datasets     where images come from: digits, image folders, tfds; the train/val split
+    datasets     where images come from: digits, image folders, tfds; a spec parsed once into a
+                 Dataset; the train/val split
     pipeline     tf.data pipelines; `sources`: a streamed dataset's undecoded splits
     augment      the paper's ImageNet augmentations and eval resize/crop, TF ops
     augment_ops  the CIFAR pad/crop/flip in Keras ops (every backend); the centre-crop offset
@@ -21,7 +21,9 @@ Where things live (one owner per idea; the others call it):
     scan_loop    JAX with the data on the device: one compiled program per epoch (or K replicas)
     callbacks    the callbacks every loop passes to fit, in their order
     nonfinite    the non-finite guard: NonFiniteError, StopOnNonFinite, nonfinite_weights
-    checkpoint   Checkpoint (BackupAndRestore, resuming only from a consistent pair), resume
+    checkpoint   Checkpoint (BackupAndRestore, resuming only from a consistent pair), resume;
+                 the mean beside it; the model rebuilt from the last checkpoint
+    results      what a finished run records: the test split evaluated, results.json's figures
     history      history.csv and the callback that writes it
     seeds        zoo.train --seeds: K seeds of one recipe in one program
     calibration  int8 calibration images from a run's training split
@@ -29,7 +31,6 @@ Where things live (one owner per idea; the others call it):
     train, evaluate, export, sweep, analysis, plot   the commands (python -m zoo.NAME);
                  nothing imports them to reach a helper
     command      `keras-resnet COMMAND`, the installed command: runs `python -m zoo.COMMAND`
-    runs         deprecated: re-exports what it held from the modules above
 
     keras-resnet train --recipe=cifar10_resnet20 --workdir=/tmp/r20   # = python -m zoo.train ...
     keras-resnet evaluate --workdir=/tmp/r20

@@ -129,17 +129,20 @@ def layer_stds(model, images, batch_size=200):
 
 
 def load_source(source, checkpoint=False):
-    """(label, model, dataset spec or None, data_dir) of a workdir or 'PRESET:DEPTH'.
+    """(label, model, `zoo.datasets.Dataset` or None, data_dir) of a workdir or 'PRESET:DEPTH'.
 
     Raises:
         ValueError: for a preset spec without a depth, or a directory that is
             not a zoo.train workdir.
     """
-    path = pathlib.Path(cli.expand(source))
+    from zoo import checkpoint as checkpoint_lib
+
+    path = run.directory(source)
     if path.is_dir():
         recipe, config = run.load_recipe(path)
         label = recipe.name + (" (checkpoint)" if checkpoint else "")
-        return label, run.load_model(path, recipe, checkpoint), config["dataset"], config.get("data_dir")
+        model = checkpoint_lib.load_trained(path, recipe, checkpoint)
+        return label, model, datasets.parse(config["dataset"]), config.get("data_dir")
     name, sep, depth = source.rpartition(":")
     if not sep or not depth.isdigit():
         raise ValueError(
@@ -162,20 +165,22 @@ def analyse(sources, dataset=None, data_dir=None, limit=None, checkpoint=False):
     """
     if limit is not None and limit < 1:
         raise ValueError(f"`limit` must be >= 1. Received limit={limit}.")
+    dataset = None if dataset is None else datasets.parse(dataset)
     results = []
     cache = {}
     for source in sources:
         label, model, run_dataset, run_data_dir = load_source(source, checkpoint)
-        spec = dataset or run_dataset
-        if spec is None:
+        test = dataset or run_dataset
+        if test is None:
             raise ValueError(f"{source}: a preset needs --dataset (e.g. folder:/data/cifar10_jpeg).")
         size = model.input_shape[1]
-        key = (spec, size)
+        key = (test, size)
         if key not in cache:
-            images, _, _ = datasets.load_test(spec, size, data_dir or run_data_dir)
+            images, _, _ = datasets.load_test(test, size, data_dir or run_data_dir)
             cache[key] = images if limit is None else images[:limit]
         stats = layer_stds(model, cache[key])
-        results.append({"source": str(source), "label": label, "dataset": spec, "images": len(cache[key]), **stats})
+        results.append({"source": str(source), "label": label, "dataset": str(test), "images": len(cache[key]),
+                        **stats})
         print(f"{label}: {len(stats['std'])} layers, mean std {np.mean(stats['std']):.3f}", flush=True)
     return results
 
@@ -242,4 +247,4 @@ def define_flags():
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main)
+    cli.run(main, "zoo.analysis")

@@ -17,7 +17,7 @@ import pathlib
 
 import numpy as np
 
-from zoo import checks
+from keras_resnet import specs
 from zoo import datasets
 from zoo import recipes
 
@@ -45,7 +45,7 @@ def draw(recipe, config, count=None, data_dir=None):
     """
     asked = count
     if count is not None:
-        number = checks.as_int(count)
+        number = specs.integer(count)
         if number is None or number < 1:
             raise ValueError(
                 f"The number of calibration images must be an int >= 1 (a few hundred is "
@@ -54,15 +54,16 @@ def draw(recipe, config, count=None, data_dir=None):
         count = number
     spec = config["dataset"]
     data_dir = data_dir or config.get("data_dir")
-    kind, arg = datasets.parse(spec)
+    dataset = datasets.parse(spec)
+    kind, arg = dataset
     if kind == "folder":
         images, files = _folder(pathlib.Path(arg), recipe, count)
         found = {"files": files}
     elif recipe.family == recipes.CIFAR or kind == datasets.DIGITS:
-        images, indices = _in_memory(spec, recipe, count, data_dir)
+        images, indices = _in_memory(dataset, recipe, count, data_dir)
         found = {"train_split_indices": indices}
     else:
-        images = _tfds_streamed(spec, recipe, count, data_dir)
+        images = _tfds_streamed(dataset, recipe, count, data_dir)
         found = {}
     taken = len(images)
     record = {
@@ -132,8 +133,8 @@ def _imagenet_view(path, recipe):
     return np.clip(np.round(image.numpy()), 0, 255).astype(np.uint8)
 
 
-def _in_memory(spec, recipe, count, data_dir):
-    splits = datasets.load_arrays(spec, recipe, data_dir)
+def _in_memory(dataset, recipe, count, data_dir):
+    splits = datasets.load_arrays(dataset, recipe, data_dir)
     images, labels = splits.train
     count = _take(count, len(labels))
     # load_arrays orders the training part the same way: train[k] is
@@ -143,11 +144,11 @@ def _in_memory(spec, recipe, count, data_dir):
     return images[:count], [int(i) for i in order[:count]]
 
 
-def _tfds_streamed(spec, recipe, count, data_dir):
+def _tfds_streamed(dataset, recipe, count, data_dir):
     from zoo import augment
     from zoo import pipeline
 
-    src = pipeline.sources(spec, recipe, data_dir)
+    src = pipeline.sources(dataset, recipe, data_dir)
     images = []
     for record, _ in src.train.take(DEFAULT_COUNT if count is None else count):
         image = augment.imagenet_eval(src.decode(record), recipe.image_size, recipe.eval_resize)

@@ -22,6 +22,8 @@ def callbacks(workdir, schedule, tensorboard=True):
     3. `Checkpoint`: Keras's BackupAndRestore, made to resume only from a
        consistent state.
     4. TensorBoard, if installed and wanted.
+
+    `workdir` is the run's directory.
     """
     workdir = pathlib.Path(workdir)
     result = [

@@ -2,7 +2,10 @@
 
 `Checkpoint` is BackupAndRestore (two checkpoints), resuming only from a
 whole and consistent pair; `resume` restores one before `fit`, for loops
-that build their data stream from the step they resume at.
+that build their data stream from the step they resume at. Beside the
+weights, the model's per-pixel mean (`save_mean` / `load_mean`), and
+`load_model`: the model rebuilt from the last checkpoint (what
+`zoo.evaluate --checkpoint` and `zoo.analysis --checkpoint` load).
 """
 
 import errno
@@ -13,7 +16,7 @@ import shutil
 import keras
 import numpy as np
 
-from zoo import checks
+from keras_resnet import specs
 from zoo import files
 from zoo import model as model_lib
 from zoo import run
@@ -204,7 +207,7 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
             self._check_space()
             mean = model_lib.mean_of(self.model)
             if mean is not None:  # Before the weights: a checkpoint never lacks it.
-                run.save_mean(pathlib.Path(self.backup_dir) / run.MEAN_FILE, mean)
+                save_mean(pathlib.Path(self.backup_dir) / run.MEAN_FILE, mean)
             for latest, previous in (
                 (self._weights_path, self._prev_weights_path),
                 (self._training_metadata_path, self._prev_training_metadata_path),
@@ -260,7 +263,7 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
 
 def _epoch_count(value):
     """The metadata's epoch as an int >= 0, or None."""
-    epoch = checks.as_int(value)
+    epoch = specs.integer(value)
     return epoch if epoch is not None and epoch >= 0 else None
 
 
@@ -282,3 +285,97 @@ def resume(model, callbacks, epoch_steps):
     checkpoint.set_params({"steps": epoch_steps})
     checkpoint._restore_latest()
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+# --- The per-pixel mean beside the checkpoint, and the model rebuilt from both -
+
+# What every .npy file starts with (numpy's format header).
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def save_mean(path, mean):
+    """Writes the per-pixel mean (.npy) via a temporary name."""
+    with files.staged(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(mean, np.float32))
+
+
+def load_mean(workdir, shape):
+    """The per-pixel mean saved beside the run's checkpoint, checked against `shape`.
+
+    Raises:
+        zoo.run.MissingRunFile: the file is missing (a ValueError too).
+        ValueError: naming the file, if it is unreadable, of another shape or
+            not finite.
+    """
+    path = run.checkpoint_dir(workdir) / run.MEAN_FILE
+    if not path.exists():
+        raise run.MissingRunFile(
+            f"{path} does not exist: the checkpoint was written by a zoo older than its "
+            "per-pixel mean file, and the model rebuilt from it would subtract a wrong mean. "
+            f"Evaluate {run.MODEL} (without --checkpoint), or rerun `python -m zoo.train` "
+            "with the run's flags: the next checkpoint it writes includes the mean."
+        )
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(NPY_MAGIC)) != NPY_MAGIC:  # numpy would advise allow_pickle=True
+                f.seek(0, 2)
+                raise ValueError("it is empty" if f.tell() == 0 else "it is not a .npy file "
+                                 "(it does not start with numpy's format header)")
+        mean = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(
+            f"{path} (the checkpoint's per-pixel mean) cannot be read: {error}. Rerun "
+            "`python -m zoo.train` with the run's flags to write it again."
+        ) from None
+    if mean.shape != tuple(shape) or not np.isfinite(mean).all():
+        raise ValueError(
+            f"{path} (the checkpoint's per-pixel mean) holds an array of shape {mean.shape} "
+            f"{'with non-finite values ' if mean.shape == tuple(shape) else ''}where the run's "
+            f"model needs {tuple(shape)}. Rerun `python -m zoo.train` with the run's flags to "
+            "write it again."
+        )
+    return mean
+
+
+def load_model(workdir, recipe):
+    """The run's model as its last checkpoint holds it: rebuilt from `recipe`, weights loaded.
+
+    The checkpoint holds the training model's weights and optimizer state
+    (the same files on every backend); the model is rebuilt from `recipe`
+    and the mean saved beside them.
+
+    Raises:
+        zoo.run.MissingRunFile: no checkpoint, or no mean file.
+        ValueError: a file that cannot be loaded, naming it.
+    """
+    path = run.checkpoint_weights(workdir)
+    if not path.exists():
+        raise run.MissingRunFile(f"{path} does not exist: the run has no checkpoint yet.")
+    size = recipe.image_size
+    # The mean is a constant of the model, not a weight: it is saved beside.
+    model = model_lib.build(recipe, load_mean(workdir, (size, size, 3)))
+    train_model = model_lib.training_model(model)
+    model_lib.compile_model(train_model, recipe)
+    train_model.optimizer.build(train_model.trainable_variables)
+    try:
+        train_model.load_weights(path)
+    except Exception as error:  # h5py, Keras and OS errors alike: the file is bad.
+        raise ValueError(
+            f"{path} cannot be loaded ({type(error).__name__}: {error}). It may be "
+            f"truncated by a kill during a save: try {path}.bkp (the previous "
+            "checkpoint), or rerun `python -m zoo.train` to continue the run."
+        ) from None
+    return model
+
+
+def load_trained(workdir, recipe, from_checkpoint=False):
+    """The run's trained model: its model.keras, or with `from_checkpoint` its last checkpoint.
+
+    Raises:
+        zoo.run.MissingRunFile: the file to load is missing, naming it.
+        ValueError: a file that cannot be loaded, naming it.
+    """
+    if from_checkpoint:
+        return load_model(workdir, recipe)
+    return run.load_model(workdir, ", or use its last checkpoint (--checkpoint)")

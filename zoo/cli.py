@@ -3,11 +3,12 @@
 absl's `app.UsageError` prints the module docstring and every flag before
 the message, so the one line that matters comes 40 lines down. `fail`
 prints the message first and points to --help instead. `run` is the
-entry points' `app.run`: --help exits 0, and TensorFlow's start-up lines
-are printed once.
+entry points' `app.run`: --help exits 0, TensorFlow's start-up lines are
+printed once, and Ctrl-C is one line and exit status 130.
 """
 
 import importlib
+import importlib.util
 import os
 import pathlib
 import re
@@ -104,13 +105,20 @@ def output_file(path, what):
 
 
 def import_backend():
-    """Imports Keras (and with it TensorFlow) printing TF's start-up lines once.
+    """Imports Keras (and TensorFlow, if installed) printing TF's start-up lines once.
 
     TensorFlow's two shared libraries each log the same lines while they load,
     before TF_CPP_MIN_LOG_LEVEL is read. They are caught here (file
     descriptor 2, where C++ writes), each distinct line is printed once,
     and the levels TF_CPP_MIN_LOG_LEVEL hides (1: info, 2: warnings, 3:
     errors) are dropped as TF itself would drop them.
+
+    TensorFlow is imported here even under JAX or PyTorch, where Keras
+    imports it later (`keras.utils.set_random_seed` seeds it too) and its
+    lines would escape. Its devices are listed here too (without starting
+    its runtime: a multi-worker strategy can still be made), which is when
+    a CUDA build on a host without a GPU driver logs "failed call to cuInit";
+    that line is dropped when TF said it found no driver.
     """
     if "keras" in sys.modules:
         return
@@ -120,6 +128,9 @@ def import_backend():
     os.dup2(captured.fileno(), 2)
     try:
         importlib.import_module("keras")
+        if importlib.util.find_spec("tensorflow") is not None:
+            tensorflow = importlib.import_module("tensorflow")
+            tensorflow.config.list_physical_devices()
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
@@ -130,18 +141,26 @@ def import_backend():
         captured.close()
 
 
+# TF's line when it finds no CUDA driver, and the cuInit failure that follows it.
+_NO_DRIVER = "Could not find cuda drivers on your machine"
+_NO_CUINIT = "failed call to cuInit"
+
+
 def _startup_lines(text):
     try:
         level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
     except ValueError:
         level = 0
     hidden = "IWE"[: max(level, 0)]
+    no_driver = _NO_DRIVER in text
     seen, kept, hide = set(), [], False
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\n")
         match = _CPP_LOG.match(body)
         if match:
             hide, key = match.group(1) in hidden, match.group(1) + match.group(2)
+            # Expected on a host without a GPU driver: not an error there.
+            hide = hide or (no_driver and _NO_CUINIT in body)
         elif body == _PRE_INIT:
             hide, key = level > 0, body
         elif body.startswith("To enable the following"):  # The line before continues.
@@ -155,12 +174,24 @@ def _startup_lines(text):
     return "".join(kept)
 
 
-def run(main):
-    """`absl.app.run(main)`, with --help exiting 0 and TF's start-up lines once.
+# What an interrupted command says (Ctrl-C): every file is written whole or
+# not at all, so an interruption loses nothing that was written.
+INTERRUPTED = "interrupted. Nothing was written: every file is written whole, or not at all."
+
+
+def run(main, command=None, interrupted=INTERRUPTED):
+    """`absl.app.run(main)`, with --help exiting 0, TF's start-up lines once, Ctrl-C in one line.
 
     Keras is imported after the flags are parsed, so --help and flag errors
     come at once; absl's INFO log lines (TensorFlow's SavedModel writer logs
-    a few kB of them) are hidden unless --verbosity asks for them.
+    a few kB of them) are hidden unless --verbosity asks for them. Ctrl-C
+    (SIGINT) prints `interrupted` after the command's name, instead of a
+    traceback, and exits with status 130 (128 + SIGINT), as a shell does.
+
+    Args:
+        main: the command's main(argv).
+        command: its name for the Ctrl-C line, e.g. "zoo.train".
+        interrupted: what the command says when interrupted: what is kept.
     """
     from absl import app
     from absl import flags
@@ -179,3 +210,8 @@ def run(main):
         if asked_for_help and exit.code == 1:
             raise SystemExit(0) from None
         raise
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        sys.stderr.write(f"\n{command or 'zoo'}: {interrupted}\n")
+        sys.stderr.flush()
+        raise SystemExit(130) from None

@@ -4,7 +4,8 @@ Small data (CIFAR-sized) is decoded once into uint8 arrays held in memory
 (`load_arrays`); large data (ImageNet) is streamed from files with bounded
 memory by `zoo.pipeline`, which uses `list_folder` and `tfds_split` here.
 
-Dataset specs, as `--dataset` takes them:
+Dataset specs, as `--dataset` takes them (`parse` takes one apart into a
+`Dataset`, once, where it enters: every other function receives that):
     digits          scikit-learn's bundled 8x8 handwritten digits (1,797
                     real images), scaled to the recipe's input size: the
                     offline default.
@@ -28,6 +29,8 @@ import numpy as np
 from keras_resnet import images as image_files
 
 DIGITS = "digits"
+FOLDER = "folder"
+TFDS = "tfds"
 # The recipe's own data (Recipe.dataset): what the paper trained on.
 PAPER = "paper"
 IMAGE_SUFFIXES = image_files.IMAGE_SUFFIXES
@@ -43,52 +46,88 @@ class ArraySplits:
     classes: list
 
 
-def parse(spec):
-    """Splits a dataset spec into (kind, argument).
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A dataset spec taken apart once (`parse`): what the zoo's modules pass around.
+
+    `str(dataset)` is the spec again, in its one spelling (what config.json
+    records): two spellings of one folder are one `Dataset`. `kind, arg =
+    dataset` unpacks it.
+
+    Attributes:
+        kind: DIGITS, FOLDER or TFDS.
+        arg: FOLDER: the folder's absolute path (`~` expanded, no trailing
+            slash); TFDS: the dataset's name; DIGITS: None.
+    """
+
+    kind: str
+    arg: typing.Optional[str] = None
+
+    def __str__(self):
+        return self.kind if self.arg is None else f"{self.kind}:{self.arg}"
+
+    def __iter__(self):
+        return iter((self.kind, self.arg))
+
+
+def parse(spec, recipe=None):
+    """The `Dataset` a spec names: the one place a spec string is taken apart.
+
+    Args:
+        spec: "digits", "folder:PATH", "tfds:NAME", "paper" (the recipe's
+            own data, `Recipe.dataset`), or a `Dataset` (returned as it is).
+        recipe: the `Recipe` whose data "paper" means.
 
     Raises:
-        ValueError: for a spec that is not digits, tfds:NAME or folder:PATH.
+        ValueError: naming the spec received and the valid ones.
     """
+    if isinstance(spec, Dataset):
+        return spec
+    if spec == PAPER:
+        if recipe is None:
+            raise ValueError("'paper' is a recipe's own data: parse it with the recipe (`parse(spec, recipe)`).")
+        return parse(recipe.dataset)
     if spec == DIGITS:
-        return DIGITS, None
-    kind, sep, arg = spec.partition(":")
-    if sep and arg and kind in ("tfds", "folder"):
-        return kind, arg
+        return Dataset(DIGITS)
+    kind, sep, arg = spec.partition(":") if isinstance(spec, str) else (None, "", "")
+    if sep and arg and kind == FOLDER:
+        return Dataset(FOLDER, os.path.abspath(os.path.expanduser(arg)))
+    if sep and arg and kind == TFDS:
+        return Dataset(TFDS, arg)
     raise ValueError(
-        f"`--dataset` must be 'digits', 'tfds:NAME' (e.g. tfds:cifar10, "
-        f"tfds:imagenet2012) or 'folder:PATH'. Received {spec!r}."
+        f"`--dataset` must be 'digits', 'paper' (the recipe's own data), 'tfds:NAME' (e.g. "
+        f"tfds:cifar10, tfds:imagenet2012) or 'folder:PATH'. Received {spec!r}."
     )
 
 
-def of_recipe(spec, recipe):
-    """`spec`, or the recipe's own dataset (the paper's) for "paper"."""
-    return recipe.dataset if spec == PAPER else spec
-
-
-def canonical(spec):
-    """`spec` with a folder's path made absolute, `~` expanded, no trailing slash.
-
-    Two spellings of one folder are then one run (and one config.json).
+def checked(dataset):
+    """`dataset` if it is a `Dataset`; what every function here takes, never a spec string.
 
     Raises:
-        ValueError: for a spec that `parse` refuses.
+        TypeError: naming what was received and how to make one (`parse`).
     """
-    kind, arg = parse(spec)
-    if kind == "folder":
-        return f"folder:{os.path.abspath(os.path.expanduser(arg))}"
-    return spec
+    if not isinstance(dataset, Dataset):
+        raise TypeError(
+            f"zoo.datasets takes a Dataset: parse the spec once where it enters, e.g. "
+            f"datasets.parse({dataset!r}). Received {dataset!r} of type {type(dataset).__name__}."
+        )
+    return dataset
 
 
-def check_source(spec, data_dir=None):
+def check_source(dataset, data_dir=None):
     """Cheap checks of a dataset before a run starts: its files are there.
+
+    Args:
+        dataset: a `Dataset`.
+        data_dir: tfds data directory.
 
     Raises:
         ValueError: a folder tree that `check_folder` refuses; a tfds
             dataset that is unknown, or not prepared and not downloadable.
         ImportError: a package the dataset needs is missing, naming the extra.
     """
-    kind, arg = parse(spec)
-    if kind == "folder":
+    kind, arg = checked(dataset)
+    if kind == FOLDER:
         require("PIL", "pillow", "image folders")
         check_folder(arg)
     elif kind == DIGITS:
@@ -218,6 +257,34 @@ def train_val_indices(n, val_size, seed):
     return order[: n - val_size], order[n - val_size :]
 
 
+def balanced_sample(labels, count, seed=0):
+    """`count` indices into `labels`: a seeded sample with as many of each class as can be.
+
+    The classes take turns, in a seeded order each round, each giving its
+    next image in a seeded order, until `count` are drawn: every class then
+    has the same number of images, give or take one (a class with fewer
+    images gives all it has). The same labels, count and seed give the same
+    sample.
+
+    Args:
+        labels: (N,) int labels of the images to sample from.
+        count: how many to draw; all N if count >= N.
+        seed: seeds the sample.
+
+    Returns:
+        The chosen indices, sorted (int64).
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    members = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    chosen = []
+    for turn in range(max((len(m) for m in members), default=0)):
+        if len(chosen) >= count:
+            break
+        chosen += [members[k][turn] for k in rng.permutation(len(members)) if turn < len(members[k])]
+    return np.sort(np.asarray(chosen[:count], np.int64))
+
+
 @dataclasses.dataclass
 class Pool:
     """A small dataset decoded once, before any seed splits it.
@@ -242,13 +309,13 @@ class SplitIndices:
     test: tuple
 
 
-def decode(spec, size, data_dir=None):
-    """Decodes a small dataset (digits, folder:, tfds:) into a `Pool` at size x size."""
-    kind, arg = parse(spec)
+def decode(dataset, size, data_dir=None):
+    """Decodes a small `Dataset` (digits, folder:, tfds:) into a `Pool` at size x size."""
+    kind, arg = checked(dataset)
     if kind == DIGITS:
         images, labels = _digits(size)
         return Pool(images, labels, None, [str(c) for c in range(10)])
-    if kind == "folder":
+    if kind == FOLDER:
         classes = check_folder(arg)
         x, y = _decode_folder(pathlib.Path(arg) / "train", classes, size)
         test = _decode_folder(pathlib.Path(arg) / "test", classes, size)
@@ -281,18 +348,18 @@ def split(pool, recipe):
     )
 
 
-def load_arrays(spec, recipe, data_dir=None):
+def load_arrays(dataset, recipe, data_dir=None):
     """Loads a small dataset into memory, decoded once, split train/val/test.
 
     Args:
-        spec: a dataset spec (see the module docstring).
+        dataset: a `Dataset` (`parse`).
         recipe: the `Recipe`; gives image_size, val_size and seed.
         data_dir: tfds data directory.
 
     Returns:
         An `ArraySplits` with images at recipe.image_size.
     """
-    return split(decode(spec, recipe.image_size, data_dir), recipe)
+    return split(decode(dataset, recipe.image_size, data_dir), recipe)
 
 
 def _digits(size):
@@ -315,12 +382,12 @@ def _digits(size):
     return images, digits.target.astype(np.int32)
 
 
-def class_names(spec, data_dir=None):
-    """The class names of a dataset, index = label, without loading its images."""
-    kind, arg = parse(spec)
+def class_names(dataset, data_dir=None):
+    """The class names of a `Dataset`, index = label, without loading its images."""
+    kind, arg = checked(dataset)
     if kind == DIGITS:
         return [str(c) for c in range(10)]
-    if kind == "folder":
+    if kind == FOLDER:
         return check_folder(arg)
     return list(tfds_builder(arg, data_dir).info.features["label"].names)
 
@@ -446,21 +513,21 @@ class _SeedOnly:
     val_size: int = 0
 
 
-def load_test(spec, size, data_dir=None, seed=0):
+def load_test(dataset, size, data_dir=None, seed=0):
     """The test split alone, decoded: (images uint8 (N, size, size, 3), labels, classes).
 
     Args:
-        spec: a dataset spec (see the module docstring).
+        dataset: a `Dataset` (`parse`).
         size: image side.
         data_dir: tfds data directory.
         seed: the digits' train/test split seed (a recipe's `seed`).
     """
-    kind, arg = parse(spec)
+    kind, arg = checked(dataset)
     if kind == DIGITS:
-        pool = decode(spec, size)
+        pool = decode(dataset, size)
         images, labels = split_indices(pool, _SeedOnly(seed)).test
         classes = pool.classes
-    elif kind == "folder":
+    elif kind == FOLDER:
         classes = check_folder(arg)
         images, labels = _decode_folder(pathlib.Path(arg) / "test", classes, size)
     else:

@@ -113,3 +113,26 @@ def check_batch(batch_size, replicas):
             f"replicas. Use a multiple of {replicas} (--set=batch_size=...)."
         )
     return batch_size // replicas
+
+
+def describe(strategy, name=None):
+    """One line for the console: the strategy, how many replicas train, on which devices.
+
+    Args:
+        strategy: a `tf.distribute.Strategy`.
+        name: the `STRATEGIES` name it was made from, for the hint when
+            "mirrored" found a single device.
+    """
+    replicas = strategy.num_replicas_in_sync
+    kind = type(strategy).__name__
+    if kind.startswith("_Default"):  # No strategy: TF places ops itself.
+        kind, devices = "the default strategy", []
+    else:
+        kind = f"tf.distribute.{kind}"
+        devices = [d.rsplit("/", 1)[-1].replace("device:", "") for d in strategy.extended.worker_devices]
+    line = (f"zoo: {kind}, {replicas} replica{'s' if replicas != 1 else ''}"
+            + (f" ({', '.join(devices)})" if devices else ""))
+    if name == "mirrored" and replicas == 1:
+        line += (": MirroredStrategy found one device. On a CPU host, split the CPU into logical "
+                 "devices first to train on several replicas (README, Distribution).")
+    return line

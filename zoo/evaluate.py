@@ -14,6 +14,12 @@ The model is DIR/model.keras, or with --checkpoint the last training
 checkpoint (DIR/checkpoints/latest.weights.h5). Results go to
 DIR/eval_<mode>.json.
 
+--limit=N evaluates N test images, not the first N (a split stored class by
+class would give N images of one class) but a class-balanced sample drawn
+with a fixed seed (the same images every time): every class gives the same
+number of images, give or take one. The command says so, and
+eval_<mode>.json records it ("sample": seed and images per class).
+
 Departures: in multiscale mode the per-pixel mean, which only exists at
 the training crop size, is replaced by its spatial average (a per-channel
 mean). Global average pooling followed by the dense layer equals the
@@ -26,8 +32,7 @@ import pathlib
 import numpy as np
 from absl import flags
 
-from zoo import augment_ops
-from zoo import checks
+from keras_resnet import specs
 from zoo import cli
 from zoo import datasets
 from zoo import files
@@ -39,12 +44,6 @@ COMMAND = "zoo.evaluate"
 IMAGENET_SCALES = (224, 256, 384, 480, 640)
 
 FLAGS = flags.FLAGS
-
-
-# Kept for older callers: loading a run is `zoo.run`'s.
-load_recipe = run.load_recipe
-load_model = run.load_model
-run_classes = run.class_names
 
 
 def check_classes(trained, evaluated, dataset):
@@ -65,23 +64,47 @@ def check_classes(trained, evaluated, dataset):
     )
 
 
-def test_images(spec, recipe, data_dir=None, limit=None):
-    """Yields (image uint8 (H, W, 3), label) of the test split at full size."""
-    kind, arg = datasets.parse(spec)
-    if recipe.family == recipes.CIFAR or kind == datasets.DIGITS:
-        images, labels = datasets.load_arrays(spec, recipe, data_dir).test
-        count = len(labels) if limit is None else min(limit, len(labels))
-        for i in range(count):
+# The seed of --limit's class-balanced sample: the same images for every run.
+SAMPLE_SEED = 0
+
+
+def test_images(dataset, recipe, data_dir=None, limit=None):
+    """Yields (image uint8 (H, W, 3), label) of a `zoo.datasets.Dataset`'s test split at full size.
+
+    With `limit`, only a class-balanced sample of `limit` images
+    (`datasets.balanced_sample`, seed `SAMPLE_SEED`): the first images of a
+    split stored class by class would all be of one class.
+    """
+    if recipe.family == recipes.CIFAR or dataset.kind == datasets.DIGITS:
+        images, labels = datasets.load_arrays(dataset, recipe, data_dir).test
+        chosen = range(len(labels)) if limit is None else datasets.balanced_sample(labels, limit, SAMPLE_SEED)
+        for i in chosen:
             yield images[i], int(labels[i])
         return
+    import tensorflow as tf
+
     from zoo import pipeline
 
-    src = pipeline.sources(spec, recipe, data_dir)
-    test = src.test.map(lambda record, label: (src.decode(record), label))
+    src = pipeline.sources(dataset, recipe, data_dir)
+    test = src.test
     if limit is not None:
-        test = test.take(limit)
+        # The labels first (a folder's come from its listing; tfds reads its records once more).
+        labels = np.fromiter(test.map(lambda record, label: label).as_numpy_iterator(), np.int64)
+        keep = tf.constant(np.isin(np.arange(len(labels)), datasets.balanced_sample(labels, limit, SAMPLE_SEED)))
+        test = test.enumerate().filter(lambda i, pair: tf.gather(keep, i)).map(lambda i, pair: pair)
+    test = test.map(lambda record, label: (src.decode(record), label))
     for image, label in test.as_numpy_iterator():
         yield image, int(label)
+
+
+def describe_sample(per_class, classes):
+    """What --limit evaluated, for the console: e.g. "a class-balanced sample of 30 test images
+    (3 from each of the 10 classes, seed 0)"."""
+    counts = sorted(per_class.values())
+    each = f"{counts[0]}" if counts[0] == counts[-1] else f"{counts[0]} to {counts[-1]}"
+    covered = "the" if len(counts) == classes else f"{len(counts)} of the"
+    return (f"a class-balanced sample of {sum(counts)} test images ({each} from each of {covered} "
+            f"{classes} classes, seed {SAMPLE_SEED})")
 
 
 def _resize_shorter(image, size):
@@ -99,6 +122,8 @@ def _resize_shorter(image, size):
 
 def _crops(image, size):
     """Four corners and centre of (H, W, 3), then their mirrors: (10, s, s, 3)."""
+    from zoo import augment_ops  # Imports Keras: not at start-up (see cli.run).
+
     h, w = image.shape[:2]
     center = augment_ops.center_offsets(h, w, size)
     corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), center]
@@ -132,18 +157,45 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
         dataset, data_dir: default to the run's.
         scales: shorter sides for multiscale.
         checkpoint: use the last checkpoint rather than model.keras.
-        limit: evaluate only the first `limit` test images.
+        limit: evaluate only a class-balanced sample of `limit` test images
+            (`test_images`); each eval_<mode>.json then says which (its
+            "sample": seed and images per class).
     """
-    import keras_resnet  # Imports Keras: not at start-up (see cli.run).
+    from zoo import checkpoint as checkpoint_lib  # Imports Keras: not at start-up (see cli.run).
 
-    from zoo import model as model_lib
+    workdir = run.directory(workdir)
+    scales = _check_arguments(modes, limit, scales)
+    recipe, config = run.load_recipe(workdir)
+    # Before the evaluation, which may take hours, rather than after it.
+    cli.check_writable(workdir, ", ".join(run.eval_path(workdir, mode).name for mode in modes))
+    dataset = datasets.parse(dataset or config["dataset"], recipe)
+    data_dir = cli.expand(data_dir) or config.get("data_dir")
+    classes = run.class_names(workdir, config)
+    check_classes(classes, datasets.class_names(dataset, data_dir), dataset)
+    model = checkpoint_lib.load_trained(workdir, recipe, checkpoint)
+    if scales is None:
+        scales = IMAGENET_SCALES if recipe.family == recipes.IMAGENET else (recipe.image_size,)
+    full_conv = _fully_convolutional(model, recipe) if "multiscale" in modes else None
+    images = test_images(dataset, recipe, data_dir, limit)
+    correct, per_class = _count_correct(model, full_conv, images, recipe, modes, scales)
+    if not per_class:
+        raise ValueError(f"--dataset={dataset} has no test images; nothing was evaluated or written.")
+    sample = None
+    if limit is not None:
+        sample = {"kind": "class-balanced", "seed": SAMPLE_SEED,
+                  "per_class": {str(k): per_class[k] for k in sorted(per_class)},
+                  "description": describe_sample(per_class, len(classes))}
+        print(f"zoo.evaluate: --limit={limit}: {sample['description']}")
+    return _record(workdir, correct, sum(per_class.values()), scales, sample)
 
-    workdir = pathlib.Path(cli.expand(workdir))
+
+def _check_arguments(modes, limit, scales):
+    """Refuses unknown modes, a bad limit or bad scales, naming them; returns the scales as ints."""
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"Unknown mode {mode!r}. Valid modes: {', '.join(MODES)}.")
     if limit is not None:
-        count = checks.as_int(limit)
+        count = specs.integer(limit)
         if count is None or count < 1:
             raise ValueError(
                 f"`limit` must be None (the whole test split) or an int >= 1. Received limit={limit!r}."
@@ -152,45 +204,46 @@ def evaluate(workdir, modes=("center",), dataset=None, data_dir=None, scales=Non
         scales = [_scale(s) for s in scales]
         if not scales:
             raise ValueError("`scales` must list at least one shorter side, e.g. 224,256.")
-    recipe, config = run.load_recipe(workdir)
-    # Before the evaluation, which may take hours, rather than after it.
-    cli.check_writable(workdir, ", ".join(run.eval_path(workdir, mode).name for mode in modes))
-    dataset = datasets.canonical(datasets.of_recipe(dataset or config["dataset"], recipe))
-    data_dir = cli.expand(data_dir) or config.get("data_dir")
-    check_classes(run.class_names(workdir, config), datasets.class_names(dataset, data_dir), dataset)
-    model = run.load_model(workdir, recipe, checkpoint)
-    if scales is None:
-        scales = IMAGENET_SCALES if recipe.family == recipes.IMAGENET else (recipe.image_size,)
-    full_conv = None
-    if "multiscale" in modes:
-        mean = np.asarray(model.get_layer(model_lib.MEAN_LAYER).mean).reshape(-1, 3).mean(0)
-        full_conv = model_lib.build(recipe, mean, input_shape=(None, None, 3))
-        net = keras_resnet.architecture_of(model).net
-        keras_resnet.architecture_of(full_conv).net.set_weights(net.get_weights())
+    return scales
 
+
+def _fully_convolutional(model, recipe):
+    """The run's net on inputs of any size, behind the per-channel mean (multiscale mode)."""
+    import keras_resnet
+
+    from zoo import model as model_lib
+
+    mean = np.asarray(model.get_layer(model_lib.MEAN_LAYER).mean).reshape(-1, 3).mean(0)
+    full_conv = model_lib.build(recipe, mean, input_shape=(None, None, 3))
+    net = keras_resnet.architecture_of(model).net
+    keras_resnet.architecture_of(full_conv).net.set_weights(net.get_weights())
+    return full_conv
+
+
+def _count_correct(model, full_conv, images, recipe, modes, scales):
+    """({mode: images right}, {label: images seen}) over `images`, (image, label) pairs."""
     correct = {mode: 0 for mode in modes}
-    total = 0
-    for image, label in test_images(dataset, recipe, data_dir, limit):
-        total += 1
+    per_class = {}
+    for image, label in images:
+        per_class[label] = per_class.get(label, 0) + 1
         for mode in modes:
             if mode == "multiscale":
-                scores = np.mean(
-                    [
-                        _scores(full_conv, _resize_shorter(image, s)[None])[0]
-                        for s in scales
-                    ],
-                    axis=0,
-                )
+                scores = np.mean([_scores(full_conv, _resize_shorter(image, s)[None])[0] for s in scales], axis=0)
             else:
                 scores = _scores(model, views(image, recipe, mode)).mean(axis=0)
             correct[mode] += int(np.argmax(scores) == label)
-    if total == 0:
-        raise ValueError(f"--dataset={dataset} has no test images; nothing was evaluated or written.")
-    results = {mode: correct[mode] / total for mode in modes}
-    for mode in modes:
-        record = {"mode": mode, "accuracy": results[mode], "images": total}
+    return correct, per_class
+
+
+def _record(workdir, correct, total, scales, sample):
+    """Writes each mode's eval_<mode>.json; returns {mode: accuracy}."""
+    results = {mode: right / total for mode, right in correct.items()}
+    for mode, accuracy in results.items():
+        record = {"mode": mode, "accuracy": accuracy, "images": total}
         if mode == "multiscale":
             record["scales"] = scales
+        if sample is not None:
+            record["sample"] = sample
         files.write_json(run.eval_path(workdir, mode), record)
     return results
 
@@ -243,9 +296,9 @@ def define_flags():
     flags.DEFINE_string("data_dir", None, "tfds data directory; defaults to the run's.")
     flags.DEFINE_list("scales", None, "Shorter sides for multiscale mode.")
     flags.DEFINE_bool("checkpoint", False, f"Evaluate the last checkpoint instead of {run.MODEL}.")
-    flags.DEFINE_integer("limit", None, "Evaluate only the first N test images.")
+    flags.DEFINE_integer("limit", None, "Evaluate only N test images: a class-balanced sample (seed 0).")
 
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main)
+    cli.run(main, COMMAND)

@@ -35,17 +35,6 @@ from zoo import run as run_lib
 FLAGS = flags.FLAGS
 
 COMMAND = "zoo.export"
-# Kept for older callers: the run's files are `zoo.run`'s.
-MODEL_FILE = run_lib.MODEL
-CLASSES_FILE = run_lib.CLASSES
-RUN_ENTRIES = run_lib.RUN_ENTRIES
-
-
-def load_run(workdir):
-    """Returns (model, class names or None) of the run in `workdir` (`zoo.run.load_run`)."""
-    return run_lib.load_run(workdir)
-
-
 CALIBRATION_SUFFIX = ".calibration.json"
 
 
@@ -71,7 +60,7 @@ def check_outputs(workdir, outputs, overwrite=False):
     run's own files. Checked for every output before anything is written.
 
     Args:
-        workdir: the run's directory.
+        workdir: the run's directory (`zoo.run.directory`).
         outputs: {flag: path or None}, flags of `formats()` (and
             "calibration", the int8 record).
         overwrite: whether existing outputs may be replaced.
@@ -81,7 +70,7 @@ def check_outputs(workdir, outputs, overwrite=False):
     """
     from keras_resnet import atomic
 
-    run = pathlib.Path(cli.expand(workdir)).resolve()
+    run = workdir.resolve()
     suffixes = {flag: fmt.suffix for flag, fmt in formats().items()}
     checked = {}
     for flag, path in outputs.items():
@@ -171,8 +160,9 @@ def export_run(workdir, output=None, *, overwrite=False, fold_batchnorm=False, t
     if quantization == "int8":  # beside the file calibrated (checked: given)
         (flag,) = _owners(flags_, "calibration_images")
         record_path = str(cli.expand(paths[flag]))[: -len(flags_[flag].suffix)] + CALIBRATION_SUFFIX
+    workdir = run_lib.directory(workdir)
     checked = check_outputs(workdir, {**paths, "calibration": record_path}, overwrite)
-    model, options["class_names"] = load_run(workdir)
+    model, options["class_names"] = run_lib.load_run(workdir)
     record = None
     if quantization == "int8":  # Before anything is written: the dataset may be gone.
         options["calibration_images"], record = _calibration(workdir, calibration_images)
@@ -217,7 +207,7 @@ def _owners(flags_, option):
 def _calibration(workdir, count):
     from zoo import calibration
 
-    recipe, config = run_lib.load_recipe(pathlib.Path(cli.expand(workdir)))
+    recipe, config = run_lib.load_recipe(workdir)
     images, record = calibration.draw(recipe, config, count)
     if "note" in record:
         print(f"{COMMAND}: {record['note']}")

@@ -19,7 +19,7 @@ from zoo import callbacks as callbacks_lib
 from zoo import datasets
 from zoo import model as model_lib
 from zoo import recipes
-from zoo import run as run_lib
+from zoo import results as results_lib
 from zoo import stream
 
 
@@ -58,13 +58,13 @@ class Batches(keras.utils.PyDataset):
 
 
 def run(recipe, workdir, dataset, data_dir, verbose, loop="auto"):
-    """Trains on in-memory arrays (no TensorFlow); see `zoo.train` for `loop`."""
+    """Trains on in-memory arrays (no TensorFlow) from a `zoo.datasets.Dataset`; see `zoo.train` for `loop`."""
     if recipe.family != recipes.CIFAR:
         raise ValueError(
             f"Without TensorFlow only CIFAR-family recipes run (in-memory data). "
             f"Received recipe {recipe.name!r} (family={recipe.family!r})."
         )
-    if datasets.parse(dataset)[0] == "tfds":
+    if dataset.kind == datasets.TFDS:
         raise ValueError(
             f"--dataset={dataset} needs TensorFlow Datasets; without TensorFlow use "
             "--dataset=digits or --dataset=folder:PATH."
@@ -74,6 +74,8 @@ def run(recipe, workdir, dataset, data_dir, verbose, loop="auto"):
     if len(devices) > 1:
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
         print(f"zoo: keras.distribution.DataParallel over {len(devices)} devices")
+    else:
+        print(f"zoo: training on 1 device ({devices[0]})")
         if recipe.batch_size % len(devices):
             raise ValueError(
                 f"The global batch_size={recipe.batch_size} does not split evenly over "
@@ -115,7 +117,7 @@ def run(recipe, workdir, dataset, data_dir, verbose, loop="auto"):
             verbose=verbose,
         )
     xt, yt = _float(splits.test)
-    return run_lib.finish(
+    return results_lib.finish(
         workdir,
         recipe,
         model,

@@ -7,11 +7,15 @@ from zoo import checkpoint
 from zoo import distribute
 from zoo import model as model_lib
 from zoo import pipeline
+from zoo import results as results_lib
 from zoo import run as run_lib
 
 
-def run(recipe, workdir, dataset, data_dir, strategy, verbose):
+def run(recipe, workdir, dataset, data_dir, strategy, verbose, strategy_name=None):
     """Builds data and model under the strategy, fits, evaluates, writes files.
+
+    `dataset` is a `zoo.datasets.Dataset`; `strategy_name` the `--strategy`
+    it was made from (for the line that says how many replicas train).
 
     In a multi-worker run every worker trains and runs the same callbacks;
     only the chief (worker 0) writes into `workdir`. Worker i writes its
@@ -19,6 +23,7 @@ def run(recipe, workdir, dataset, data_dir, strategy, verbose):
     clash and the workers can be compared.
     """
     distribute.check_batch(recipe.batch_size, strategy.num_replicas_in_sync)
+    print(distribute.describe(strategy, strategy_name), flush=True)
     if not distribute.is_chief(strategy):
         task_id = strategy.cluster_resolver.task_id
         workdir = run_lib.worker_dir(workdir, task_id)
@@ -48,7 +53,7 @@ def run(recipe, workdir, dataset, data_dir, strategy, verbose):
             verbose=verbose,
             shuffle=False,  # The stream is shuffled already (and Keras would warn).
         )
-        return run_lib.finish(workdir, recipe, model, train_model, data.test, data.classes)
+        return results_lib.finish(workdir, recipe, model, train_model, data.test, data.classes)
 
 
 def _patch_scalar_mean_reduction():

@@ -8,14 +8,8 @@ import time
 import keras
 
 from zoo import files
-# Kept here for older callers: the write-then-rename and the strict JSON of
-# every run file are `zoo.files`'s.
-from zoo.files import STAGING, read_json, staging_name, write_atomic, write_json
 
-__all__ = ["FIELDS", "HistoryCSV", "read",
-           "STAGING", "read_json", "staging_name", "write_atomic", "write_json"]
 FIELDS = ("epoch", "step", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "train_time_s", "epoch_time_s")
-
 
 
 def read(path):

@@ -73,15 +73,3 @@ def exclusive(lock_path):
             pass
         handle.close()
 
-
-def alive(pid):
-    """Whether a process with id `pid` runs (this one included)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # Someone else's process.
-        return True
-    return True

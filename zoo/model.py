@@ -18,10 +18,10 @@ import numpy as np
 from keras import ops
 
 import keras_resnet
+from keras_resnet import names
 from zoo import schedules
 
 MEAN_LAYER = "per_pixel_mean"
-CLASSIFIER = "predictions"
 
 
 def build(recipe, mean, input_shape=None):
@@ -99,15 +99,16 @@ def training_model(model):
     """
     mean_layer = model.get_layer(MEAN_LAYER)
     net = keras_resnet.architecture_of(model).net
-    classifier = net.get_layer(CLASSIFIER)
+    classifier = net.get_layer(names.CLASSIFIER)
     with keras_resnet.recursion_headroom():  # ResNet-1202's graph is deep.
         body = keras.Model(net.inputs, classifier.input, name=f"{net.name}_body")
         inputs = keras.Input(model.input_shape[1:], name="pixels")
-        centred = WeightMean(mean_layer, name=MEAN_LAYER)(inputs)
+        centred = WeightMean.of_normalization(mean_layer, name=MEAN_LAYER)(inputs)
         logits = ClassifierLogits(classifier, name="logits")(body(centred))
         return keras.Model(inputs, logits, name=f"{model.name}_train")
 
 
+@keras.saving.register_keras_serializable(package="zoo")
 class WeightMean(keras.layers.Layer):
     """The saved model's mean subtraction, with the mean held as a weight.
 
@@ -120,12 +121,19 @@ class WeightMean(keras.layers.Layer):
     `Normalization`'s: it divides x - mean by max(sqrt(1), eps) = 1.
 
     Args:
-        normalization: the saved model's built mean layer (unit variance).
+        mean: the mean to subtract, (H, W, 3) or (3,) (the saved model's
+            mean layer's: `of_normalization`).
     """
 
-    def __init__(self, normalization, **kwargs):
-        super().__init__(dtype=normalization.dtype_policy, **kwargs)
-        self._initial = np.asarray(keras.ops.convert_to_numpy(normalization.mean), np.float32)
+    def __init__(self, mean, **kwargs):
+        super().__init__(**kwargs)
+        self._initial = np.asarray(mean, np.float32)
+
+    @classmethod
+    def of_normalization(cls, normalization, **kwargs):
+        """The `WeightMean` of a built unit-variance `Normalization` (its mean, its dtype policy)."""
+        mean = np.asarray(keras.ops.convert_to_numpy(normalization.mean), np.float32)
+        return cls(mean, dtype=normalization.dtype_policy, **kwargs)
 
     def build(self, input_shape):
         self.mean = self.add_weight(
@@ -140,7 +148,12 @@ class WeightMean(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    def get_config(self):
+        # The mean as it was given; a built layer's weight holds the same.
+        return {**super().get_config(), "mean": self._initial.tolist()}
 
+
+@keras.saving.register_keras_serializable(package="zoo")
 class ClassifierLogits(keras.layers.Layer):
     """The pre-activation output of a `Dense` classifier, sharing its weights.
 
@@ -149,12 +162,20 @@ class ClassifierLogits(keras.layers.Layer):
     in the classifier's dtype (float32 under mixed precision).
 
     Args:
-        classifier: the built `keras.layers.Dense`.
+        classifier: the built `keras.layers.Dense` (or its config, as
+            `get_config` records it: a new, unshared Dense).
     """
 
     def __init__(self, classifier, **kwargs):
-        super().__init__(dtype=classifier.dtype_policy, **kwargs)
+        if isinstance(classifier, dict):
+            classifier = keras.saving.deserialize_keras_object(classifier)
+        kwargs.setdefault("dtype", classifier.dtype_policy)
+        super().__init__(**kwargs)
         self.classifier = classifier
+
+    def build(self, input_shape):
+        if not self.classifier.built:  # Made from a config: a Dense of its own.
+            self.classifier.build(input_shape)
 
     def call(self, features):
         logits = ops.matmul(ops.cast(features, self.compute_dtype), self.classifier.kernel)
@@ -164,6 +185,9 @@ class ClassifierLogits(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.classifier.units)
+
+    def get_config(self):
+        return {**super().get_config(), "classifier": keras.saving.serialize_keras_object(self.classifier)}
 
 
 def mean_of(model):

@@ -1,28 +1,21 @@
 """Training that became NaN or infinite stops, and says so: the non-finite guard.
 
-`StopOnNonFinite` is the callback every loop runs first; `nonfinite_weights`
-is the one scan of a model's weights (`zoo.seeds` checks each replica with it).
+`StopOnNonFinite` is the callback every loop runs first. The one scan of a
+model's weights is the library's `keras_resnet.serving.nonfinite_weights`
+(what an export refuses), which `zoo.seeds` runs on each replica too.
 """
 
 import math
 import pathlib
 
 import keras
-import numpy as np
 
+from keras_resnet import serving
 from zoo import run
 
 
 class NonFiniteError(RuntimeError):
     """The loss or the weights of a training run became NaN or infinite."""
-
-
-def nonfinite_weights(model):
-    """The paths of `model`'s weights (BN's moving statistics included) holding NaN or inf."""
-    return [
-        w.path for w in model.weights
-        if not np.isfinite(keras.ops.convert_to_numpy(w)).all()
-    ]
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -66,7 +59,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
                 f"zoo: warning: the validation loss after epoch {epoch} is {float(value)} "
                 f"({run.RESULTS} records a non-finite loss as null)."
             )
-        bad = nonfinite_weights(self.model)
+        bad = serving.nonfinite_weights(self.model)
         if bad:
             more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
             self._stop(f"weights {', '.join(bad[:3])}{more} hold NaN or infinite values")
@@ -82,10 +75,15 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
     def _stop(self, what, step=None):
         step = self._step() if step is None else step
+        if run.checkpoint_weights(self.workdir).exists():
+            kept = (f"{run.checkpoint_dir(self.workdir)} keeps the last finite state. Rerunning the "
+                    "same command resumes from there and will likely diverge again")
+        else:
+            kept = ("no checkpoint was written before (it diverged in its first epoch), so "
+                    "rerunning the same command starts again from step 0 and will likely diverge "
+                    "again")
         raise NonFiniteError(
             f"Training diverged at step {step}: {what}. The run stops unfinished (no "
-            f"{run.RESULTS}, no {run.MODEL}); {run.checkpoint_dir(self.workdir)} keeps the last "
-            "finite state. Rerunning the same command resumes from there and will likely "
-            "diverge again: check the images for NaN, or train in a new --workdir with a "
-            "smaller learning rate (e.g. --set=lr=0.01)."
+            f"{run.RESULTS}, no {run.MODEL}); {kept}: check the images for NaN, or train in a new "
+            "--workdir with a smaller learning rate (e.g. --set=lr=0.01)."
         )

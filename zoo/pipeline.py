@@ -86,20 +86,21 @@ def _seeds(seed, first):
     return tf.data.Dataset.counter(int(first), dtype=tf.int64).map(lambda k: tf.stack([seed, k]))
 
 
-def build(spec, recipe, data_dir=None, global_batch=None):
-    """Builds the pipelines of `recipe` on dataset `spec`.
+def build(dataset, recipe, data_dir=None, global_batch=None):
+    """Builds the pipelines of `recipe` on `dataset`.
 
     Args:
-        spec: dataset spec: digits, tfds:NAME or folder:PATH.
+        dataset: a `zoo.datasets.Dataset` (`datasets.parse`): digits,
+            tfds:NAME or folder:PATH.
         recipe: the `Recipe`.
         data_dir: tfds data directory (for imagenet2012: where the manual
             download lives).
         global_batch: batch size; defaults to recipe.batch_size.
     """
     batch = global_batch or recipe.batch_size
-    if recipe.family == recipes.IMAGENET and datasets.parse(spec)[0] != datasets.DIGITS:
-        return _streamed(spec, recipe, data_dir, batch)
-    splits = datasets.load_arrays(spec, recipe, data_dir)
+    if recipe.family == recipes.IMAGENET and datasets.checked(dataset).kind != datasets.DIGITS:
+        return _streamed(dataset, recipe, data_dir, batch)
+    splits = datasets.load_arrays(dataset, recipe, data_dir)
     return from_arrays(splits, recipe, batch)
 
 
@@ -150,14 +151,14 @@ def _eval_arrays(split, batch):
     return ds.map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(AUTOTUNE)
 
 
-def _streamed(spec, recipe, data_dir, batch):
+def _streamed(dataset, recipe, data_dir, batch):
     """Streaming ImageNet-style pipelines with bounded memory.
 
     Records (file paths, or encoded JPEG bytes from tfds) are put in order
     before decoding: file paths by `example_order`, tfds records through a
     shuffle buffer, which then holds small records, not images.
     """
-    src = sources(spec, recipe, data_dir)
+    src = sources(dataset, recipe, data_dir)
     decode = src.decode
     size = recipe.image_size
 
@@ -233,10 +234,10 @@ class Sources:
     records_from: typing.Callable[[int], tf.data.Dataset]
 
 
-def sources(spec, recipe, data_dir=None):
-    """The `Sources` of dataset `spec` (folder: or tfds:) for `recipe`'s split and seed."""
-    kind, arg = datasets.parse(spec)
-    if kind == "folder":
+def sources(dataset, recipe, data_dir=None):
+    """The `Sources` of a streamed `zoo.datasets.Dataset` (folder: or tfds:) for `recipe`'s split and seed."""
+    kind, arg = datasets.checked(dataset)
+    if kind == datasets.FOLDER:
         classes = datasets.check_folder(arg)
         paths, labels = datasets.list_folder(f"{arg}/train", classes)
         # The seeded split every in-memory path makes too.

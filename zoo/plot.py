@@ -31,7 +31,7 @@ def load_run(workdir):
         zoo.run.MissingRunFile: the directory holds no history.csv (nor a
             group of runs that do); a ValueError, as an empty one raises.
     """
-    workdir = pathlib.Path(cli.expand(workdir))
+    workdir = run_lib.directory(workdir)
     if run_lib.is_group(workdir):
         return _load_group(workdir)
     label, plain, steps, train_error, val_error = _load_single(workdir)
@@ -95,11 +95,28 @@ def _load_group(workdir):
 
 
 def plot(workdirs, out):
-    """Draws the runs' error curves into the PNG `out`; returns its path."""
+    """Draws the runs' error curves into `out`; returns the path written.
+
+    `out` without a suffix gets ".png" (what matplotlib would add); another
+    suffix picks that format (.pdf, .svg, ...), if matplotlib writes it.
+
+    Raises:
+        ValueError: a suffix matplotlib cannot write, naming those it can.
+    """
     matplotlib = datasets.require("matplotlib", "matplotlib", "zoo.plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    out = pathlib.Path(cli.expand(out))
+    if not out.suffix:
+        out = out.with_name(out.name + ".png")
+    formats = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    if out.suffix[1:].lower() not in formats:
+        raise ValueError(
+            f"--out={out} has the suffix {out.suffix!r}, which matplotlib cannot write. Give one "
+            f"of {', '.join('.' + f for f in sorted(formats))} (or none, for .png)."
+        )
     out = cli.output_file(out, "--out")
     runs = [load_run(w) for w in workdirs]
     groups = [g for g in (True, False) if any(r["plain"] == g for r in runs)]
@@ -144,9 +161,9 @@ def main(argv):
 
 def define_flags():
     """Defines the command-line flags (only when run as a program)."""
-    flags.DEFINE_string("out", "errors.png", "Output PNG file.")
+    flags.DEFINE_string("out", "errors.png", "Output image: PNG (also without a suffix), or .pdf, .svg, ...")
 
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main)
+    cli.run(main, "zoo.plot")

@@ -14,14 +14,16 @@ import dataclasses
 import math
 import typing
 
-from zoo import checks
+from keras_resnet import specs
 from zoo import datasets
 
-CIFAR = "cifar"
-IMAGENET = "imagenet"
-# keras_resnet.blocks.SHORTCUTS, restated because importing keras_resnet
-# imports Keras and TensorFlow, which the commands import only after their
-# flags are parsed (zoo.cli.run); tests/test_zoo_recipes.py keeps the two equal.
+# The families are the library's (`keras_resnet.specs`, which imports no Keras).
+CIFAR = specs.CIFAR
+IMAGENET = specs.IMAGENET
+# keras_resnet.blocks.SHORTCUTS, restated: the shortcut options live with
+# their layers (blocks imports Keras, which the commands import only after
+# their flags are parsed, zoo.cli.run); tests/test_zoo_recipes.py keeps the
+# two equal.
 SHORTCUTS = ("A", "B", "C")
 
 _REGISTRY = {}
@@ -106,6 +108,11 @@ class Recipe:
         # `override` for --set), so a bad value fails before any data is read.
         for key, minimum in _INT_MINIMUMS.items():
             self._set(key, _integer(key, getattr(self, key), minimum))
+        if self.seed > MAX_SEED:
+            raise ValueError(
+                f"`seed` must be an int in [0, {MAX_SEED}] (2**32 - 1, the largest seed numpy "
+                f"takes). Received seed={self.seed}."
+            )
         for key, (low, high) in _REAL_RANGES.items():
             self._set(key, _real(key, getattr(self, key), low, high))
         if self.warmup_lr is not None:
@@ -223,6 +230,8 @@ class Recipe:
 DERIVED = ("lr_boundaries", "epochs")
 
 
+# The largest seed: numpy's, which Keras's set_random_seed seeds.
+MAX_SEED = 2**32 - 1
 # The smallest value of each int field.
 _INT_MINIMUMS = {
     "depth": 1, "classes": 1, "image_size": 1, "batch_size": 1, "steps": 1,
@@ -241,8 +250,8 @@ _OPEN_LOW = ("lr", "warmup_lr", "lr_decay_at")
 
 
 def _integer(key, value, minimum):
-    """`value` as an int >= minimum (numpy ints welcome); raises otherwise."""
-    number = checks.as_int(value)
+    """`value` as an int >= minimum (numpy ints welcome, `specs.integer`); raises otherwise."""
+    number = specs.integer(value)
     if number is None or number < minimum:
         raise ValueError(f"`{key}` must be an int >= {minimum}. Received {key}={value!r}.")
     return number

@@ -1,17 +1,18 @@
-"""The run directory: its files, config check, finished or not, lock, loading model and recipe.
+"""The run directory: its files, its config, finished or not, opening it, loading what it holds.
 
 A zoo.train run is one directory (--workdir); every command that reads or
 writes one asks this module, so the names below are written nowhere else:
 
     config.json     `make_config`: the resolved recipe and where its data came
                     from; written once, when the run starts (`check_same_run`)
-    .lock           while a zoo.train holds the directory (`exclusive`)
+    .lock           while a zoo.train holds the directory (`opened`)
     checkpoints/    Keras BackupAndRestore (`zoo.checkpoint`), with mean.npy,
-                    the model's per-pixel mean (`save_mean` / `load_mean`)
+                    the model's per-pixel mean (`zoo.checkpoint.save_mean`)
     logs/           TensorBoard
     history.csv     one row per epoch (`zoo.history`)
-    results.json    written when the run ends (`finish`): a run is finished
-                    when it reaches the config's steps (`reaches`)
+    results.json    written when the run ends (`save_finished`; its figures
+                    are `zoo.results`'): a run is finished when it reaches
+                    the config's steps (`reaches`)
     model.keras     the trained model, raw pixels in (`load_model`)
     classes.json    class names, index = label (`read_classes`)
     eval_<mode>.json   zoo.evaluate's; train.log: zoo.sweep's
@@ -19,17 +20,22 @@ writes one asks this module, so the names below are written nowhere else:
     seed_<k>/       a group of seeds (zoo.train --seeds): one run per seed;
                     the group's config.json says "kind": "seeds"
 
+A run's path enters once, through `directory` (at each command's entry);
+the functions here take that `pathlib.Path`. Opening a run (`opened`:
+directory, lock, a killed run's leftovers, config check, finished or not)
+is what `zoo.train` and each replica of `zoo.seeds` do before training.
+
 A file the run should hold and does not raises `MissingRunFile` (both a
 FileNotFoundError and a ValueError), naming the file. Importing this module
-imports neither Keras nor TensorFlow; the functions that build a model
-import them.
+imports neither Keras nor TensorFlow; loading model.keras imports them.
 """
 
+import contextlib
 import json
 import os
 import pathlib
-import time
 
+from keras_resnet import atomic
 from zoo import cli
 from zoo import datasets
 from zoo import files
@@ -70,8 +76,18 @@ class MissingRunFile(FileNotFoundError, ValueError):
 # --- Paths -------------------------------------------------------------------
 
 
+def directory(workdir):
+    """A run's path as it enters a command (a flag, an argument): `~` expanded, as a `pathlib.Path`.
+
+    Called once, where the path enters; every function here takes its result.
+    """
+    return pathlib.Path(cli.expand(workdir))
+
+
+
 def checkpoint_dir(workdir):
-    return pathlib.Path(workdir) / CHECKPOINTS
+    """The run's checkpoint directory (`zoo.checkpoint`'s)."""
+    return workdir / CHECKPOINTS
 
 
 def checkpoint_weights(workdir):
@@ -81,22 +97,22 @@ def checkpoint_weights(workdir):
 
 def eval_path(workdir, mode):
     """Where zoo.evaluate records `mode`'s accuracy."""
-    return pathlib.Path(workdir) / f"{EVAL_PREFIX}{mode}.json"
+    return workdir / f"{EVAL_PREFIX}{mode}.json"
 
 
 def replica_dir(workdir, seed):
     """Where replica `seed` of the group in `workdir` lives: a normal run directory."""
-    return pathlib.Path(workdir) / f"{REPLICA_PREFIX}{seed}"
+    return workdir / f"{REPLICA_PREFIX}{seed}"
 
 
 def worker_dir(workdir, task_id):
     """Where worker `task_id` (not the chief) of a multi-worker run writes its copy."""
-    return pathlib.Path(workdir) / WORKERS / f"worker-{task_id}"
+    return workdir / WORKERS / f"worker-{task_id}"
 
 
 def lock_path(workdir, task_id=None):
     """The lock of the run (or of worker `task_id`, which must not take the chief's)."""
-    return pathlib.Path(workdir) / (LOCK if task_id is None else f"{LOCK}-worker-{task_id}")
+    return workdir / (LOCK if task_id is None else f"{LOCK}-worker-{task_id}")
 
 
 def is_run_entry(name):
@@ -107,30 +123,55 @@ def is_run_entry(name):
 # --- The config and whether it is this run -----------------------------------
 
 
-def make_config(recipe, dataset, data_dir, mixed_precision):
-    """What a run's config.json records: the resolved recipe and where its data came from."""
+def make_config(recipe, dataset, data_dir=None, mixed_precision="float32"):
+    """What a run's config.json records: the resolved recipe and where its data came from.
+
+    Args:
+        recipe: the resolved `Recipe`.
+        dataset: a `zoo.datasets.Dataset` (or a spec, "paper" included),
+            recorded in its one spelling (`str(dataset)`).
+        data_dir: tfds data directory, recorded as an absolute path.
+        mixed_precision: the Keras dtype policy.
+    """
     return {
         "recipe": recipe.to_dict(),
-        "dataset": dataset,
-        "data_dir": data_dir,
+        "dataset": str(datasets.parse(dataset, recipe)),
+        "data_dir": _absolute(data_dir),
         "mixed_precision": mixed_precision,
     }
 
 
-def make_group_config(recipe, dataset, data_dir, mixed_precision):
-    """A group's config.json: the run config of every replica, less its seed."""
-    base = recipe.to_dict()
-    base.pop("seed")
-    return {"kind": GROUP_KIND, "recipe": base, "dataset": dataset, "data_dir": data_dir,
-            "mixed_precision": mixed_precision}
+def _absolute(data_dir):
+    return None if data_dir is None else os.path.abspath(cli.expand(data_dir))
+
+
+def make_group_config(recipe, dataset, data_dir=None, mixed_precision="float32"):
+    """A group's config.json: the run config of every replica (`make_config`), less its seed."""
+    config = make_config(recipe, dataset, data_dir, mixed_precision)
+    config["recipe"].pop("seed")
+    return {"kind": GROUP_KIND, **config}
+
+
+def progress(workdir):
+    """What in `workdir` shows a run trained there (more than a failed start): file names.
+
+    A checkpoint, results.json, or a history.csv that is not empty: a run
+    writes its first history row at the end of its first epoch.
+    """
+    checkpoints = workdir / CHECKPOINTS
+    found = []
+    if checkpoints.is_dir() and any(p.name != MEAN_FILE for p in checkpoints.iterdir()):
+        found.append(f"{CHECKPOINTS}/")
+    if (workdir / HISTORY).is_file() and (workdir / HISTORY).stat().st_size:
+        found.append(HISTORY)
+    if (workdir / RESULTS).exists():
+        found.append(RESULTS)
+    return found
 
 
 def has_progress(workdir):
-    """Whether `workdir` holds a checkpoint or results (more than a failed start)."""
-    workdir = pathlib.Path(workdir)
-    checkpoints = workdir / CHECKPOINTS
-    saved = checkpoints.is_dir() and any(p.name != MEAN_FILE for p in checkpoints.iterdir())
-    return saved or (workdir / RESULTS).exists()
+    """Whether `workdir` holds a checkpoint, results or a history (more than a failed start)."""
+    return bool(progress(workdir))
 
 
 def _changed(previous, config):
@@ -150,24 +191,29 @@ def check_same_run(workdir, config, record=True):
     Dataset paths are compared as absolute paths, so `folder:data/` and
     `folder:./data` are the same run.
     """
-    workdir = pathlib.Path(workdir)
     path = workdir / CONFIG
-    if not path.exists() and has_progress(workdir):
+    found = progress(workdir)
+    if not path.exists() and found:
+        what = f"a run's {HISTORY}" if found == [HISTORY] else "a run's checkpoints or results"
         raise ValueError(
-            f"{workdir} holds a run's checkpoints or results but no {CONFIG}, so it "
+            f"{workdir} holds {what} but no {CONFIG}, so it "
             "cannot be told whether it is this run: resuming another recipe's checkpoint, "
-            f"or reporting its results as this run's, would be wrong. Restore {CONFIG} "
-            "(it is written once, when the run starts), or use a new --workdir."
+            f"reporting its results as this run's or overwriting its {HISTORY} would be "
+            f"wrong. Restore {CONFIG} (it is written once, when the run starts), or use a new "
+            "--workdir."
         )
-    if path.exists() and has_progress(workdir):
+    if path.exists() and found:
         fix = "It is written once, when the run starts; use a new --workdir (or restore it)."
         previous = files.read_json(path, "the run's config", fix)
         if not isinstance(previous, dict) or not isinstance(previous.get("recipe"), dict):
             raise ValueError(f"{path} does not hold a zoo.train config. {fix}")
-        if isinstance(previous.get("dataset"), str):
-            previous["dataset"] = datasets.canonical(previous["dataset"])
+        if isinstance(previous.get("dataset"), str):  # An older zoo recorded it as given.
+            try:
+                previous["dataset"] = str(datasets.parse(previous["dataset"]))
+            except ValueError as error:
+                raise ValueError(f"{path}: {error} {fix}") from None
         if isinstance(previous.get("data_dir"), str):
-            previous["data_dir"] = os.path.abspath(cli.expand(previous["data_dir"]))
+            previous["data_dir"] = _absolute(previous["data_dir"])
         if previous != json.loads(json.dumps(config)):
             raise ValueError(
                 f"{workdir} holds a different run (differs in: {', '.join(_changed(previous, config))}). "
@@ -177,13 +223,12 @@ def check_same_run(workdir, config, record=True):
         files.write_json(path, config)
 
 
-def check_same_group(workdir, config):
+def check_same_group(workdir, config, record=True):
     """Refuses a workdir that holds something else than this group of seeds; records `config`.
 
     The seeds are not part of it: a group may be rerun with seeds added or
     dropped (each replica's own config.json says which run it is).
     """
-    workdir = pathlib.Path(workdir)
     path = workdir / CONFIG
     if path.exists():
         fix = "Use a new --workdir (or restore the file)."
@@ -204,12 +249,13 @@ def check_same_group(workdir, config):
             f"{workdir} holds a single run's checkpoints or results: a group of seeds lives in a "
             f"directory of its own (one {REPLICA_PREFIX}k/ run per seed). Use a new --workdir."
         )
-    files.write_json(path, config)
+    if record:
+        files.write_json(path, config)
 
 
 def is_group(workdir):
     """Whether `workdir` holds a group of seeds (its config.json says so)."""
-    path = pathlib.Path(workdir) / CONFIG
+    path = workdir / CONFIG
     if not path.is_file():
         return False
     try:
@@ -226,7 +272,7 @@ def read_config(workdir):
         MissingRunFile: the directory has no config.json.
         ValueError: it is damaged or not a zoo.train config.
     """
-    path = pathlib.Path(workdir) / CONFIG
+    path = workdir / CONFIG
     if not path.exists():
         raise MissingRunFile(f"{workdir} has no {CONFIG}: is it a zoo.train workdir?")
     fix = "It is written when the run starts; rerun zoo.train."
@@ -247,7 +293,7 @@ def load_recipe(workdir):
     if config.get("kind") == GROUP_KIND:
         raise ValueError(
             f"{workdir} is a group of seeds (zoo.train --seeds), not one run: its runs are "
-            f"{pathlib.Path(workdir) / (REPLICA_PREFIX + '<k>')}, and its {RESULTS} summarises them."
+            f"{workdir / (REPLICA_PREFIX + '<k>')}, and its {RESULTS} summarises them."
         )
     return recipes.Recipe.from_dict(config["recipe"]), config
 
@@ -270,7 +316,7 @@ def finished_results(workdir, recipe):
     Raises:
         ValueError: results.json is damaged, naming it.
     """
-    path = pathlib.Path(workdir) / RESULTS
+    path = workdir / RESULTS
     if not path.exists():
         return None
     fix = "Delete it to evaluate the trained run again (its checkpoints are kept)."
@@ -294,8 +340,13 @@ def is_finished(workdir, name, overrides=(), dataset=None, seeds=None):
     exactly those seeds (`zoo.seeds`). Anything else, damaged files
     included, is left to `zoo.train`, which resumes, refuses a different
     run or names the damaged file: not finished.
+
+    Args:
+        workdir: the directory.
+        name, overrides: the recipe and its "key=value" overrides.
+        dataset: a `zoo.datasets.Dataset` or spec ("paper": the recipe's), or None.
+        seeds: the seeds of a group, or None for a single run.
     """
-    workdir = pathlib.Path(workdir)
     try:
         results = files.read_json(workdir / RESULTS, "", "")
         config = files.read_json(workdir / CONFIG, "", "")
@@ -304,9 +355,7 @@ def is_finished(workdir, name, overrides=(), dataset=None, seeds=None):
         keys = ["name"] + [o.partition("=")[0].strip() for o in overrides]
         if any(recorded.get(key) != wanted[key] for key in keys):
             return False
-        if dataset is not None and config.get("dataset") != datasets.canonical(
-            datasets.of_recipe(dataset, recipes.get(name))
-        ):
+        if dataset is not None and config.get("dataset") != str(datasets.parse(dataset, recipes.get(name))):
             return False
         if (config.get("kind") == GROUP_KIND) != (seeds is not None):
             return False
@@ -326,7 +375,7 @@ def read_classes(workdir):
     Raises:
         ValueError: the file is damaged or not a JSON list, naming it.
     """
-    path = pathlib.Path(workdir) / CLASSES
+    path = workdir / CLASSES
     if not path.is_file():
         return None
     classes = files.read_json(
@@ -346,7 +395,7 @@ def class_names(workdir, config, data_dir=None):
     classes = read_classes(workdir)
     if classes is not None:
         return [str(c) for c in classes]
-    return datasets.class_names(config["dataset"], data_dir or config.get("data_dir"))
+    return datasets.class_names(datasets.parse(config["dataset"]), data_dir or config.get("data_dir"))
 
 
 def model_file(workdir, hint=""):
@@ -355,7 +404,6 @@ def model_file(workdir, hint=""):
     Raises:
         MissingRunFile: the run has none (it has not finished), naming it.
     """
-    workdir = pathlib.Path(cli.expand(workdir))
     path = workdir / MODEL
     if not path.is_file():
         raise MissingRunFile(
@@ -390,40 +438,19 @@ def load_model_file(path):
         raise ValueError(f"{path} cannot be loaded ({type(error).__name__}: {error}). {fix}") from None
 
 
-def load_model(workdir, recipe, checkpoint=False):
-    """The run's trained model: model.keras, or with `checkpoint` the last checkpoint.
+def load_model(workdir, hint=""):
+    """The run's trained model, from its model.keras.
 
-    The checkpoint holds the training model's weights and optimizer state
-    (the same files on every backend); the model is rebuilt from `recipe`
-    and the mean saved beside them.
+    Args:
+        workdir: the run's directory.
+        hint: added to the message if there is no model.keras (e.g. what
+            else the command can load).
 
     Raises:
-        MissingRunFile: no model.keras (or no checkpoint, or no mean file).
-        ValueError: a file that cannot be loaded, naming it.
+        MissingRunFile: no model.keras, naming it.
+        ValueError: a damaged model.keras, naming it.
     """
-    from zoo import model as model_lib
-
-    workdir = pathlib.Path(workdir)
-    if not checkpoint:
-        return load_model_file(model_file(workdir, ", or use its last checkpoint (--checkpoint)"))
-    path = checkpoint_weights(workdir)
-    if not path.exists():
-        raise MissingRunFile(f"{path} does not exist: the run has no checkpoint yet.")
-    size = recipe.image_size
-    # The mean is a constant of the model, not a weight: it is saved beside.
-    model = model_lib.build(recipe, load_mean(workdir, (size, size, 3)))
-    train_model = model_lib.training_model(model)
-    model_lib.compile_model(train_model, recipe)
-    train_model.optimizer.build(train_model.trainable_variables)
-    try:
-        train_model.load_weights(path)
-    except Exception as error:  # h5py, Keras and OS errors alike: the file is bad.
-        raise ValueError(
-            f"{path} cannot be loaded ({type(error).__name__}: {error}). It may be "
-            f"truncated by a kill during a save: try {path}.bkp (the previous "
-            "checkpoint), or rerun `python -m zoo.train` to continue the run."
-        ) from None
-    return model
+    return load_model_file(model_file(workdir, hint))
 
 
 def load_run(workdir):
@@ -433,56 +460,10 @@ def load_run(workdir):
         MissingRunFile: no model.keras, naming it.
         ValueError: a damaged model.keras or classes.json.
     """
-    workdir = pathlib.Path(cli.expand(workdir))
-    model = load_model_file(model_file(workdir))
-    return model, read_classes(workdir)
+    return load_model(workdir), read_classes(workdir)
 
 
-def save_mean(path, mean):
-    """Writes the per-pixel mean (.npy) via a temporary name."""
-    import numpy as np
-
-    with files.staged(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, np.asarray(mean, np.float32))
-
-
-def load_mean(workdir, shape):
-    """The per-pixel mean saved beside the run's checkpoint, checked against `shape`.
-
-    Raises:
-        MissingRunFile: the file is missing (a ValueError too).
-        ValueError: naming the file, if it is unreadable, of another shape or
-            not finite.
-    """
-    import numpy as np
-
-    path = checkpoint_dir(workdir) / MEAN_FILE
-    if not path.exists():
-        raise MissingRunFile(
-            f"{path} does not exist: the checkpoint was written by a zoo older than its "
-            "per-pixel mean file, and the model rebuilt from it would subtract a wrong mean. "
-            f"Evaluate {MODEL} (without --checkpoint), or rerun `python -m zoo.train` "
-            "with the run's flags: the next checkpoint it writes includes the mean."
-        )
-    try:
-        mean = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise ValueError(
-            f"{path} (the checkpoint's per-pixel mean) cannot be read: {error}. Rerun "
-            "`python -m zoo.train` with the run's flags to write it again."
-        ) from None
-    if mean.shape != tuple(shape) or not np.isfinite(mean).all():
-        raise ValueError(
-            f"{path} (the checkpoint's per-pixel mean) holds an array of shape {mean.shape} "
-            f"{'with non-finite values ' if mean.shape == tuple(shape) else ''}where the run's "
-            f"model needs {tuple(shape)}. Rerun `python -m zoo.train` with the run's flags to "
-            "write it again."
-        )
-    return mean
-
-
-# --- Finishing ---------------------------------------------------------------
+# --- Writing a finished run -------------------------------------------------
 
 
 def save_model(model, path):
@@ -492,65 +473,105 @@ def save_model(model, path):
         model.save(tmp)
 
 
-def finish(workdir, recipe, model, train_model, test_data, classes, evaluate_kwargs=None,
-           test=None):
-    """Evaluates on the test split; writes results.json, model.keras, classes.json.
+def save_finished(workdir, model, classes, results):
+    """Writes what a finished run holds: model.keras, classes.json, then results.json.
+
+    results.json comes last: a run is finished once it is there (`reaches`).
 
     Args:
         workdir: the run's directory.
-        recipe: the `Recipe`.
-        model: the model to save (preprocessing inside, no augmentation).
-        train_model: the compiled model that was trained (may be `model`).
-        test_data: what `train_model.evaluate` takes for the test split.
+        model: the model to save (preprocessing inside, no augmentation);
+            a compiled one is saved uncompiled, so that loading it needs
+            only keras_resnet (for the option-A layer), not zoo's lr schedule.
         classes: class names, index = label.
-        evaluate_kwargs: extra arguments of `evaluate` (e.g. y, batch_size).
-        test: the test split's {"accuracy", "loss", "seconds"} if the caller
-            evaluated it already (`zoo.seeds` evaluates K replicas with one
-            compiled model); `test_data` is then not used.
+        results: results.json's content (`zoo.results.figures`).
     """
-    import keras
-
-    from zoo import history
-
-    workdir = pathlib.Path(workdir)
-    if test is None:
-        start = time.perf_counter()
-        test = train_model.evaluate(test_data, return_dict=True, verbose=0, **(evaluate_kwargs or {}))
-        test["seconds"] = time.perf_counter() - start
-    test_time = test["seconds"]
-    rows = history.read(workdir / HISTORY)
-    steps = int(keras.ops.convert_to_numpy(train_model.optimizer.iterations))
-    train_time = sum(row["train_time_s"] for row in rows)
-    last = rows[-1] if rows else {}
-    results = {
-        "recipe": recipe.name,
-        "test_accuracy": float(test["accuracy"]),
-        "test_loss": float(test["loss"]),
-        "val_accuracy": last.get("val_accuracy"),
-        # The running accuracy of the last epoch, on augmented batches.
-        "train_accuracy": last.get("accuracy"),
-        "steps": steps,
-        "epochs": len(rows),
-        "batch_size": recipe.batch_size,
-        "wall_time_s": sum(row["epoch_time_s"] for row in rows) + test_time,
-        "images_per_s": steps * recipe.batch_size / train_time if train_time else None,
-        "backend": keras.backend.backend(),
-    }
     if model.compiled:
-        # Saved uncompiled: loading then needs only keras_resnet (for the
-        # option-A layer), not zoo's lr schedule.
         trained = model
         model = model.__class__.from_config(trained.get_config())
         model.set_weights(trained.get_weights())
     save_model(model, workdir / MODEL)
     files.write_json(workdir / CLASSES, list(classes))
     files.write_json(workdir / RESULTS, results)
-    return results
 
 
 def write_group_results(workdir, summary):
     """A group's results.json: the summary of its seeds (`zoo.seeds.summarize`)."""
-    files.write_json(pathlib.Path(workdir) / RESULTS, summary)
+    files.write_json(workdir / RESULTS, summary)
+
+
+# --- Opening a run -----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def opened(workdir, config, recipe, task_id=None):
+    """Takes the run in `workdir` for `config`: the lock, a killed run's leftovers, the config check.
+
+    What `zoo.train` and each replica of `zoo.seeds` do before training:
+    the directory is made if missing, then locked. Yields the results of
+    the run if it is finished there (nothing to train), else None; the lock
+    is held until the block ends. A workdir where the lock cannot be taken
+    (a read-only disk) is read without it: a finished run still reports its
+    results, anything else needs to write.
+
+    Args:
+        workdir: the run's directory (`directory`).
+        config: the run's config (`make_config`).
+        recipe: the run's `Recipe`.
+        task_id: a multi-worker run's worker (not the chief), which locks
+            a file of its own.
+
+    Raises:
+        ValueError: the workdir holds another run, or a damaged file; or it
+            cannot be made, or written and the run is not finished.
+        WorkdirBusy: another process holds the lock.
+    """
+    cli.make_directory(workdir, "--workdir")
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(lock.exclusive(lock_path(workdir, task_id)))
+        except lock.WorkdirNotWritable as error:
+            not_writable = error
+        else:
+            not_writable = None
+            remove_stale_staging(workdir)
+        check_same_run(workdir, config, record=not_writable is None)
+        results = finished_results(workdir, recipe)
+        if results is None and not_writable is not None:
+            raise ValueError(str(not_writable))
+        yield results
+
+
+@contextlib.contextmanager
+def opened_group(workdir, config):
+    """Takes the directory of a group of seeds for `config`: its lock and its config check.
+
+    Yields whether it can be written: a group on a read-only disk is read
+    without the lock (each of its replicas, `opened`, then reports its
+    results if finished and refuses otherwise).
+    """
+    cli.make_directory(workdir, "--workdir")
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(lock.exclusive(lock_path(workdir)))
+        except lock.WorkdirNotWritable:
+            writable = False
+        else:
+            writable = True
+        check_same_group(workdir, config, record=writable)
+        yield writable
+
+
+def group_results(workdir, seeds):
+    """The group's results.json if it summarises exactly `seeds`, else None."""
+    path = workdir / RESULTS
+    try:
+        results = files.read_json(path, "the group's results", "")
+    except ValueError:
+        return None
+    if isinstance(results, dict) and results.get("kind") == GROUP_KIND and results.get("seeds") == list(seeds):
+        return results
+    return None
 
 
 # --- The lock ----------------------------------------------------------------
@@ -572,13 +593,12 @@ def remove_stale_staging(workdir):
         The paths removed.
     """
     removed = []
-    workdir = pathlib.Path(workdir)
     for folder in (workdir, workdir / CHECKPOINTS):
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
             match = files.STAGING.search(path.name)
-            if match and path.is_file() and not lock.alive(int(match.group(1))):
+            if match and path.is_file() and not atomic.alive(int(match.group(1))):
                 path.unlink()
                 removed.append(path)
     if removed:

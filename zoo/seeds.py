@@ -42,18 +42,9 @@ import time
 
 import numpy as np
 
-from zoo import cli
 from zoo import datasets
 from zoo import recipes
 from zoo import run
-
-# The group's directory layout is `zoo.run`'s; kept here for older callers.
-REPLICA_PREFIX = run.REPLICA_PREFIX
-KIND = run.GROUP_KIND
-replica_dir = run.replica_dir
-group_config = run.make_group_config
-is_group = run.is_group
-
 
 def parse(text):
     """'0,1,2' -> (0, 1, 2): distinct seeds >= 0, in the order given.
@@ -67,6 +58,12 @@ def parse(text):
         raise ValueError(f"--seeds takes comma-separated integers, e.g. 0,1,2. Received {text!r}.") from None
     if any(seed < 0 for seed in seeds):
         raise ValueError(f"--seeds must be >= 0. Received {text!r}.")
+    too_large = [seed for seed in seeds if seed > recipes.MAX_SEED]
+    if too_large:
+        raise ValueError(
+            f"--seeds must be <= {recipes.MAX_SEED} (2**32 - 1, the largest seed numpy takes). "
+            f"Received {text!r}, which holds {too_large[0]}."
+        )
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds names a seed twice: the replicas would be the same run. Received {text!r}.")
     return seeds
@@ -114,7 +111,15 @@ def train_and_evaluate(recipe, seeds, workdir, dataset, data_dir, mixed_precisio
     """Trains `recipe` once per seed in one program; writes the replicas and the summary.
 
     Called by `zoo.train.train_and_evaluate(..., seeds=...)` after its own
-    checks of the arguments. Finished replicas are not trained again.
+    checks of the arguments. Finished replicas are not trained again; a
+    finished group on a read-only disk reports its results.
+
+    Args:
+        recipe: the resolved `Recipe` (its own seed is not used).
+        seeds: the seeds, one replica each.
+        workdir: the group's directory (`zoo.run.directory`).
+        dataset: a `zoo.datasets.Dataset`; data_dir: tfds data directory.
+        mixed_precision, verbose, loop: as `zoo.train.train_and_evaluate` takes them.
 
     Returns:
         The summary (also written to workdir/results.json).
@@ -124,20 +129,16 @@ def train_and_evaluate(recipe, seeds, workdir, dataset, data_dir, mixed_precisio
     devices = keras.distribution.list_devices() if keras.backend.backend() == "jax" else []
     check_possible(recipe, loop, keras.backend.backend(), devices)
     seeds = parse(",".join(str(s) for s in seeds))
-    workdir = pathlib.Path(cli.expand(workdir))
-    cli.make_directory(workdir, "--workdir")
     replicas = {seed: dataclasses.replace(recipe, seed=seed) for seed in seeds}
     with contextlib.ExitStack() as stack:
-        stack.enter_context(run.exclusive(run.lock_path(workdir)))
-        run.check_same_group(workdir, run.make_group_config(recipe, dataset, data_dir, mixed_precision))
+        group = run.make_group_config(recipe, dataset, data_dir, mixed_precision)
+        writable = stack.enter_context(run.opened_group(workdir, group))
         results = {}
         for seed, replica in replicas.items():
-            directory = replica_dir(workdir, seed)
-            cli.make_directory(directory, "--workdir")
-            stack.enter_context(run.exclusive(run.lock_path(directory)))
-            run.remove_stale_staging(directory)
-            run.check_same_run(directory, run.make_config(replica, dataset, data_dir, mixed_precision))
-            results[seed] = run.finished_results(directory, replica)
+            config = run.make_config(replica, dataset, data_dir, mixed_precision)
+            results[seed] = stack.enter_context(run.opened(run.replica_dir(workdir, seed), config, replica))
+        if not writable:  # Every replica is finished (else `opened` refused): report, write nothing.
+            return run.group_results(workdir, seeds) or summarize(recipe, results, 0.0)
         todo = [seed for seed in seeds if results[seed] is None]
         start = time.perf_counter()
         if todo:
@@ -163,100 +164,124 @@ class _Replica:
 
 def _train(replicas, workdir, dataset, data_dir, verbose, loop):
     """Trains the replicas (seed -> Recipe) together; returns seed -> results."""
-    import jax
     import keras
 
-    from zoo import callbacks as callbacks_lib
-    from zoo import model as model_lib
-    from zoo import scan_loop
-    from zoo import stream
-
     first = next(iter(replicas.values()))
-    batch, epoch_steps = first.batch_size, first.epoch_steps
     pool = datasets.decode(dataset, first.image_size, data_dir)
-    group = []
-    for seed, recipe in replicas.items():
-        split = datasets.split_indices(pool, recipe)
-        if len(split.train) < batch:
-            raise ValueError(
-                f"Seed {seed}'s training split has {len(split.train)} images, fewer than one "
-                f"batch (batch_size={batch})."
-            )
-        # As zoo.train seeds a single run: the same initial weights.
-        keras.utils.set_random_seed(seed)
-        mean = pool.images[split.train].mean(axis=0, dtype=np.float64).astype(np.float32)
-        model, train_model, schedule = model_lib.build_training(recipe, mean)
-        directory = replica_dir(workdir, seed)
-        callbacks = keras.callbacks.CallbackList(
-            callbacks_lib.callbacks(directory, schedule, tensorboard=False),
-            model=train_model, epochs=recipe.epochs, steps=epoch_steps,
-        )
-        x = pool.images[split.train[:batch]].astype(np.float32)
-        scan_loop.prepare(train_model, x, pool.labels[split.train[:batch]])
-        val = (pool.images[split.val].astype(np.float32), pool.labels[split.val])
-        group.append(_Replica(seed, recipe, directory, split, model, train_model, callbacks, val))
-
-    epoch = _restore_together(group, epoch_steps)
+    group = [_replica(seed, recipe, pool, workdir) for seed, recipe in replicas.items()]
+    epoch = _restore_together(group, first.epoch_steps)
     for replica in group:
         replica.train_model.stop_training = False
         replica.callbacks.on_train_begin()
     device = keras.distribution.list_devices()[0]
     per_step = loop == "auto" and device.lower().startswith("cpu")
-    run_epoch = scan_loop.epoch_function(group[0].train_model, first.pad, replicas=True, per_step=per_step)
+    _train_epochs(group, pool, epoch, per_step, verbose)
+    for replica in group:
+        replica.callbacks.on_train_end()
+    return {replica.seed: _finish(replica, group[0].train_model, pool.classes) for replica in group}
+
+
+def _replica(seed, recipe, pool, workdir):
+    """Replica `seed`: its split of `pool`, its model built as a single run builds it, its callbacks."""
+    import keras
+
+    from zoo import callbacks as callbacks_lib
+    from zoo import model as model_lib
+    from zoo import scan_loop
+
+    batch = recipe.batch_size
+    split = datasets.split_indices(pool, recipe)
+    if len(split.train) < batch:
+        raise ValueError(
+            f"Seed {seed}'s training split has {len(split.train)} images, fewer than one "
+            f"batch (batch_size={batch})."
+        )
+    # As zoo.train seeds a single run: the same initial weights.
+    keras.utils.set_random_seed(seed)
+    mean = pool.images[split.train].mean(axis=0, dtype=np.float64).astype(np.float32)
+    model, train_model, schedule = model_lib.build_training(recipe, mean)
+    directory = run.replica_dir(workdir, seed)
+    callbacks = keras.callbacks.CallbackList(
+        callbacks_lib.callbacks(directory, schedule, tensorboard=False),
+        model=train_model, epochs=recipe.epochs, steps=recipe.epoch_steps,
+    )
+    x = pool.images[split.train[:batch]].astype(np.float32)
+    scan_loop.prepare(train_model, x, pool.labels[split.train[:batch]])
+    val = (pool.images[split.val].astype(np.float32), pool.labels[split.val])
+    return _Replica(seed, recipe, directory, split, model, train_model, callbacks, val)
+
+
+def _train_epochs(group, pool, first_epoch, per_step, verbose):
+    """The epochs from `first_epoch` on: every replica's steps in one program, then each its epoch's end."""
+    import jax
+
+    from zoo import scan_loop
+
+    recipe = group[0].recipe
+    run_epoch = scan_loop.epoch_function(group[0].train_model, recipe.pad, replicas=True, per_step=per_step)
     images, labels = jax.device_put(pool.images), jax.device_put(pool.labels)
-    evaluator = group[0].train_model
-    for epoch in range(epoch, first.epochs):
+    for epoch in range(first_epoch, recipe.epochs):
         start = time.perf_counter()
-        step = epoch * epoch_steps
+        step = epoch * recipe.epoch_steps
         for replica in group:
             replica.train_model.reset_metrics()
             replica.callbacks.on_epoch_begin(epoch)
-        indices, offsets, flips = [], [], []
-        for replica in group:
-            local = stream.batch_indices(len(replica.split.train), batch, replica.seed, step, epoch_steps)
-            indices.append(replica.split.train[local])
-            o, f = stream.crop_offsets_and_flips(batch, replica.seed, step, epoch_steps,
-                                                 replica.recipe.pad, replica.recipe.flip)
-            offsets.append(o)
-            flips.append(f)
         state = scan_loop.stack_states([scan_loop.get_state(r.train_model) for r in group])
-        state, logs, losses = run_epoch(
-            state, images, labels, np.stack(indices, 1), np.stack(offsets, 1), np.stack(flips, 1)
-        )
-        losses = np.asarray(losses)
-        _check_finite_losses(group, losses, step, epoch)
-        logs = {key: np.asarray(value) for key, value in logs.items()}
+        state, logs, losses = run_epoch(state, images, labels, *_draws(group, step))
+        _check_finite_losses(group, np.asarray(losses), step, epoch)
         for r, replica in enumerate(group):
             scan_loop.set_state(replica.train_model, scan_loop.unstack_state(state, r))
-        _check_finite_weights(group, step + epoch_steps, epoch)
+        _check_finite_weights(group, step + recipe.epoch_steps, epoch)
         train_time = time.perf_counter() - start
-        for replica in group:
-            replica.callbacks.on_test_begin()  # Each run's history: the same train time.
-        shown = []
-        for r, replica in enumerate(group):
-            epoch_logs = {key: float(value[r]) for key, value in logs.items()}
-            if replica.recipe.val_size:
-                val = _evaluate_as(evaluator, replica.train_model, *replica.val, batch)
-                epoch_logs.update({f"val_{k}": v for k, v in val.items()})
-            replica.callbacks.on_epoch_end(epoch, epoch_logs)
-            shown.append(f"seed {replica.seed}: " + " ".join(f"{k}={v:.4f}" for k, v in epoch_logs.items()))
+        shown = _end_epoch(group, epoch, {key: np.asarray(value) for key, value in logs.items()})
         if verbose:
-            images_per_s = len(group) * epoch_steps * batch / train_time
-            print(f"epoch {epoch + 1}/{first.epochs} step {step + epoch_steps}: " + "; ".join(shown)
+            images_per_s = len(group) * recipe.epoch_steps * recipe.batch_size / train_time
+            print(f"epoch {epoch + 1}/{recipe.epochs} step {step + recipe.epoch_steps}: " + "; ".join(shown)
                   + f" ({images_per_s:.0f} img/s over {len(group)} replicas)", flush=True)
+
+
+def _draws(group, step):
+    """The epoch from global `step`: each replica's batch indices, crop offsets and flips, stacked on axis 1."""
+    from zoo import stream
+
+    indices, offsets, flips = [], [], []
     for replica in group:
-        replica.callbacks.on_train_end()
-    results = {}
+        recipe = replica.recipe
+        local = stream.batch_indices(len(replica.split.train), recipe.batch_size, replica.seed, step,
+                                     recipe.epoch_steps)
+        indices.append(replica.split.train[local])
+        o, f = stream.crop_offsets_and_flips(recipe.batch_size, replica.seed, step, recipe.epoch_steps,
+                                             recipe.pad, recipe.flip)
+        offsets.append(o)
+        flips.append(f)
+    return np.stack(indices, 1), np.stack(offsets, 1), np.stack(flips, 1)
+
+
+def _end_epoch(group, epoch, logs):
+    """Each replica's validation and epoch-end callbacks (history, checkpoint); returns the lines to show."""
     for replica in group:
-        start = time.perf_counter()
-        test = _evaluate_as(evaluator, replica.train_model, replica.split.test[0].astype(np.float32),
-                            replica.split.test[1], batch)
-        test["seconds"] = time.perf_counter() - start
-        results[replica.seed] = run.finish(
-            replica.workdir, replica.recipe, replica.model, replica.train_model, None,
-            pool.classes, test=test,
-        )
-    return results
+        replica.callbacks.on_test_begin()  # Each run's history: the same train time.
+    shown = []
+    for r, replica in enumerate(group):
+        epoch_logs = {key: float(value[r]) for key, value in logs.items()}
+        if replica.recipe.val_size:
+            val = _evaluate_as(group[0].train_model, replica.train_model, *replica.val, replica.recipe.batch_size)
+            epoch_logs.update({f"val_{k}": v for k, v in val.items()})
+        replica.callbacks.on_epoch_end(epoch, epoch_logs)
+        shown.append(f"seed {replica.seed}: " + " ".join(f"{k}={v:.4f}" for k, v in epoch_logs.items()))
+    return shown
+
+
+def _finish(replica, evaluator, classes):
+    """Replica's test split evaluated (through `evaluator`'s compiled step), and its run's files written."""
+    from zoo import results as results_lib
+
+    start = time.perf_counter()
+    test = _evaluate_as(evaluator, replica.train_model, replica.split.test[0].astype(np.float32),
+                        replica.split.test[1], replica.recipe.batch_size)
+    test["seconds"] = time.perf_counter() - start
+    return results_lib.finish(replica.workdir, replica.recipe, replica.model, replica.train_model, None,
+                              classes, test=test)
 
 
 def _restore_together(group, epoch_steps):
@@ -294,10 +319,10 @@ def _check_finite_losses(group, losses, first_step, epoch):
 
 
 def _check_finite_weights(group, step, epoch):
-    from zoo import nonfinite
+    from keras_resnet import serving
 
     for replica in group:
-        bad = nonfinite.nonfinite_weights(replica.train_model)
+        bad = serving.nonfinite_weights(replica.train_model)
         if bad:
             _diverged(group, replica, f"by step {step}: its weights {', '.join(bad[:3])} hold NaN or "
                       "infinite values", epoch)
@@ -361,7 +386,7 @@ def summarize(recipe, results, wall_time_s, trained=()):
         }
     errors = [entry["test_error"] for entry in per_seed.values()]
     return {
-        "kind": KIND,
+        "kind": run.GROUP_KIND,
         "recipe": recipe.name,
         "seeds": [int(s) for s in per_seed],
         "per_seed": per_seed,

@@ -34,7 +34,7 @@ import time
 
 from absl import flags
 
-from zoo import checks
+from keras_resnet import specs
 from zoo import cli
 from zoo import recipes
 from zoo import run
@@ -100,10 +100,6 @@ def check_runs(runs, root):
             raise ValueError(f"RUN directory {dirname!r} is not a folder of --root={root}.")
 
 
-# Whether a run is finished is `zoo.run`'s to say; kept here for older callers.
-is_finished = run.is_finished
-
-
 def command(name, overrides, workdir, extra_flags, seeds=None):
     return (
         [sys.executable, "-m", "zoo.train", f"--recipe={name}", f"--workdir={workdir}"]
@@ -129,9 +125,9 @@ def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0, dataset=
         ValueError: `parallel` < 1, a `deadline` that is not > 0, two runs
             in one directory, or a `root` that cannot be created.
     """
-    if checks.as_int(parallel) is None or parallel < 1:
+    if specs.integer(parallel) is None or parallel < 1:
         raise ValueError(f"--parallel must be an int >= 1. Received {parallel!r}.")
-    parallel = checks.as_int(parallel)
+    parallel = specs.integer(parallel)
     if deadline is not None and not deadline > 0:
         raise ValueError(f"--deadline must be a number of seconds > 0. Received {deadline!r}.")
     check_runs(runs, root)
@@ -154,37 +150,18 @@ def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0, dataset=
     try:
         while pending or running:
             expired = deadline is not None and time.monotonic() - start > deadline
-            for dirname, (process, log) in list(running.items()):
-                rc = process.poll()
-                if rc is None and not expired:
-                    continue
-                if rc is None:
-                    process.kill()
-                    process.wait()
-                    status[dirname] = "stopped"
-                else:
-                    status[dirname] = "finished" if rc == 0 else f"failed (rc {rc})"
-                log.close()
-                del running[dirname]
-                print(f"zoo.sweep: {dirname}: {status[dirname]}", flush=True)
+            _collect(running, status, expired)
             while pending and len(running) < parallel and not expired:
                 name, overrides, dirname = pending.pop(0)
-                workdir = root / dirname
-                if run.is_finished(workdir, name, overrides, dataset, seeds):
+                if run.is_finished(root / dirname, name, overrides, dataset, seeds):
                     status[dirname] = "finished"
                     print(f"zoo.sweep: {dirname}: finished before", flush=True)
                     continue
-                workdir.mkdir(parents=True, exist_ok=True)
-                log = open(workdir / run.TRAIN_LOG, "a")
-                process = subprocess.Popen(
-                    command(name, overrides, workdir, extra_flags, seeds),
-                    stdout=log, stderr=subprocess.STDOUT, env=env,
-                )
-                running[dirname] = (process, log)
+                running[dirname] = _start(root / dirname, command(name, overrides, root / dirname,
+                                                                  extra_flags, seeds), env)
                 print(f"zoo.sweep: {dirname}: started", flush=True)
             if expired:
-                for name, overrides, dirname in pending:
-                    status[dirname] = "not started"
+                status.update({dirname: "not started" for _, _, dirname in pending})
                 pending = []
             if running:
                 time.sleep(poll_s)
@@ -198,16 +175,53 @@ def sweep(runs, root, parallel, extra_flags, deadline=None, poll_s=2.0, dataset=
     return status
 
 
-def summary(root, dirnames):
+def _start(workdir, argv, env):
+    """Starts one zoo.train in `workdir`, its output appended to its train.log: (process, log)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = open(workdir / run.TRAIN_LOG, "a")
+    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env), log
+
+
+def _collect(running, status, expired):
+    """Records the runs that ended (and kills those still running past the deadline) in `status`."""
+    for dirname, (process, log) in list(running.items()):
+        rc = process.poll()
+        if rc is None and not expired:
+            continue
+        if rc is None:
+            process.kill()
+            process.wait()
+            status[dirname] = "stopped"
+        else:
+            status[dirname] = "finished" if rc == 0 else f"failed (rc {rc})"
+        log.close()
+        del running[dirname]
+        print(f"zoo.sweep: {dirname}: {status[dirname]}", flush=True)
+
+
+def summary(root, dirnames, status=None):
     """A markdown table of the runs' results.json.
 
     A missing value is "-"; a results.json that is not a JSON object is
     named in the row rather than stopping the summary.
+
+    Args:
+        root: the sweep's --root.
+        dirnames: the runs' directories under it, one row each.
+        status: what `sweep` returned ({dirname: status}), or None. A run
+            that did not finish in this sweep (failed, stopped, not
+            started) shows its status, and the error its train.log ends
+            with, instead of a results.json: what its directory holds may
+            be another run's (zoo.train refuses such a directory).
     """
     lines = ["| run | test acc | val acc | steps | wall s | img/s |", "|---|---|---|---|---|---|"]
     columns = (("test_accuracy", ".4f"), ("val_accuracy", ".4f"), ("steps", "d"),
                ("wall_time_s", ".0f"), ("images_per_s", ".0f"))
     for dirname in dirnames:
+        if status is not None and status.get(dirname) != "finished":
+            lines.append(f"| {dirname} | {_not_finished(pathlib.Path(root) / dirname, status.get(dirname))} "
+                         "| | | | |")
+            continue
         path = pathlib.Path(root) / dirname / run.RESULTS
         if not path.exists():
             lines.append(f"| {dirname} | - | - | - | - | - |")
@@ -227,6 +241,22 @@ def summary(root, dirnames):
                         + (f", error std {100 * std:.2f}%" if isinstance(std, float) else "") + ")")
         lines.append(f"| {dirname} | {' | '.join(cells)} |")
     return "\n".join(lines)
+
+
+def _not_finished(workdir, state):
+    """A row's text for a run that did not finish in this sweep: its state and last error."""
+    log = workdir / run.TRAIN_LOG
+    try:
+        errors = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("Error: ")]
+    except OSError:
+        errors = []
+    text = f"{state or 'not run'}"
+    if errors:
+        error = errors[-1][len("Error: "):]
+        text += f": {error[:200]}{'...' if len(error) > 200 else ''}"
+    if log.exists():
+        text += f" (see {log})"
+    return text.replace("|", "\\|")
 
 
 def _cell(value, spec):
@@ -254,7 +284,7 @@ def main(argv):
         cli.fail(str(error), "zoo.sweep")
     except OSError as error:
         cli.fail(cli.os_error(error))
-    print(summary(root, [r[2] for r in runs]))
+    print(summary(root, [r[2] for r in runs], status))
     failed = [d for d, s in status.items() if s.startswith("failed")]
     if failed:
         raise SystemExit(f"zoo.sweep: failed runs: {failed} (see their {run.TRAIN_LOG})")
@@ -276,4 +306,5 @@ def define_flags():
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main)
+    cli.run(main, "zoo.sweep", "interrupted. Its runs were stopped; each keeps its last checkpoint "
+            "and resumes from it when the same sweep runs again.")

@@ -26,7 +26,6 @@ ends with the weights an uninterrupted run ends with (the batches follow
 from the global step; see `zoo.pipeline` for the one exception).
 """
 
-import contextlib
 import dataclasses
 import importlib
 import math
@@ -45,7 +44,6 @@ POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 LOOPS = ("auto", "scan", "fit")
 DEMO_STEPS = 300
 COMMAND = "zoo.train"
-LOCK = run.LOCK
 
 FLAGS = flags.FLAGS
 
@@ -54,7 +52,7 @@ def demo_schedule(recipe):
     """The short schedule the embedded digits run with (a `runlocal` switch)."""
     return dataclasses.replace(
         recipe,
-        classes=len(datasets.class_names(datasets.DIGITS)),
+        classes=len(datasets.class_names(datasets.Dataset(datasets.DIGITS))),
         steps=DEMO_STEPS,
         batch_size=64,
         epoch_steps=50,
@@ -77,8 +75,7 @@ def resolve(name, dataset=datasets.DIGITS, steps=None, assignments=()):
         ValueError: unknown recipe, bad dataset spec or bad override.
     """
     recipe = recipes.get(name)
-    kind, _ = datasets.parse(datasets.of_recipe(dataset, recipe))
-    if kind == datasets.DIGITS:
+    if datasets.parse(dataset, recipe).kind == datasets.DIGITS:
         recipe = demo_schedule(recipe)
     if steps is not None:
         if steps < 1:
@@ -108,8 +105,10 @@ def train_and_evaluate(
 
     Args:
         recipe: the resolved `Recipe`.
-        workdir: output directory.
-        dataset, data_dir: see `zoo.datasets`.
+        workdir: output directory (`~` expanded).
+        dataset: a spec (digits, paper, tfds:NAME, folder:PATH) or a
+            `zoo.datasets.Dataset`, taken apart here once.
+        data_dir: tfds data directory.
         strategy: a `zoo.distribute` strategy name (TensorFlow backend).
         mixed_precision: a Keras dtype policy name.
         tpu: TPU address for strategy="tpu".
@@ -140,11 +139,48 @@ def train_and_evaluate(
     importlib.import_module("keras_resnet")
 
     backend = keras.backend.backend()
-    tf_strategy = None
-    if backend == "tensorflow":
-        # First, before any TF op: multi-worker collectives must be
-        # configured at program start.
-        tf_strategy = distribute.get_strategy(strategy, tpu)
+    # First, before any TF op: multi-worker collectives must be configured
+    # at program start.
+    tf_strategy = distribute.get_strategy(strategy, tpu) if backend == "tensorflow" else None
+    _check_arguments(backend, strategy, mixed_precision, loop)
+    dataset = datasets.parse(dataset, recipe)
+    config = run.make_config(recipe, dataset, data_dir, mixed_precision)
+    data_dir = config["data_dir"]
+    _check_model_args(recipe)
+    datasets.check_source(dataset, data_dir)
+    _check_classes(recipe, dataset, data_dir)
+    workdir = run.directory(workdir)
+    if seeds is not None:
+        from zoo import seeds as seeds_lib
+
+        return seeds_lib.train_and_evaluate(
+            recipe, seeds, workdir, dataset, data_dir, mixed_precision, verbose, loop
+        )
+    with run.opened(workdir, config, recipe, _worker(tf_strategy)) as results:
+        if results is not None:
+            return results
+        keras.config.set_dtype_policy(mixed_precision)
+        keras.utils.set_random_seed(recipe.seed)
+        return _fit(recipe, workdir, dataset, data_dir, (tf_strategy, strategy), verbose, loop)
+
+
+def _fit(recipe, workdir, dataset, data_dir, strategy, verbose, loop):
+    """Trains in the opened run with the backend's loop; returns the results.
+
+    `strategy` is (the tf.distribute strategy or None, its --strategy name).
+    """
+    tf_strategy, name = strategy
+    if tf_strategy is not None:
+        from zoo import fit_tf
+
+        return fit_tf.run(recipe, workdir, dataset, data_dir, tf_strategy, verbose, name)
+    from zoo import fit_arrays
+
+    return fit_arrays.run(recipe, workdir, dataset, data_dir, verbose, loop)
+
+
+def _check_arguments(backend, strategy, mixed_precision, loop):
+    """Refuses a precision, loop or strategy this backend cannot train with, saying what can."""
     if mixed_precision not in POLICIES:
         raise ValueError(
             f"`mixed_precision` must be one of {POLICIES}. Received {mixed_precision!r}."
@@ -156,62 +192,18 @@ def train_and_evaluate(
             "--loop=scan needs KERAS_BACKEND=jax; the TensorFlow backend trains with "
             "Keras's fit under tf.distribute (--loop=auto or fit)."
         )
-    dataset = datasets.canonical(datasets.of_recipe(dataset, recipe))
-    data_dir = cli.expand(data_dir)
-    if data_dir is not None:
-        data_dir = os.path.abspath(data_dir)
     if backend != "tensorflow" and strategy != "auto":
         raise ValueError(
             f"--strategy={strategy} needs the TensorFlow backend; KERAS_BACKEND={backend} "
             "uses keras.distribution.DataParallel over all devices with --strategy=auto."
         )
-    _check_model_args(recipe)
-    datasets.check_source(dataset, data_dir)
-    _check_classes(recipe, dataset, data_dir)
-    if seeds is not None:
-        from zoo import seeds as seeds_lib
-
-        return seeds_lib.train_and_evaluate(
-            recipe, seeds, workdir, dataset, data_dir, mixed_precision, verbose, loop
-        )
-    workdir = pathlib.Path(cli.expand(workdir))
-    cli.make_directory(workdir, "--workdir")
-    config = run.make_config(recipe, dataset, data_dir, mixed_precision)
-    task_id = None
-    if tf_strategy is not None and not distribute.is_chief(tf_strategy):
-        task_id = tf_strategy.cluster_resolver.task_id
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(run.exclusive(run.lock_path(workdir, task_id)))
-        except run.WorkdirNotWritable as error:
-            # A finished run on a read-only disk can still say so: reading
-            # needs no lock. Anything else needs to write.
-            run.check_same_run(workdir, config, record=False)
-            results = run.finished_results(workdir, recipe)
-            if results is None:
-                raise ValueError(str(error)) from None
-            return results
-        run.remove_stale_staging(workdir)
-        run.check_same_run(workdir, config)
-        results = run.finished_results(workdir, recipe)
-        if results is not None:
-            return results
-        keras.config.set_dtype_policy(mixed_precision)
-        keras.utils.set_random_seed(recipe.seed)
-        if backend == "tensorflow":
-            from zoo import fit_tf
-
-            return fit_tf.run(recipe, workdir, dataset, data_dir, tf_strategy, verbose)
-        from zoo import fit_arrays
-
-        return fit_arrays.run(recipe, workdir, dataset, data_dir, verbose, loop)
 
 
-# Kept for older callers: the run directory is `zoo.run`'s.
-run_config = run.make_config
-finished_results = run.finished_results
-check_same_run = run.check_same_run
-has_progress = run.has_progress
+def _worker(tf_strategy):
+    """The task id of a multi-worker run's worker that is not the chief (it locks a file of its own), else None."""
+    if tf_strategy is None or distribute.is_chief(tf_strategy):
+        return None
+    return tf_strategy.cluster_resolver.task_id
 
 
 def _check_classes(recipe, dataset, data_dir):
@@ -276,17 +268,25 @@ def main(argv):
         cli.fail(cli.os_error(error))
     if seeds is not None:
         print(f"{seeds_lib.describe(results)} on {FLAGS.dataset}; each seed's run in "
-              f"{FLAGS.workdir}/{seeds_lib.REPLICA_PREFIX}<seed>")
+              f"{FLAGS.workdir}/{run.REPLICA_PREFIX}<seed>")
         return
-    print(
-        f"{recipe.name} on {FLAGS.dataset}: test_accuracy={results['test_accuracy']:.4f} "
-        f"val_accuracy={_rounded(results['val_accuracy'])} steps={results['steps']} "
-        f"wall_time_s={results['wall_time_s']:.0f} images_per_s={results['images_per_s']:.0f}"
+    print(describe(recipe, FLAGS.dataset, results))
+
+
+def describe(recipe, dataset, results):
+    """The line zoo.train ends with: the run's figures (a figure it does not have: "-")."""
+    return (
+        f"{recipe.name} on {dataset}: test_accuracy={_rounded(results.get('test_accuracy'), 4)} "
+        f"val_accuracy={_rounded(results.get('val_accuracy'), 4)} steps={results.get('steps')} "
+        f"wall_time_s={_rounded(results.get('wall_time_s'), 0)} "
+        f"images_per_s={_rounded(results.get('images_per_s'), 0)}"
     )
 
 
-def _rounded(value):
-    return f"{value:.4f}" if isinstance(value, float) else value
+def _rounded(value, digits):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-" if value is None else value
+    return f"{value:.{digits}f}"
 
 
 def define_flags():
@@ -317,4 +317,5 @@ def define_flags():
 
 if __name__ == "__main__":
     define_flags()
-    cli.run(main)
+    cli.run(main, COMMAND, "interrupted. Nothing is lost: the run keeps its last checkpoint "
+            "(every file is written whole, or not at all), and the same command resumes from it.")
