@@ -53,7 +53,6 @@ import collections.abc
 import keras
 import numpy as np
 
-from keras_resnet import atomic
 from keras_resnet import export_check
 from keras_resnet import formats
 from keras_resnet import labels
@@ -648,9 +647,3 @@ def _tensorflow():
     import tensorflow as tf
 
     return tf
-
-
-# Their home is keras_resnet.atomic; the old private names stay for callers of old.
-_occupied = atomic.occupied
-_write_atomically = atomic.write_atomically
-_staging_prefix = atomic.staging_prefix

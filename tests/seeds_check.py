@@ -51,7 +51,6 @@ import numpy as np
 
 from zoo import callbacks as zoo_callbacks
 from zoo import run as zoo_run
-from zoo import seeds as seeds_lib
 from zoo import train
 
 SEEDS = (0, 1, 2)

@@ -5,7 +5,6 @@ import json
 import zipfile
 
 import keras
-import numpy as np
 import pytest
 
 import keras_resnet

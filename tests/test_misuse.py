@@ -6,7 +6,6 @@ layers count_flops cannot count.
 """
 
 import json
-import os
 import re
 
 import keras

@@ -221,14 +221,14 @@ def test_export_paths_expand_tilde(finished_run, tmp_path, monkeypatch):
 
 
 def test_killed_export_leaves_no_staging_directory_behind(finished_run, tmp_path):
-    from keras_resnet import serving
+    from keras_resnet import atomic
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
     target = tmp_path / "saved"
-    stale = tmp_path / f"{serving._staging_prefix(target).rsplit('-', 2)[0]}-{dead}-abc123"
+    stale = tmp_path / f"{atomic.staging_prefix(target).rsplit('-', 2)[0]}-{dead}-abc123"
     (stale / "export" / "variables").mkdir(parents=True)  # what a kill -9 leaves
-    alive = tmp_path / f"{serving._staging_prefix(target)}xyz"  # an export in progress
+    alive = tmp_path / f"{atomic.staging_prefix(target)}xyz"  # an export in progress
     alive.mkdir()
     export.export_run(finished_run, target)
     assert not stale.exists() and alive.exists()

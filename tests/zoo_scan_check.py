@@ -11,7 +11,6 @@ import). Prints "OK scan" when every check passed.
    if it crashed under `fit` (the loops draw the same batches).
 """
 
-import json
 import pathlib
 import sys
 import tempfile

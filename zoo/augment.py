@@ -1,6 +1,7 @@
 """The paper's ImageNet augmentations as TensorFlow ops, for tf.data pipelines.
 
-(The CIFAR crop and flip, shared by every backend, is `zoo.augment_ops`.)
+(The CIFAR crop and flip, shared by every backend, is `zoo.augment_ops`; the centre crop is
+`keras_resnet.images.center_offsets`, which `keras-resnet predict` uses too.)
 
 All randomness is stateless and driven by an explicit seed tensor, so a
 pipeline seeded the same way yields the same batches. Images are float32
@@ -9,7 +10,7 @@ RGB on the 0..255 scale throughout; mean subtraction happens in the model.
 
 import tensorflow as tf
 
-from zoo import augment_ops
+from keras_resnet import images as image_files
 
 # AlexNet's PCA lighting: eigenvalues and eigenvectors of the RGB pixel
 # covariance of ImageNet (on the 0..1 scale), as published with
@@ -36,7 +37,7 @@ def resize_shorter(image, size):
 def center_crop(image, size):
     """The central size x size window of (H, W, C)."""
     shape = tf.shape(image)
-    top, left = augment_ops.center_offsets(shape[0], shape[1], size)
+    top, left = image_files.center_offsets(shape[0], shape[1], size)
     return image[top : top + size, left : left + size]
 
 

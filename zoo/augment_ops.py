@@ -11,11 +11,6 @@ backend. The same draws give the same pixels on every backend
 
 from keras import ops
 
-# The one definition of "the centre crop" is the library's (`keras predict`
-# and the evaluation views share it): the TF pipeline (`zoo.augment.center_crop`)
-# and `zoo.evaluate` use it from here.
-from keras_resnet.images import center_offsets  # noqa: F401
-
 
 def pad_crop_flip(images, offsets, flips, pad):
     """Zero-pads by `pad`, crops each image at its offset, mirrors where flipped.

@@ -27,11 +27,11 @@ paper's fully-convolutional scores averaged over positions (before the
 softmax). Scales are evaluated without flips.
 """
 
-import pathlib
 
 import numpy as np
 from absl import flags
 
+from keras_resnet import images as image_files
 from keras_resnet import specs
 from zoo import cli
 from zoo import datasets
@@ -122,10 +122,8 @@ def _resize_shorter(image, size):
 
 def _crops(image, size):
     """Four corners and centre of (H, W, 3), then their mirrors: (10, s, s, 3)."""
-    from zoo import augment_ops  # Imports Keras: not at start-up (see cli.run).
-
     h, w = image.shape[:2]
-    center = augment_ops.center_offsets(h, w, size)
+    center = image_files.center_offsets(h, w, size)
     corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), center]
     views = [image[t : t + size, l : l + size] for t, l in corners]
     return np.stack(views + [v[:, ::-1] for v in views])

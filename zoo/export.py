@@ -45,12 +45,6 @@ def formats():
     return {fmt.zoo_flag: fmt for fmt in formats_.TABLE.values()}
 
 
-def __getattr__(name):
-    if name == "OUTPUTS":  # Kept for older callers: flag -> suffix (None: a directory).
-        return {flag: fmt.suffix for flag, fmt in formats().items()}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def check_outputs(workdir, outputs, overwrite=False):
     """Refuses outputs that would overwrite the run, each other, or existing files.
 

@@ -29,8 +29,6 @@ from the global step; see `zoo.pipeline` for the one exception).
 import dataclasses
 import importlib
 import math
-import os
-import pathlib
 
 from absl import flags
 
