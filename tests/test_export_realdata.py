@@ -1,4 +1,5 @@
-"""Export of a ResNet-20 trained on real CIFAR-10: TFLite quantisation, zoo CLI, example."""
+"""Export of a ResNet-20 trained on real CIFAR-10 (the shipped zoo_cifar10
+preset): TFLite quantisation, zoo CLI, example."""
 
 import json
 import os
@@ -7,7 +8,6 @@ import runpy
 import re
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
@@ -23,11 +23,7 @@ from conftest import deploy_runtime, python_env
 REPO = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
-TRAIN_PER_CLASS = 500
 TEST_PER_CLASS = 200
-# 200 steps gave 0.29-0.36 test accuracy over seeds 0-2, straddling the 0.3 bar below;
-# 300 give 0.43-0.44 (measured on the JPEG copy, this CPU).
-STEPS = 300
 
 
 # The example's own reader: the test reads the images the way users do.
@@ -38,29 +34,17 @@ read_split = runpy.run_path(
 
 @pytest.fixture(scope="module")
 def trained(cifar_root):
-    """A ResNet-20 trained STEPS steps on real CIFAR-10, mean subtraction inside.
-
-    Built like a zoo run's model.keras: raw 0..255 pixels in, a per-pixel
-    mean Normalization layer in front of the library's ResNet-20.
-    """
-    keras.utils.set_random_seed(0)
-    _, train_x, train_y, classes = read_split(cifar_root, "train", TRAIN_PER_CLASS)
-    test_jpeg, test_x, test_y, _ = read_split(cifar_root, "test", TEST_PER_CLASS)
-    mean = train_x.astype("float32").mean(axis=0)
-    inputs = keras.Input((32, 32, 3), name="pixels")
-    x = keras.layers.Normalization(axis=(1, 2, 3), mean=mean, variance=np.ones_like(mean))(inputs)
-    model = keras.Model(inputs, keras_resnet.resnet20()(x))
-    model.compile(keras.optimizers.SGD(0.05, momentum=0.9), "sparse_categorical_crossentropy")
-    data = (tf.data.Dataset.from_tensor_slices((train_x.astype("float32"), train_y))
-            .shuffle(len(train_x), seed=0).repeat().batch(64))
-    start = time.time()
-    model.fit(data, steps_per_epoch=STEPS, epochs=1, verbose=0, shuffle=False)
+    """The shipped ResNet-20 trained by zoo.train on real CIFAR-10 (the
+    zoo_cifar10 preset), mean subtraction inside: raw 0..255 pixels in, like
+    a zoo run's model.keras. Shipped rather than trained here: 300 steps of
+    training cost 90 s of CI and gave a weaker net (0.43 test accuracy)."""
+    test_jpeg, test_x, test_y, classes = read_split(cifar_root, "test", TEST_PER_CLASS)
+    model = keras_resnet.ResNet(20, weights="zoo_cifar10", include_preprocessing=True)
     probs = model.predict(test_x.astype("float32"), batch_size=250, verbose=0)
     accuracy = float(np.mean(probs.argmax(1) == test_y))
-    print(f"\ntrained ResNet-20: {STEPS} steps in {time.time() - start:.0f} s, "
-          f"test accuracy {accuracy:.1%} on {len(test_y)} images")
+    print(f"\nshipped zoo_cifar10 ResNet-20: test accuracy {accuracy:.1%} on {len(test_y)} images")
     # A real classifier, well above chance (10%), or the agreement tests mean little.
-    assert accuracy > 0.3, accuracy
+    assert accuracy > 0.5, accuracy
     return {"model": model, "classes": classes, "test_x": test_x, "test_y": test_y,
             "test_jpeg": test_jpeg, "probs": probs}
 

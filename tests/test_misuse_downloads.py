@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pytest
 
+from keras_resnet import registry
 from keras_resnet import weights as weights_lib
 
 from helpers_presets import isolated  # noqa: F401 (autouse: a private Keras cache and registry)
@@ -124,9 +125,9 @@ def serve(monkeypatch):
     def start(*scripts):
         server = ScriptedServer(*scripts)
         servers.append(server)
-        weights_lib.register_preset("scripted", server.url(), depth=8,
-                                    sha256=hashlib.sha256(BODY).hexdigest())
-        return server, weights_lib.get_preset("scripted", 8)
+        registry.register_preset("scripted", server.url(), depth=8,
+                                  sha256=hashlib.sha256(BODY).hexdigest())
+        return server, registry.get_preset("scripted", 8)
 
     yield start
     for server in servers:

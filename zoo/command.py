@@ -101,11 +101,28 @@ def _refuse_other_distribution():
         other = importlib.metadata.distribution("keras-resnet")
     except importlib.metadata.PackageNotFoundError:
         return
+    if _is_this_checkout(other.locate_file("")):
+        return
     raise SystemExit(
         f"keras-resnet: the distribution 'keras-resnet' {other.version} is installed in this environment "
         f"(in {other.locate_file('')}): an unrelated Keras 2 project that also imports as `keras_resnet` and "
         "replaces this package's files. Run `pip uninstall keras-resnet`, then "
         "`pip install --force-reinstall keras-resnet-zoo`.")
+
+
+def _is_this_checkout(folder):
+    # A checkout where `pip install .` once ran under the pre-1.0 name keeps a
+    # keras_resnet.egg-info folder that importlib.metadata reports as
+    # `keras-resnet`: not the other package when it is the checkout this
+    # command runs from (keras_resnet/_startup.py's check says the same).
+    import pathlib
+
+    try:
+        folder = pathlib.Path(folder).resolve()
+        project = (folder / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return folder == pathlib.Path(__file__).resolve().parent.parent and 'name = "keras-resnet-zoo"' in project
 
 
 def _unknown(name):
