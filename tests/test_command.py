@@ -93,13 +93,3 @@ def test_a_command_refuses_the_other_keras_resnet(tmp_path):
     assert result.stderr.startswith("keras-resnet: the distribution 'keras-resnet' 0.2.0 is installed"), result.stderr
     assert "pip uninstall keras-resnet" in result.stderr and str(site) in result.stderr
 
-
-def test_a_checkouts_own_old_build_folder_is_not_the_other_package(tmp_path):
-    # As keras_resnet/_startup.py: a pre-1.0 `pip install .` left keras_resnet.egg-info (metadata
-    # name keras-resnet) in the checkout; from the checkout, that is this project, not the other one.
-    checkout = ZOO.parent
-    assert command._is_this_checkout(checkout) == (checkout / "pyproject.toml").is_file()
-    site = fake_distribution(tmp_path / "site", "keras-resnet", "0.1.0")
-    (site / "pyproject.toml").write_text('[project]\nname = "keras-resnet-zoo"\n')
-    assert not command._is_this_checkout(site)
-    assert not command._is_this_checkout(tmp_path / "nowhere")

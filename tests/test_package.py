@@ -129,13 +129,18 @@ def test_only_that_name_is_refused(tmp_path):
 def test_a_checkouts_own_old_build_folder_is_not_the_other_package(tmp_path):
     # `pip install .` in a pre-1.0 checkout left keras_resnet.egg-info beside keras_resnet/; with the
     # checkout on sys.path, importlib.metadata reports it as an installed keras-resnet 0.1.0.
+    # The keras-resnet command (zoo/command.py) has its own copy of the check.
+    from zoo import command
+
     checkout = PACKAGE.parent
-    assert _startup._is_this_checkout(checkout) == (checkout / "pyproject.toml").is_file()
+    assert pathlib.Path(command.__file__).resolve().parent.parent == checkout
+    for is_this_checkout in (_startup._is_this_checkout, command._is_this_checkout):
+        assert is_this_checkout(checkout) == (checkout / "pyproject.toml").is_file()
     # The same leftover anywhere else (here: a folder with our pyproject.toml but not our package) is
     # another install, and refused.
     site = fake_distribution(tmp_path / "site", "keras-resnet", "0.1.0")
     (site / "pyproject.toml").write_text('[project]\nname = "keras-resnet-zoo"\n')
-    assert not _startup._is_this_checkout(site)
+    assert not _startup._is_this_checkout(site) and not command._is_this_checkout(site)
     result = run_python("import keras_resnet", env=with_site(site))
     assert result.returncode == 1 and "'keras-resnet' 0.1.0 is installed" in result.stderr
 

@@ -4,6 +4,7 @@ import json
 import pathlib
 import signal
 import subprocess
+import sys
 import time
 
 import keras
@@ -41,6 +42,8 @@ IMAGENET_TINY = [
 # model, callbacks and files. The graph path is covered by every shallower
 # recipe here and by the digits, resume and real-data tests.
 DEEP = 101
+# The deepest recipe has a test of its own (below).
+DEEPEST = "cifar10_resnet1202"
 
 
 def run_two_steps(name, workdir):
@@ -79,11 +82,40 @@ def check_run_files(workdir, steps):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", recipes.names())
+@pytest.mark.parametrize("name", [name for name in recipes.names() if name != DEEPEST])
 def test_every_recipe_runs_two_steps_on_mock_data(name, tmp_path):
     run_two_steps(name, tmp_path)
     check_run_files(tmp_path, 2)
     assert any((tmp_path / "logs").rglob("events.out.tfevents.*"))
+
+
+# ResNet-1202: its recipe's two steps, and what a user does with the run's model.keras. Building
+# 1202 layers costs ~16 s, an eager step ~16 s, saving and loading ~15 s each on 2 cores, so the
+# net is trained, saved and loaded once here (it was done a second time in a test of its own).
+CIFAR_1202_PARAMS = 19_421_274
+
+
+@pytest.mark.slow
+def test_the_resnet1202_recipe_runs_two_steps_and_its_model_loads_with_plain_keras(tmp_path):
+    limit = sys.getrecursionlimit()
+    run_two_steps(DEEPEST, tmp_path)
+    assert sys.getrecursionlimit() == limit  # building, training and saving scope their headroom
+    check_run_files(tmp_path, 2)
+    assert any((tmp_path / "logs").rglob("events.out.tfevents.*"))
+
+    loaded = keras.saving.load_model(tmp_path / "model.keras")  # plain Keras API, default limit
+    assert sys.getrecursionlimit() == limit
+    net = next(layer for layer in loaded.layers if isinstance(layer, keras_resnet.DeepResNet))
+    assert sum(int(np.prod(w.shape)) for w in net.trainable_weights) == CIFAR_1202_PARAMS
+    assert sum(isinstance(layer, keras.layers.Add) for layer in net.layers) == 600
+    # Two SGD steps left the deepest stage's weights finite.
+    kernel = net.get_layer("conv4_block200_2_conv").get_weights()[0]
+    assert np.all(np.isfinite(kernel))
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
+    # An eager call: predict would trace the 1202 layers once more (about half a minute).
+    probs = keras.ops.convert_to_numpy(loaded(pixels, training=False))
+    assert probs.shape == (4, 10) and np.all(np.isfinite(probs))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
 TINY_DIGITS = ["batch_size=16", "epoch_steps=4", "steps=12", "val_size=64"]
