@@ -85,6 +85,7 @@ def hub18():
     return randomise(classifier)
 
 
+@pytest.mark.realdata  # real test images, from ../shared/data
 def test_from_keras_hub_classifier_and_backbone_compute_the_same(hub18):
     ours = convert.from_keras_hub(hub18)
     arch = keras_resnet.architecture_of(ours)
@@ -97,6 +98,7 @@ def test_from_keras_hub_classifier_and_backbone_compute_the_same(hub18):
         assert_same(run(features, x), run(hub18.backbone, x))
 
 
+@pytest.mark.realdata  # real test images, from ../shared/data
 def test_to_keras_hub_computes_the_same_and_round_trips(hub18):
     ours = convert.from_keras_hub(hub18)
     back = convert.to_keras_hub(ours)
@@ -110,6 +112,7 @@ def test_to_keras_hub_computes_the_same_and_round_trips(hub18):
 
 
 @pytest.mark.slow
+@pytest.mark.realdata
 def test_resnet50_v1_5_both_ways_at_224():
     hub = randomise(backbone(50), seed=1)
     ours = convert.from_keras_hub(hub)

@@ -32,6 +32,7 @@ def raw():
     return np.load(HEAD)["x"][:4]  # real CIFAR-10 test images, uint8 RGB
 
 
+@pytest.mark.realdata  # the first real test images, from ../shared/data
 def test_raw_pixels_are_refused_naming_both_fixes(model, raw):
     for x in (raw, raw.astype("float32")):
         with pytest.raises(ValueError, match=rf"'resnet20' was built with weights='cifar10'.*"
@@ -57,6 +58,7 @@ def test_the_bound_is_what_0_and_255_become_plus_a_pixel_of_rounding(model):
             model.predict(edge + sign * 2 / std, verbose=0)  # two pixels beyond 0..255
 
 
+@pytest.mark.realdata  # the first real test images, from ../shared/data
 def test_nan_in_nan_out(model, raw):
     x = keras_resnet.preprocess_input(raw, weights="cifar10")
     x[1, 5, 5, 0] = np.nan
@@ -64,6 +66,7 @@ def test_nan_in_nan_out(model, raw):
     assert np.isnan(probabilities[1]).all() and np.isfinite(probabilities[[0, 2, 3]]).all()
 
 
+@pytest.mark.realdata  # the first real test images, from ../shared/data
 def test_the_expectation_is_saved_with_the_model(model, raw, tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
@@ -71,6 +74,7 @@ def test_the_expectation_is_saved_with_the_model(model, raw, tmp_path):
         loaded.predict(raw, verbose=0)
 
 
+@pytest.mark.realdata  # the first real test images, from ../shared/data
 def test_a_per_pixel_mean_is_checked_pixel_by_pixel(raw):
     model = keras_resnet.ResNet(20, weights="zoo_cifar10")  # subtracts the training split's mean image
     with pytest.raises(ValueError, match=r"weights='zoo_cifar10'.*subtracts a per-pixel mean"):
