@@ -92,4 +92,3 @@ def test_a_command_refuses_the_other_keras_resnet(tmp_path):
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("keras-resnet: the distribution 'keras-resnet' 0.2.0 is installed"), result.stderr
     assert "pip uninstall keras-resnet" in result.stderr and str(site) in result.stderr
-

@@ -91,7 +91,7 @@ def test_every_recipe_runs_two_steps_on_mock_data(name, tmp_path):
 
 # ResNet-1202: its recipe's two steps, and what a user does with the run's model.keras. Building
 # 1202 layers costs ~16 s, an eager step ~16 s, saving and loading ~15 s each on 2 cores, so the
-# net is trained, saved and loaded once here (it was done a second time in a test of its own).
+# net is trained, saved and loaded once here (tests/test_deep.py used to do it all a second time).
 CIFAR_1202_PARAMS = 19_421_274
 
 
